@@ -1,0 +1,315 @@
+"""Typed view of ``params.yaml``.
+
+``params.yaml`` is the single source of knobs. It is parsed strictly into the
+dataclasses below so that a misspelt key or a wrong type fails before any work,
+with a message naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DATASET_CODES = ("O", "C", "I", "M")
+DATASET_NAMES = {"O": "OULU-NPU", "C": "CASIA-FASD", "I": "Replay-Attack", "M": "MSU-MFSD"}
+
+
+class ConfigError(ValueError):
+    """A parameter is missing, unknown, or has the wrong type or value."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: Literal["demo", "real"] = "demo"
+    demo_root: str = "data/raw"
+    roots: dict[str, str] = field(default_factory=lambda: {c: "" for c in DATASET_CODES})
+
+    def root(self, code: str) -> Path:
+        """Where dataset ``code`` lives: the demo tree or the user's real root."""
+        if self.source == "demo":
+            return Path(self.demo_root) / DATASET_NAMES[code]
+        return Path(self.roots[code]).expanduser()
+
+    def validate(self) -> None:
+        unknown = set(self.roots) - set(DATASET_CODES)
+        if unknown:
+            raise ConfigError(f"data.roots: unknown dataset code(s) {sorted(unknown)}; use {DATASET_CODES}")
+        if self.source == "real":
+            for code in DATASET_CODES:
+                if not self.roots.get(code):
+                    raise ConfigError(
+                        f"data.roots.{code}: empty, but data.source is 'real'; set it to the "
+                        f"{DATASET_NAMES[code]} root"
+                    )
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    seed: int = 0
+    subjects: int = 6
+    frames: int = 24
+    fps: int = 12
+    scale: float = 1.0
+
+    def validate(self) -> None:
+        _positive("demo.subjects", self.subjects)
+        _positive("demo.frames", self.frames)
+        _positive("demo.fps", self.fps)
+        _positive("demo.scale", self.scale)
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    frames_per_video: int = 4
+    workers: int = 2
+    max_failure_rate: float = 0.05
+    image_ext: Literal["png", "jpg"] = "png"
+
+    def validate(self) -> None:
+        _positive("extract.frames_per_video", self.frames_per_video)
+        _positive("extract.workers", self.workers)
+        _fraction("extract.max_failure_rate", self.max_failure_rate)
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    crop_size: int = 256
+    padding: float = 0.37
+    detect_max_side: int = 640
+    select: Literal["largest", "confident"] = "largest"
+    min_face_size: int = 20
+    max_failure_rate: float = 0.05
+
+    def validate(self) -> None:
+        _positive("align.crop_size", self.crop_size)
+        _positive("align.detect_max_side", self.detect_max_side)
+        _positive("align.min_face_size", self.min_face_size)
+        if not 0 <= self.padding < 1:
+            raise ConfigError(f"align.padding: {self.padding} must be in [0, 1)")
+        _fraction("align.max_failure_rate", self.max_failure_rate)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    sources: list[str]
+    target: str
+
+    @property
+    def domains(self) -> list[str]:
+        return [*self.sources, self.target]
+
+
+@dataclass(frozen=True)
+class ManifestsConfig:
+    protocols: dict[str, Protocol] = field(default_factory=dict)
+    target_set: Literal["all", "train+test", "test"] = "all"
+    val_fraction: float = 0.2
+    seed: int = 666
+
+    def validate(self) -> None:
+        if not self.protocols:
+            raise ConfigError("manifests.protocols: at least one protocol is needed")
+        for name, p in self.protocols.items():
+            key = f"manifests.protocols.{name}"
+            for code in p.domains:
+                if code not in DATASET_CODES:
+                    raise ConfigError(f"{key}: unknown dataset letter {code!r}; use one of {DATASET_CODES}")
+            if len(p.sources) < 2:
+                raise ConfigError(f"{key}.sources: meta-learning needs at least two source domains")
+            if len(set(p.sources)) != len(p.sources):
+                raise ConfigError(f"{key}.sources: a domain is listed twice")
+            if p.target in p.sources:
+                raise ConfigError(f"{key}: target {p.target!r} is also a source")
+        if not 0 < self.val_fraction < 1:
+            raise ConfigError(f"manifests.val_fraction: {self.val_fraction} must be in (0, 1)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    backbone: Literal["resnet18", "resnet50"] = "resnet18"
+    input_size: int = 128
+    pattern: Literal["meta", "none", "hsv", "ycrcb", "lbp"] = "meta"
+    pretrained: str = ""
+
+    def validate(self) -> None:
+        _positive("model.input_size", self.input_size)
+        if self.input_size % 32:
+            raise ConfigError(f"model.input_size: {self.input_size} must be a multiple of 32")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    protocols: list[str] = field(default_factory=list)
+    algorithm: Literal["alternating", "bilevel"] = "alternating"
+    first_order: bool = False
+    iterations: int = 60
+    inner_loops: int = 4
+    meta_lr: float = 1e-3
+    momentum: float = 0.9
+    batch_live: int = 4
+    batch_spoof: int = 4
+    num_frames: int = 2
+    seed: int = 666
+    eval_every: int = 20
+    checkpoint_every: int = 20
+    resume: Literal["auto", "never"] = "auto"
+    select: Literal["source_val", "target_oracle"] = "source_val"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = 0
+
+    def validate(self) -> None:
+        for key in ("iterations", "inner_loops", "batch_live", "batch_spoof", "num_frames",
+                    "eval_every", "checkpoint_every"):
+            _positive(f"train.{key}", getattr(self, key))
+        _positive("train.meta_lr", self.meta_lr)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"train.momentum: {self.momentum} must be in [0, 1)")
+        if self.workers < 0:
+            raise ConfigError(f"train.workers: {self.workers} must be >= 0")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap: int = 1000
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.bootstrap < 0:
+            raise ConfigError(f"evaluate.bootstrap: {self.bootstrap} must be >= 0")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = "mpfas"
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig = field(default_factory=DataConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    manifests: ManifestsConfig = field(default_factory=ManifestsConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            section = getattr(self, f.name)
+            if hasattr(section, "validate"):
+                section.validate()
+        for name in self.train.protocols:
+            if name not in self.manifests.protocols:
+                raise ConfigError(
+                    f"train.protocols: unknown protocol {name!r}; defined in manifests.protocols: "
+                    f"{sorted(self.manifests.protocols)}"
+                )
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``; raise ConfigError naming the bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameter file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        params = _build(Params, raw, "")
+        params.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return params
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a params tree to ``a.b.c`` keys (for MLflow)."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    out[prefix.rstrip(".")] = obj
+    return out
+
+
+# ---------------------------------------------------------------- strict parsing
+
+def _build(tp: Any, value: Any, key: str) -> Any:
+    where = key or "<top level>"
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if value is None:
+            value = {}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        hints = typing.get_type_hints(tp)
+        names = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - names)
+        if unknown:
+            first = f"{key}.{unknown[0]}" if key else unknown[0]
+            raise ConfigError(f"{first}: unknown key (known keys here: {sorted(names)})")
+        kwargs = {n: _build(hints[n], value[n], f"{key}.{n}" if key else n) for n in value}
+        return tp(**kwargs)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{where}: {value!r} is not one of {list(allowed)}")
+        return value
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_build(item, v, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _build(item, v, f"{key}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{where}: union types are not supported in params")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):  # YAML reads 1e-3 as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported parameter type {tp}")
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key}: {value} must be > 0")
+
+
+def _fraction(key: str, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ConfigError(f"{key}: {value} must be in [0, 1]")
