@@ -16,11 +16,13 @@ from typing import Any, Literal
 
 import yaml
 
+from .errors import MpfasError
+
 DATASET_CODES = ("O", "C", "I", "M")
 DATASET_NAMES = {"O": "OULU-NPU", "C": "CASIA-FASD", "I": "Replay-Attack", "M": "MSU-MFSD"}
 
 
-class ConfigError(ValueError):
+class ConfigError(MpfasError, ValueError):
     """A parameter is missing, unknown, or has the wrong type or value."""
 
 

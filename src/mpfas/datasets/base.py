@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..errors import MpfasError
 from .records import VideoRecord
 
 log = logging.getLogger(__name__)
@@ -14,7 +15,7 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".avi", ".mov", ".mp4")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(MpfasError):
     """A dataset root is missing, empty or does not follow its dataset's layout."""
 
 

@@ -30,7 +30,7 @@ class ReplayAttack(DatasetAdapter):
                 label=Label.LIVE, capture=light,
             )
         if m := _ATTACK.match(relpath):
-            split, support, device, medium, client, light = m.groups()
+            split, support, device, client, medium, light = m.groups()
             # attack_print_* is a paper print; highdef/mobile show a photo or video on a screen
             label = Label.PRINT if device == "print" else Label.REPLAY
             return VideoRecord(

@@ -1,0 +1,172 @@
+"""Per-protocol split manifests: which video plays which role, with its aligned faces.
+
+Label convention (also in README): ``label`` is live / print / replay; ``is_live`` is 1
+for live (the positive class: a higher score means more likely live) and 0 for any
+attack. ``role`` is ``source-train`` (meta-learning data), ``source-val`` (a
+subject-disjoint slice of the sources, used to pick the checkpoint and fix the
+decision threshold without looking at the target) or ``target`` (the unseen domain).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .config import DATASET_NAMES, ManifestsConfig, Protocol
+from .datasets import Label, VideoRecord
+from .errors import MpfasError
+
+ROLES = ("source-train", "source-val", "target")
+TARGET_SPLITS = {"all": None, "train+test": {"train", "test"}, "test": {"test"}}
+
+
+class ManifestError(MpfasError, ValueError):
+    """A manifest would leak data between roles, lacks a class, or points outside its root."""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    dataset: str
+    domain: str
+    video_id: str
+    subject: str
+    split: str
+    label: str
+    is_live: int
+    attack: str
+    role: str
+    faces: list[str]
+
+
+COLUMNS = [f.name for f in fields(ManifestRow)]
+
+
+def build_manifest(
+    name: str,
+    protocol: Protocol,
+    videos: dict[str, list[VideoRecord]],
+    faces: dict[str, list[str]],
+    cfg: ManifestsConfig,
+) -> list[ManifestRow]:
+    """Assign roles for one protocol.
+
+    ``videos`` maps a domain code to its index records; ``faces`` maps a video id to
+    its aligned face paths in frame order. Videos without any aligned face are left
+    out (they are counted by the align stage's metrics).
+    """
+    rows: list[ManifestRow] = []
+    for domain in protocol.sources:
+        recs = [r for r in videos[domain] if faces.get(r.video_id)]
+        val_subjects = _val_subjects(recs, cfg.val_fraction, f"{cfg.seed}:{name}:{domain}")
+        for r in recs:
+            rows.append(_row(r, faces, "source-val" if r.subject in val_subjects else "source-train"))
+    allowed = TARGET_SPLITS[cfg.target_set]
+    for r in videos[protocol.target]:
+        if faces.get(r.video_id) and (allowed is None or r.split in allowed):
+            rows.append(_row(r, faces, "target"))
+    check_manifest(name, rows, protocol)
+    return rows
+
+
+def check_manifest(name: str, rows: list[ManifestRow], protocol: Protocol) -> None:
+    """Refuse manifests that would leak data or cannot train and evaluate."""
+    roles: dict[str, str] = {}
+    for row in rows:
+        if roles.setdefault(row.video_id, row.role) != row.role:
+            raise ManifestError(f"{name}: video {row.video_id} is in two roles "
+                                f"({roles[row.video_id]}, {row.role})")
+    by_role: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for row in rows:
+        by_role[row.role].add((row.domain, row.subject))
+    shared = by_role["source-train"] & by_role["source-val"]
+    if shared:
+        raise ManifestError(f"{name}: subjects in both source-train and source-val: {sorted(shared)[:5]}")
+    for role, domains in (("source-train", protocol.sources), ("source-val", protocol.sources),
+                          ("target", [protocol.target])):
+        for domain in domains:
+            classes = {row.is_live for row in rows if row.role == role and row.domain == domain}
+            if classes != {0, 1}:
+                have = "no videos" if not classes else ("only live" if classes == {1} else "only spoof")
+                raise ManifestError(
+                    f"{name}: {role} of domain {domain} ({DATASET_NAMES[domain]}) has {have}; "
+                    "it needs both live and spoof videos (check the dataset, align failures, "
+                    "manifests.val_fraction or manifests.target_set)"
+                )
+
+
+def write_manifest(rows: list[ManifestRow], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**asdict(row), "faces": ";".join(row.faces)})
+    tmp.replace(path)
+
+
+def read_manifest(path: str | Path, faces_root: str | Path = "data/faces") -> list[ManifestRow]:
+    """Read a manifest, refusing any face path that leaves ``faces_root``."""
+    path, root = Path(path), Path(faces_root).resolve()
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != COLUMNS:
+            raise ManifestError(f"{path}: expected columns {COLUMNS}, found {reader.fieldnames}")
+        rows = []
+        for line, raw in enumerate(reader, start=2):
+            face_paths = [p for p in raw["faces"].split(";") if p]
+            for p in face_paths:
+                if not Path(p).resolve().is_relative_to(root):
+                    raise ManifestError(f"{path}:{line}: face path {p!r} is outside the faces root {faces_root}")
+            if raw["role"] not in ROLES:
+                raise ManifestError(f"{path}:{line}: unknown role {raw['role']!r}")
+            rows.append(ManifestRow(**{**raw, "is_live": int(raw["is_live"]), "faces": face_paths}))
+    return rows
+
+
+def count_rows(rows: list[ManifestRow]) -> dict[str, dict[str, dict[str, int]]]:
+    """Videos per role, domain and class, for metrics/manifests.json."""
+    counts: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for row in rows:
+        counts[row.role][row.domain][row.label] += 1
+        counts[row.role][row.domain]["faces"] += len(row.faces)
+    return {role: {d: dict(c) for d, c in sorted(doms.items())} for role, doms in sorted(counts.items())}
+
+
+def read_faces_index(path: Path) -> dict[str, list[str]]:
+    """Aligned face paths per video id, in frame order, from an align stage's faces.csv."""
+    per_video: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    with Path(path).open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            per_video[row["video_id"]].append((int(row["frame"]), row["path"]))
+    return {vid: [p for _, p in sorted(items)] for vid, items in per_video.items()}
+
+
+def write_json(obj: object, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def _row(r: VideoRecord, faces: dict[str, list[str]], role: str) -> ManifestRow:
+    return ManifestRow(
+        dataset=DATASET_NAMES[r.dataset], domain=r.dataset, video_id=r.video_id, subject=r.subject,
+        split=r.split, label=r.label.value, is_live=int(r.label is Label.LIVE), attack=r.attack,
+        role=role, faces=faces[r.video_id],
+    )
+
+
+def _val_subjects(recs: list[VideoRecord], fraction: float, seed: str) -> set[str]:
+    """A seeded, subject-disjoint validation slice (at least one subject, never all)."""
+    subjects = sorted({r.subject for r in recs})
+    if len(subjects) < 2:
+        return set()
+    rng = random.Random(seed)
+    rng.shuffle(subjects)
+    n_val = min(len(subjects) - 1, max(1, round(fraction * len(subjects))))
+    return set(subjects[:n_val])

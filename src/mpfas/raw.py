@@ -1,0 +1,57 @@
+"""The ``raw`` stage: make (demo) or validate (real) the datasets, then index their videos."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from .config import DATASET_CODES, DATASET_NAMES, Params
+from .datasets import DatasetError, VideoRecord, adapter_for, write_index
+
+log = logging.getLogger(__name__)
+
+
+def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
+    """Scan every dataset root with its adapter; fail naming the param to fix."""
+    out: dict[str, list[VideoRecord]] = {}
+    for code in DATASET_CODES:
+        root = params.data.root(code)
+        hint = (f"set data.roots.{code} in params.yaml to the {DATASET_NAMES[code]} root"
+                if params.data.source == "real" else "re-run the raw stage to rebuild the demo")
+        try:
+            result = adapter_for(code).scan(root)
+        except DatasetError as exc:
+            raise DatasetError(f"{exc}; {hint}") from None
+        if not result.records:
+            found = f"{len(result.unmatched)} video file(s) that match no naming rule" if result.unmatched \
+                else "no video files"
+            raise DatasetError(f"{DATASET_NAMES[code]} ({code}): {root} holds {found}; {hint}")
+        out[code] = result.records
+    return out
+
+
+def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = None) -> dict:
+    """Synthesise the demo if asked, write one index CSV per dataset, return counts."""
+    if params.data.source == "demo":
+        from .demo import contact_sheet, synthesize_demo  # heavy imports only when needed
+
+        demo_root = Path(params.data.demo_root)
+        if demo_root.exists():
+            shutil.rmtree(demo_root)
+        synthesize_demo(params.demo, demo_root)
+        if contact_sheet_png is not None:
+            contact_sheet(demo_root, contact_sheet_png)
+    else:
+        # Real roots are read-only inputs; the demo folder only records where they are.
+        Path(params.data.demo_root).mkdir(parents=True, exist_ok=True)
+    records = index_datasets(params)
+    counts = {}
+    for code, recs in records.items():
+        write_index(recs, index_dir / f"{code}.csv")
+        labels = Counter(r.label.value for r in recs)
+        counts[code] = {"videos": len(recs), **{k: labels.get(k, 0) for k in ("live", "print", "replay")},
+                        "splits": dict(sorted(Counter(r.split for r in recs).items()))}
+        log.info("%s: %d videos (%s)", DATASET_NAMES[code], len(recs), dict(labels))
+    return {"source": params.data.source, "datasets": counts}

@@ -1,0 +1,34 @@
+"""DVC stage `manifests`: one split CSV per protocol, checked for leaks."""
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+from mpfas.cli import stage_main
+from mpfas.config import DATASET_CODES
+from mpfas.datasets import read_index
+from mpfas.manifests import (build_manifest, count_rows, read_faces_index, read_manifest,
+                             write_json, write_manifest)
+
+OUT = Path("data/manifests")
+
+
+@stage_main
+def main(params) -> None:
+    videos = {code: read_index(Path(f"data/index/{code}.csv")) for code in DATASET_CODES}
+    faces: dict[str, list[str]] = {}
+    for code in DATASET_CODES:
+        faces.update(read_faces_index(Path(f"data/faces/{code}/faces.csv")))
+    summary = {"target_set": params.manifests.target_set, "protocols": {}}
+    for name, protocol in params.manifests.protocols.items():
+        rows = build_manifest(name, protocol, videos, faces, params.manifests)
+        write_manifest(rows, OUT / f"{name}.csv")
+        read_manifest(OUT / f"{name}.csv")  # re-read: refuses any path outside data/faces
+        summary["protocols"][name] = count_rows(rows)
+        roles = Counter(row.role for row in rows)
+        print(f"{name}: " + ", ".join(f"{role} {n} videos" for role, n in sorted(roles.items())))
+    write_json(summary, Path("metrics/manifests.json"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

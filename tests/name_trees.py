@@ -1,0 +1,65 @@
+"""Empty-file trees that follow the four datasets' full official file lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _touch(root: Path, rel: str) -> None:
+    p = root / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.touch()
+
+
+def oulu_tree(root: Path) -> None:
+    # Train users 1-20, Dev 21-35, Test 36-55; 6 phones x 3 sessions x 5 files each
+    for split, users in (("Train", range(1, 21)), ("Dev", range(21, 36)), ("Test", range(36, 56))):
+        for phone in range(1, 7):
+            for session in range(1, 4):
+                for user in users:
+                    for f in range(1, 6):
+                        _touch(root, f"{split}_files/{phone}_{session}_{user}_{f}.avi")
+    _touch(root, "Train_files/1_1_01_1.txt")  # eye-position side files are ignored
+
+
+def casia_tree(root: Path) -> None:
+    names = [str(i) for i in range(1, 9)] + [f"HR_{i}" for i in range(1, 5)]
+    for split, n in (("train", 20), ("test", 30)):
+        for subject in range(1, n + 1):
+            for name in names:
+                _touch(root, f"{split}_release/{subject}/{name}.avi")
+
+
+def replay_tree(root: Path) -> None:
+    clients = {"train": range(1, 16), "devel": range(16, 31), "test": range(31, 51)}
+    for split, ids in clients.items():
+        for c in ids:
+            for light in ("adverse", "controlled"):
+                for n in (1, 2):
+                    _touch(root, f"{split}/real/client{c:03d}_session01_webcam_authenticate_{light}_{n}.mov")
+                for support in ("fixed", "hand"):
+                    att = f"{split}/attack/{support}/attack"
+                    _touch(root, f"{att}_print_client{c:03d}_session01_highdef_photo_{light}.mov")
+                    for device in ("highdef", "mobile"):
+                        for medium in ("photo", "video"):
+                            _touch(root, f"{att}_{device}_client{c:03d}_session01_{device}_{medium}_{light}.mov")
+    # enroll/ is part of the dataset but not of the protocols
+    _touch(root, "enroll/train/client001_session01_enroll_adverse_1.mov")
+
+
+MSU_TRAIN = [2, 3, 5, 6, 7, 8, 9, 11, 12, 21, 22, 34, 53, 54, 55]
+MSU_TEST = [1, 13, 14, 23, 24, 26, 28, 29, 30, 32, 33, 35, 36, 37, 39, 42, 48, 49, 50, 51]
+
+
+def msu_tree(root: Path) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "train_sub_list.txt").write_text("\n".join(f"{c:03d}" for c in MSU_TRAIN) + "\n")
+    (root / "test_sub_list.txt").write_text("\n".join(f"{c:03d}" for c in MSU_TEST) + "\n")
+    for c in MSU_TRAIN + MSU_TEST:
+        for cam, ext in (("android", "mp4"), ("laptop", "mov")):
+            _touch(root, f"scene01/real/real_client{c:03d}_{cam}_SD_scene01.{ext}")
+            for kind in ("ipad_video", "iphone_video", "printed_photo"):
+                _touch(root, f"scene01/attack/attack_client{c:03d}_{cam}_SD_{kind}_scene01.{ext}")
+
+
+TREES = {"O": oulu_tree, "C": casia_tree, "I": replay_tree, "M": msu_tree}

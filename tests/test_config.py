@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mpfas.config import ConfigError, Params, flatten, load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, mutate):
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_repo_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert isinstance(params, Params)
+    assert params.train.meta_lr == pytest.approx(1e-3)
+    assert set(params.train.protocols) <= set(params.manifests.protocols)
+    assert len(params.manifests.protocols) == 6
+
+
+@pytest.mark.parametrize("mutate,key", [
+    (lambda d: d["train"].update(inner_loop=3), "train.inner_loop"),
+    (lambda d: d.update(trian={}), "trian"),
+    (lambda d: d["train"].update(inner_loops=0), "train.inner_loops"),
+    (lambda d: d["train"].update(meta_lr=-0.1), "train.meta_lr"),
+    (lambda d: d["train"].update(iterations="many"), "train.iterations"),
+    (lambda d: d["train"].update(iterations=2.5), "train.iterations"),
+    (lambda d: d["model"].update(backbone="vgg16"), "model.backbone"),
+    (lambda d: d["manifests"]["protocols"].update({"OCX-M": {"sources": ["O", "C", "X"], "target": "M"}}),
+     "manifests.protocols.OCX-M"),
+    (lambda d: d["train"].update(protocols=["OCI-Z"]), "train.protocols"),
+    (lambda d: d["data"].update(source="real"), "data.roots.O"),
+    (lambda d: d["extract"].update(max_failure_rate=2), "extract.max_failure_rate"),
+    (lambda d: d["train"].update(first_order="yes"), "train.first_order"),
+])
+def test_bad_params_name_the_key(tmp_path, mutate, key):
+    with pytest.raises(ConfigError) as info:
+        load_params(write(tmp_path, mutate))
+    assert key in str(info.value)
+    assert "params.yaml" in str(info.value)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+    (tmp_path / "p.yaml").write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "p.yaml")
+
+
+def test_flatten_for_mlflow():
+    flat = flatten(load_params(ROOT / "params.yaml"))
+    assert flat["train.inner_loops"] == 4
+    assert flat["manifests.protocols.OCI-M.target"] == "M"

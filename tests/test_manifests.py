@@ -1,0 +1,104 @@
+from dataclasses import replace
+
+import pytest
+
+from mpfas.config import ManifestsConfig, Protocol
+from mpfas.datasets import Label, VideoRecord
+from mpfas.manifests import (ManifestError, build_manifest, check_manifest, count_rows,
+                             read_manifest, write_manifest)
+
+SPLITS = {"O": ["train", "dev", "test"], "C": ["train", "test"], "I": ["train", "dev", "test"],
+          "M": ["train", "test"]}
+
+
+def make_videos(subjects=10):
+    videos, faces = {}, {}
+    for code, splits in SPLITS.items():
+        recs = []
+        for s in range(subjects):
+            for label in Label:
+                r = VideoRecord(code, f"s{s}/{label.value}.avi", str(s), splits[s % len(splits)], label)
+                recs.append(r)
+                faces[r.video_id] = [f"data/faces/{code}/s{s}/{label.value}/f{i}.png" for i in (0, 5)]
+        videos[code] = recs
+    return videos, faces
+
+
+CFG = ManifestsConfig(protocols={"OCI-M": Protocol(["O", "C", "I"], "M")}, val_fraction=0.3)
+
+
+def test_roles_are_disjoint_and_complete():
+    videos, faces = make_videos()
+    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    assert len(rows) == 4 * 10 * 3  # every video with faces, once
+    assert len({r.video_id for r in rows}) == len(rows)
+    for domain in "OCI":
+        train = {r.subject for r in rows if r.domain == domain and r.role == "source-train"}
+        val = {r.subject for r in rows if r.domain == domain and r.role == "source-val"}
+        assert train and val and not train & val
+        assert len(val) == 3
+    assert {r.domain for r in rows if r.role == "target"} == {"M"}
+    assert all(r.is_live == (r.label == "live") for r in rows)
+
+
+def test_split_is_seeded_and_depends_on_seed():
+    videos, faces = make_videos()
+    a = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    b = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    c = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, replace(CFG, seed=1))
+    assert a == b
+    assert [r.role for r in a] != [r.role for r in c]
+
+
+@pytest.mark.parametrize("target_set,splits", [("all", {"train", "test"}), ("test", {"test"})])
+def test_target_set(target_set, splits):
+    videos, faces = make_videos()
+    cfg = replace(CFG, target_set=target_set)
+    rows = build_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg)
+    assert {r.split for r in rows if r.role == "target"} == splits
+
+
+def test_videos_without_faces_are_left_out():
+    videos, faces = make_videos()
+    gone = videos["M"][0].video_id
+    faces[gone] = []
+    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    assert gone not in {r.video_id for r in rows}
+
+
+def test_source_without_spoof_fails():
+    videos, faces = make_videos()
+    videos["C"] = [r for r in videos["C"] if r.label is Label.LIVE]
+    with pytest.raises(ManifestError, match="domain C .* only live"):
+        build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+
+
+def test_leaks_are_refused():
+    videos, faces = make_videos()
+    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    train = next(r for r in rows if r.role == "source-train")
+    with pytest.raises(ManifestError, match="two roles"):
+        check_manifest("OCI-M", rows + [replace(train, role="target")], CFG.protocols["OCI-M"])
+    with pytest.raises(ManifestError, match="both source-train and source-val"):
+        check_manifest("OCI-M", rows + [replace(train, video_id="x", role="source-val")], CFG.protocols["OCI-M"])
+
+
+def test_round_trip_and_path_outside_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    videos, faces = make_videos(4)
+    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    write_manifest(rows, tmp_path / "m.csv")
+    assert read_manifest(tmp_path / "m.csv") == rows
+    evil = [replace(rows[0], faces=["data/faces/../../etc/passwd"])] + rows[1:]
+    write_manifest(evil, tmp_path / "evil.csv")
+    with pytest.raises(ManifestError, match="outside the faces root"):
+        read_manifest(tmp_path / "evil.csv")
+
+
+def test_counts():
+    videos, faces = make_videos()
+    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    counts = count_rows(rows)
+    assert counts["target"]["M"] == {"live": 10, "print": 10, "replay": 10, "faces": 60}
+    total = sum(c[k] for doms in counts.values() for c in doms.values() for k in ("live", "print", "replay"))
+    assert total == len(rows)
