@@ -1,0 +1,35 @@
+# `make demo` runs the whole pipeline on the embedded demo; `make test` runs the tests.
+# Both create .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test bench ui clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+demo: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/preprocess.py
+	$(BIN)/python bench/train_step.py
+
+ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean:
+	rm -rf data/raw data/index data/frames data/faces data/manifests data/scores models plots reports

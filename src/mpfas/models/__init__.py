@@ -1,0 +1,44 @@
+"""HFN + Meta Pattern models: ``build_model(params.model)`` is the entry point.
+
+``model(rgb)`` takes a B x 3 x input_size x input_size batch in [0, 1] and returns a
+``ModelOutput(map, logits, pattern)``; ``frame_score`` turns it into a liveness score
+(higher = live).
+"""
+
+from mpfas.models.fpn import RESNET_CHANNELS, FPNStream, ResNetBody
+from mpfas.models.hfn import (
+    HierarchicalFusionNetwork,
+    MetaPatternFAS,
+    ModelOutput,
+    RandomInitWarning,
+    build_model,
+    frame_score,
+)
+from mpfas.models.pattern import (
+    PATTERN_NAMES,
+    HSVPattern,
+    LBPPattern,
+    MetaPatternExtractor,
+    YCrCbPattern,
+    build_pattern,
+)
+from mpfas.models.weights import load_pretrained
+
+__all__ = [
+    "PATTERN_NAMES",
+    "RESNET_CHANNELS",
+    "FPNStream",
+    "HSVPattern",
+    "HierarchicalFusionNetwork",
+    "LBPPattern",
+    "MetaPatternExtractor",
+    "MetaPatternFAS",
+    "ModelOutput",
+    "RandomInitWarning",
+    "ResNetBody",
+    "YCrCbPattern",
+    "build_model",
+    "build_pattern",
+    "frame_score",
+    "load_pretrained",
+]
