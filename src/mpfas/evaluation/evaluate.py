@@ -1,0 +1,429 @@
+"""The evaluate stage's library: score videos, fix thresholds, compute every metric.
+
+The stage logic takes a *scoring callable* (face paths -> frame scores) so it
+does not care where the scores come from; ``stages/evaluate.py`` builds that
+callable from a checkpoint with ``mpfas.inference.score_frames``.
+
+Three thresholds are reported (DESIGN §5), at frame and at video level:
+
+* ``eer``    - the target's own EER threshold (how most papers report HTER);
+* ``oracle`` - the lowest HTER swept on the target (the official MIN_HTER);
+* ``val``    - the EER threshold of the *source-val* videos, fixed before the
+  target is seen: the only leakage-free one, and the one a deployment would use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mpfas import atomic
+from mpfas.config import EvaluateConfig
+from mpfas.errors import MpfasError
+from mpfas.evaluation.bootstrap import bootstrap_ci
+from mpfas.evaluation.metrics import (
+    best_hter,
+    check_binary,
+    eer,
+    error_rates,
+    iso_rates,
+    min_attacks_for_fpr,
+    roc_auc,
+    roc_curve,
+    tpr_at_fpr,
+)
+from mpfas.inference import pick_frames
+from mpfas.manifests import ManifestRow
+
+ScoreFn = Callable[[list[str]], np.ndarray]
+"""Frame scores (higher = live) for a list of repo-relative face image paths."""
+
+ATTACK_TYPES = ("print", "replay")
+TPR_AT = {"tpr_at_fpr_1pct": 0.01, "tpr_at_fpr_0p1pct": 0.001}
+SCORE_COLUMNS = ["video_id", "dataset", "domain", "label", "attack", "is_live", "frame",
+                 "frame_score", "video_score"]
+
+
+class EvaluationError(MpfasError, ValueError):
+    """The data cannot be evaluated as asked (e.g. a set with a single class)."""
+
+
+@dataclass(frozen=True)
+class VideoScores:
+    """One video's frame scores; its video score is their mean (DESIGN §4)."""
+
+    row: ManifestRow
+    frames: list[str]
+    frame_scores: np.ndarray
+
+    @property
+    def score(self) -> float:
+        return float(self.frame_scores.mean())
+
+
+@dataclass(frozen=True)
+class ScoreSet:
+    """Scores of one set at one level, with what the metrics need beside them."""
+
+    scores: np.ndarray
+    is_live: np.ndarray
+    kinds: np.ndarray  # live / print / replay per sample
+    groups: np.ndarray  # video index per sample (for the video bootstrap)
+
+
+@dataclass
+class Evaluation:
+    protocol: str
+    metrics: dict[str, Any]
+    target: list[VideoScores]
+    val: list[VideoScores]
+    roc: list[dict[str, float | None]] = field(default_factory=list)
+
+
+def select_frames(faces: Sequence[str], num_frames: int) -> list[str]:
+    """The faces scored for one video: ``mpfas.inference.pick_frames`` (first and last
+    when 2, as in training validation), or every aligned face when ``num_frames`` is 0."""
+    return list(faces) if num_frames <= 0 else pick_frames(faces, num_frames)
+
+
+def score_videos(rows: Sequence[ManifestRow], score_fn: ScoreFn, num_frames: int, where: str) -> list[VideoScores]:
+    """Score every video's selected faces with one call of ``score_fn``."""
+    picked = [select_frames(r.faces, num_frames) for r in rows]
+    empty = [r.video_id for r, f in zip(rows, picked) if not f]
+    if empty:
+        raise EvaluationError(f"{where}: {len(empty)} videos have no aligned face, e.g. {empty[0]}")
+    flat = [p for faces in picked for p in faces]
+    scores = np.asarray(score_fn(flat), dtype=np.float64).ravel()
+    if scores.shape != (len(flat),):
+        raise EvaluationError(f"{where}: scorer returned {scores.size} scores for {len(flat)} faces")
+    if not np.all(np.isfinite(scores)):
+        raise EvaluationError(f"{where}: the model produced NaN or infinite scores")
+    out, start = [], 0
+    for row, faces in zip(rows, picked):
+        out.append(VideoScores(row, faces, scores[start:start + len(faces)]))
+        start += len(faces)
+    return out
+
+
+def score_set(videos: Sequence[VideoScores], level: str) -> ScoreSet:
+    """Frame-level (every scored face) or video-level (one mean score per video) samples."""
+    if level == "video":
+        return ScoreSet(
+            scores=np.array([v.score for v in videos]),
+            is_live=np.array([v.row.is_live for v in videos], dtype=np.int64),
+            kinds=np.array([v.row.label for v in videos], dtype=object),
+            groups=np.arange(len(videos)),
+        )
+    if level == "frame":
+        sizes = [len(v.frame_scores) for v in videos]
+        return ScoreSet(
+            scores=np.concatenate([v.frame_scores for v in videos]),
+            is_live=np.repeat([v.row.is_live for v in videos], sizes).astype(np.int64),
+            kinds=np.repeat(np.array([v.row.label for v in videos], dtype=object), sizes),
+            groups=np.repeat(np.arange(len(videos)), sizes),
+        )
+    raise ValueError(f"unknown level {level!r}; use 'frame' or 'video'")
+
+
+def level_metrics(target: ScoreSet, val: ScoreSet, *, where: str, resamples: int, seed: int) -> dict[str, Any]:
+    """Every metric of one level (frame or video). Rates are fractions in [0, 1]."""
+    for name, s in ((f"{where} target", target), (f"{where} source-val", val)):
+        try:
+            check_binary(s.scores, s.is_live, name)
+        except ValueError as exc:
+            raise EvaluationError(str(exc)) from None
+    t_s, t_y = target.scores, target.is_live
+    eer_rate, eer_thr = eer(t_s, t_y)
+    oracle_hter, oracle_thr = best_hter(t_s, t_y)
+    val_eer, val_thr = eer(val.scores, val.is_live)
+    m: dict[str, Any] = {
+        "auc": roc_auc(t_s, t_y),
+        "eer": eer_rate,
+        "eer_threshold": eer_thr,
+        "hter_oracle": oracle_hter,
+        "oracle_threshold": oracle_thr,
+        "val_eer": val_eer,
+        "val_threshold": val_thr,
+    }
+    for tag, thr in (("eer", eer_thr), ("oracle", oracle_thr), ("val", val_thr)):
+        rates = error_rates(t_s, t_y, thr)
+        iso = iso_rates(t_s, t_y, target.kinds, thr)
+        m[f"hter_{tag}"] = rates.hter
+        m[f"far_{tag}"] = rates.far
+        m[f"frr_{tag}"] = rates.frr
+        m[f"apcer_{tag}"] = iso.apcer
+        m[f"bpcer_{tag}"] = iso.bpcer
+        m[f"acer_{tag}"] = iso.acer
+        for kind in ATTACK_TYPES:
+            m[f"apcer_{kind}_{tag}"] = iso.apcer_per_type.get(kind)
+    for key, fpr in TPR_AT.items():
+        m[key] = tpr_at_fpr(t_s, t_y, fpr)
+    if resamples > 0:
+        common = dict(groups=target.groups, resamples=resamples, seed=seed, where=f"{where} target")
+        m["auc_ci"] = bootstrap_ci(t_s, t_y, roc_auc, **common).as_list()
+        m["hter_eer_ci"] = bootstrap_ci(t_s, t_y, _hter_at_own_eer, **common).as_list()
+        m["hter_val_ci"] = bootstrap_ci(
+            t_s, t_y, lambda s, y: error_rates(s, y, val_thr).hter, **common
+        ).as_list()
+    return m
+
+
+def evaluate(
+    protocol: str,
+    rows: Sequence[ManifestRow],
+    score_fn: ScoreFn,
+    cfg: EvaluateConfig,
+    info: dict[str, Any] | None = None,
+) -> Evaluation:
+    """Score the target and source-val videos of a manifest and compute all metrics.
+
+    ``info`` (checkpoint selection, iteration, data source, ...) is copied into
+    the metrics dict so the numbers say how they were obtained.
+    """
+    target_rows = [r for r in rows if r.role == "target"]
+    val_rows = [r for r in rows if r.role == "source-val"]
+    if not target_rows:
+        raise EvaluationError(f"{protocol}: the manifest has no target videos")
+    if not val_rows:
+        raise EvaluationError(f"{protocol}: the manifest has no source-val videos to fix the threshold")
+    target = score_videos(target_rows, score_fn, cfg.num_frames, f"{protocol} target")
+    val = score_videos(val_rows, score_fn, cfg.num_frames, f"{protocol} source-val")
+
+    metrics: dict[str, Any] = {
+        "protocol": protocol,
+        **(info or {}),
+        "num_frames": cfg.num_frames,  # faces scored per video (0 = all aligned faces)
+        "bootstrap": cfg.bootstrap,  # stratified video resamples behind the *_ci intervals
+    }
+    for level in ("video", "frame"):
+        metrics[level] = level_metrics(
+            score_set(target, level), score_set(val, level),
+            where=f"{protocol} {level}-level", resamples=cfg.bootstrap, seed=cfg.seed,
+        )
+    metrics["counts"] = {"target": _counts(target), "source_val": _counts(val)}
+    metrics["notes"] = _notes(metrics)
+    vs = score_set(target, "video")
+    roc = roc_curve(vs.scores, vs.is_live)
+    points = [
+        {"fpr": float(f), "tpr": float(t), "threshold": float(h) if math.isfinite(h) else None}
+        for f, t, h in zip(roc.fpr, roc.tpr, roc.thresholds)
+    ]
+    return Evaluation(protocol=protocol, metrics=metrics, target=target, val=val, roc=points)
+
+
+def write_scores_csv(videos: Sequence[VideoScores], path: Path) -> None:
+    """One row per scored target frame, with its video's mean score beside it."""
+    rows = (
+        {"video_id": v.row.video_id, "dataset": v.row.dataset, "domain": v.row.domain,
+         "label": v.row.label, "attack": v.row.attack, "is_live": v.row.is_live,
+         "frame": frame, "frame_score": f"{score:.6f}", "video_score": f"{v.score:.6f}"}
+        for v in videos for frame, score in zip(v.frames, v.frame_scores)
+    )
+    atomic.write_csv(path, rows, SCORE_COLUMNS)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Strict, stable JSON (sorted keys), written atomically.
+
+    A threshold of +inf ("reject everything": the best a worse-than-chance model can
+    do) is written as null; JSON has no infinity and DVC would refuse the file.
+    """
+    atomic.write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """Non-finite floats -> None, numpy scalars -> Python, recursively."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_outputs(ev: Evaluation, *, scores_csv: Path, metrics_json: Path, roc_json: Path,
+                  plot_dir: Path) -> list[Path]:
+    """Write every artifact of one protocol; return the paths (for MLflow)."""
+    from mpfas.evaluation.plots import plot_det, plot_histograms, plot_roc
+
+    write_scores_csv(ev.target, scores_csv)
+    write_json(ev.metrics, metrics_json)
+    write_json(ev.roc, roc_json)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    video, val = score_set(ev.target, "video"), score_set(ev.val, "video")
+    frame = score_set(ev.target, "frame")
+    m = ev.metrics
+    pngs = [
+        plot_roc({"video": (video.scores, video.is_live), "frame": (frame.scores, frame.is_live)},
+                 plot_dir / "roc.png", title=f"{ev.protocol}: target ROC",
+                 marks={"EER thr.": m["video"]["eer_threshold"], "source-val thr.": m["video"]["val_threshold"]}),
+        plot_det({"video": (video.scores, video.is_live), "frame": (frame.scores, frame.is_live)},
+                 plot_dir / "det.png", title=f"{ev.protocol}: target DET"),
+        plot_histograms(video.scores, video.kinds, plot_dir / "hist.png",
+                        title=f"{ev.protocol}: target video scores",
+                        thresholds={"target EER": m["video"]["eer_threshold"],
+                                    "source-val": m["video"]["val_threshold"]},
+                        reference=(val.scores, val.kinds), reference_name="source-val"),
+    ]
+    return [scores_csv, metrics_json, roc_json, *pngs]
+
+
+def flat_metrics(metrics: dict[str, Any], prefix: str = "eval/") -> dict[str, float]:
+    """Numeric leaves as ``eval/video/auc`` style keys (for MLflow); None and lists are skipped."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(flat_metrics(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[f"{prefix}{key}"] = float(value)
+        elif isinstance(value, list) and len(value) == 2 and key.endswith("_ci"):
+            out[f"{prefix}{key}_low"], out[f"{prefix}{key}_high"] = map(float, value)
+    return out
+
+
+# ------------------------------------------------------------------ helpers
+
+def _hter_at_own_eer(s: np.ndarray, y: np.ndarray) -> float:
+    return eer(s, y)[0]
+
+
+def _counts(videos: Sequence[VideoScores]) -> dict[str, int]:
+    labels = Counter(v.row.label for v in videos)
+    return {
+        "videos": len(videos),
+        "frames": int(sum(len(v.frame_scores) for v in videos)),
+        "live": labels.get("live", 0),
+        "print": labels.get("print", 0),
+        "replay": labels.get("replay", 0),
+        "attack": len(videos) - labels.get("live", 0),
+    }
+
+
+def _notes(metrics: dict[str, Any]) -> dict[str, str]:
+    """Why a value is null (the definitions live in this module's docstring and the report)."""
+    notes: dict[str, str] = {}
+    for level in ("video", "frame"):
+        for key in ("eer_threshold", "oracle_threshold", "val_threshold"):
+            if not math.isfinite(metrics[level][key]):
+                notes[f"{level}_{key}"] = "null: +inf, i.e. reject every face as an attack"
+        for key, fpr in TPR_AT.items():
+            if metrics[level][key] is None:
+                need = min_attacks_for_fpr(fpr)
+                notes[f"{level}_{key}"] = (f"null: too few target attack {level}s to resolve "
+                                           f"FPR = {fpr:g} (needs >= {need})")
+    return notes
+
+
+# ------------------------------------------------------------------ checkpoint and MLflow
+
+def resolve_device(name: str) -> str:
+    """``train.device``: auto picks CUDA when present, else CPU."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EvaluationError("train.device: 'cuda' requested but no CUDA device is available")
+    return name
+
+
+def load_checkpoint(path: Path, device: str):
+    """Rebuild the model from a checkpoint's own ``model_config`` (not today's params).
+
+    Returns ``(model, info)``; ``info`` says which iteration and which selection rule
+    (source_val or target_oracle) produced the checkpoint.
+    """
+    import dataclasses
+    import logging
+    import warnings
+
+    from mpfas.config import ModelConfig
+    from mpfas.models import RandomInitWarning, build_model
+
+    from mpfas.training.checkpoint import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvaluationError(f"{path}: checkpoint not found (run the train stage first)")
+    try:
+        ckpt = load(path, map_location="cpu")  # torch.load(..., weights_only=True)
+    except ValueError as exc:
+        raise EvaluationError(str(exc)) from None
+    missing = {"model", "model_config"} - set(ckpt)
+    if missing:
+        raise EvaluationError(f"{path}: not a training checkpoint (missing {sorted(missing)})")
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    cfg = ModelConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
+    # the weights come from the checkpoint: no backbone file is needed (or read) here
+    cfg = dataclasses.replace(cfg, pretrained="")
+    # ... so build_model's "random weights" warning would be false here: silence it
+    hfn_log = logging.getLogger("mpfas.models.hfn")
+    level = hfn_log.level
+    hfn_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RandomInitWarning)
+            model = build_model(cfg)
+    finally:
+        hfn_log.setLevel(level)
+    model.load_state_dict(ckpt["model"])
+    model.to(device).eval()
+    info = {
+        "checkpoint": path.as_posix(),
+        "iteration": int(ckpt.get("iteration", -1)),
+        "selection": str(ckpt.get("select", "unknown")),
+        "model": {"backbone": cfg.backbone, "input_size": cfg.input_size, "pattern": cfg.pattern},
+    }
+    return model, info
+
+
+def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[Path],
+                  step: int = 0) -> str | None:
+    """Add ``eval/...`` metrics and the artifacts to the protocol's training run.
+
+    The run id comes from ``models/<protocol>/run.json``; the tracking URI from
+    ``mpfas.tracking`` (so ``dvc exp run --temp`` copies log to the main DB). A missing
+    run file or unknown run only warns: the DVC outputs are the record, MLflow the index.
+    Returns the run id logged to, or None.
+    """
+    import logging
+
+    log = logging.getLogger(__name__)
+    run_json = Path(run_json)
+    if not run_json.is_file():
+        log.warning("%s not found: evaluation metrics are not logged to MLflow", run_json)
+        return None
+    run_id = json.loads(run_json.read_text())["run_id"]
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from mpfas import tracking
+
+    client = MlflowClient(tracking_uri=tracking.tracking_uri())
+    try:
+        client.get_run(run_id)
+    except Exception as exc:  # a run from another tracking DB
+        log.warning("MLflow run %s (from %s) not found at %s: not logged (%s)",
+                    run_id, run_json, tracking.tracking_uri(), exc)
+        return None
+    import time
+
+    now = int(time.time() * 1000)
+    batch = [Metric(k, v, now, step) for k, v in flat_metrics(metrics).items()]
+    for i in range(0, len(batch), 1000):  # MLflow's per-batch metric limit
+        client.log_batch(run_id, metrics=batch[i:i + 1000])
+    client.set_tag(run_id, "eval_selection", str(metrics.get("selection", "unknown")))
+    for path in artifacts:
+        client.log_artifact(run_id, str(path), "eval")
+    return run_id

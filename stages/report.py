@@ -1,0 +1,19 @@
+"""DVC stage `report`: one table over all protocols beside the published numbers."""
+
+import sys
+
+from mpfas.cli import stage_main
+from mpfas.evaluation.report import write_report
+
+
+@stage_main
+def main(params) -> None:
+    summary = write_report(params)
+    for name, p in summary["protocols"].items():
+        print(f"{name}: AUC {p['auc_pct']:.2f}%, HTER@EER {p['hter_eer_pct']:.2f}%, "
+              f"HTER@source-val {p['hter_val_pct']:.2f}% ({summary['data_source']} data)")
+    print("wrote metrics/summary.json, reports/summary.md, plots/summary.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,291 @@
+"""The evaluate and report libraries on real PNG faces, a real tiny model and a real MLflow DB."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mpfas.config import EvaluateConfig, ModelConfig, load_params
+from mpfas.evaluation.evaluate import (
+    SCORE_COLUMNS,
+    EvaluationError,
+    evaluate,
+    flat_metrics,
+    load_checkpoint,
+    log_to_mlflow,
+    write_outputs,
+)
+from mpfas.evaluation.metrics import roc_auc
+from mpfas.evaluation.report import ReportError, build_summary, render_markdown, write_report
+from mpfas.inference import load_faces, score_frames
+from mpfas.manifests import ManifestRow, read_manifest, write_manifest
+
+REPO = Path(__file__).resolve().parents[1]
+BRIGHTNESS = {"live": 200, "print": 60, "replay": 110}
+CFG = EvaluateConfig(bootstrap=200, seed=0, num_frames=2, batch_size=8)
+
+
+def _write_faces(root: Path, video: str, label: str, n: int, seed: int, size: int = 64) -> list[str]:
+    """``n`` noisy PNG faces whose brightness depends on the label (repo-relative paths)."""
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        level = BRIGHTNESS[label] + rng.normal(0, 25)
+        img = np.clip(rng.normal(level, 20, (size, size, 3)), 0, 255).astype(np.uint8)
+        rel = Path("data/faces") / video / f"f{i:05d}.png"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / rel)
+        paths.append(rel.as_posix())
+    return paths
+
+
+def _manifest(root: Path, *, target_labels=("live", "print", "replay") * 4,
+              val_labels=("live", "print", "replay") * 3) -> list[ManifestRow]:
+    rows = []
+    for role, domain, labels in (("target", "M", target_labels), ("source-val", "O", val_labels)):
+        for i, label in enumerate(labels):
+            vid = f"{domain}/{role}/v{i:02d}.avi"
+            rows.append(ManifestRow(
+                dataset=domain, domain=domain, video_id=vid, subject=str(i), split="test",
+                label=label, is_live=int(label == "live"), attack="" if label == "live" else label,
+                role=role, faces=_write_faces(root, vid, label, 3, seed=1000 * (role == "target") + i),
+            ))
+    return rows
+
+
+def brightness_scorer(paths: list[str]) -> np.ndarray:
+    """A real, deterministic scorer: mean pixel value of the loaded face (bright = live)."""
+    return load_faces(paths, 64).mean(dim=(1, 2, 3)).numpy()
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_evaluate_metrics_and_outputs(workdir):
+    rows = _manifest(workdir)
+    ev = evaluate("OCI-M", rows, brightness_scorer, CFG, {"selection": "source_val", "iteration": 7})
+    m = ev.metrics
+    assert m["selection"] == "source_val" and m["iteration"] == 7
+    # live is clearly brighter than both attacks: perfect separation at video and frame level
+    for level in ("video", "frame"):
+        lv = m[level]
+        assert lv["auc"] == 1.0
+        assert lv["hter_eer"] == 0.0 and lv["hter_oracle"] == 0.0
+        assert lv["auc_ci"][0] <= lv["auc"] <= lv["auc_ci"][1]
+        assert lv["hter_eer_ci"][0] <= lv["hter_eer"] <= lv["hter_eer_ci"][1]
+        assert lv["hter_val_ci"][0] <= lv["hter_val"] <= lv["hter_val_ci"][1]
+        assert set(lv) >= {"apcer_val", "bpcer_val", "acer_val", "apcer_print_val", "apcer_replay_val",
+                           "val_threshold", "eer_threshold", "tpr_at_fpr_1pct"}
+        assert lv["acer_val"] == pytest.approx((lv["apcer_val"] + lv["bpcer_val"]) / 2)
+        assert lv["apcer_val"] == max(lv["apcer_print_val"], lv["apcer_replay_val"])
+    # 8 attack videos cannot resolve FPR = 1%: null with a note, never NaN
+    assert m["video"]["tpr_at_fpr_1pct"] is None
+    assert "video_tpr_at_fpr_1pct" in m["notes"]
+    assert m["counts"]["target"] == {"videos": 12, "frames": 24, "live": 4, "print": 4, "replay": 4,
+                                     "attack": 8}
+    assert m["counts"]["source_val"]["videos"] == 9
+    # separable source-val: its EER threshold is the lowest live video score, above every attack
+    val_live = [v.score for v in ev.val if v.row.is_live]
+    val_attack = [v.score for v in ev.val if not v.row.is_live]
+    assert m["video"]["val_threshold"] == min(val_live) > max(val_attack)
+    assert m["video"]["val_eer"] == 0.0
+
+    out = write_outputs(ev, scores_csv=Path("data/scores/OCI-M.csv"), metrics_json=Path("metrics/OCI-M.json"),
+                        roc_json=Path("plots/roc/OCI-M.json"), plot_dir=Path("plots/OCI-M"))
+    assert all(p.is_file() and p.stat().st_size > 0 for p in out)
+    with open("data/scores/OCI-M.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert list(table[0]) == SCORE_COLUMNS
+    assert len(table) == 24  # 12 target videos x 2 frames (first and last of 3)
+    assert {r["video_id"].split("/")[1] for r in table} == {"target"}
+    first = [r for r in table if r["video_id"] == table[0]["video_id"]]
+    assert [Path(r["frame"]).name for r in first] == ["f00000.png", "f00002.png"]
+    assert float(first[0]["video_score"]) == pytest.approx(
+        np.mean([float(r["frame_score"]) for r in first]), abs=2e-6)
+    roc = json.loads(Path("plots/roc/OCI-M.json").read_text())  # strict JSON (no Infinity)
+    assert roc[0] == {"fpr": 0.0, "tpr": 0.0, "threshold": None}
+    assert roc[-1]["fpr"] == 1.0 and roc[-1]["tpr"] == 1.0
+    assert json.loads(Path("metrics/OCI-M.json").read_text())["video"]["auc"] == 1.0
+    assert Path("plots/OCI-M/hist.png").read_bytes()[:4] == b"\x89PNG"
+    flat = flat_metrics(m)
+    assert flat["eval/video/auc"] == 1.0 and "eval/video/auc_ci_low" in flat
+    assert not any(k.endswith("tpr_at_fpr_1pct") and k.startswith("eval/video") for k in flat)
+
+
+def test_overlapping_scores_give_nontrivial_metrics(workdir):
+    rows = _manifest(workdir)
+    rng = np.random.default_rng(1)
+    noisy = lambda paths: brightness_scorer(paths) + rng.normal(0, 0.6, len(paths))  # noqa: E731
+    m = evaluate("OCI-M", rows, noisy, CFG).metrics["video"]
+    assert 0 < m["hter_oracle"] <= m["hter_eer"]
+    assert 0 <= m["auc"] < 1
+    assert m["auc_ci"][0] < m["auc_ci"][1]
+
+
+def test_single_class_target_is_a_clear_error(workdir):
+    rows = _manifest(workdir, target_labels=("live",) * 4)
+    with pytest.raises(EvaluationError, match=r"OCI-M video-level target: needs both live and attack"):
+        evaluate("OCI-M", rows, brightness_scorer, CFG)
+    rows = _manifest(workdir, val_labels=("print", "replay"))
+    with pytest.raises(EvaluationError, match=r"OCI-M video-level source-val: needs both"):
+        evaluate("OCI-M", rows, brightness_scorer, CFG)
+
+
+def test_nan_scores_are_refused(workdir):
+    rows = _manifest(workdir)
+    with pytest.raises(EvaluationError, match="NaN"):
+        evaluate("OCI-M", rows, lambda p: np.full(len(p), np.nan), CFG)
+
+
+def _tiny_checkpoint(path: Path) -> torch.nn.Module:
+    from mpfas.models import build_model
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(backbone="resnet18", input_size=64, pattern="meta")
+    with pytest.warns(Warning):  # random init is announced
+        model = build_model(cfg)
+    model.eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(cfg),
+                "iteration": 5, "protocol": "OCI-M", "select": "source_val", "val": {}}, path)
+    return model
+
+
+def test_checkpoint_model_scores_the_manifest(workdir):
+    torch.set_num_threads(2)
+    rows = _manifest(workdir, target_labels=("live", "print", "replay") * 2, val_labels=("live", "print"))
+    original = _tiny_checkpoint(Path("models/OCI-M/best.pt"))
+    model, info = load_checkpoint(Path("models/OCI-M/best.pt"), "cpu")
+    assert info["iteration"] == 5 and info["selection"] == "source_val"
+    assert info["model"] == {"backbone": "resnet18", "input_size": 64, "pattern": "meta"}
+    faces = rows[0].faces[:2]
+    np.testing.assert_allclose(score_frames(model, faces, 64, 4, "cpu"),
+                               score_frames(original, faces, 64, 4, "cpu"), rtol=1e-5)
+    ev = evaluate("OCI-M", rows, lambda p: score_frames(model, p, 64, 8, "cpu"), CFG, info)
+    for level in ("video", "frame"):
+        v = ev.metrics[level]
+        assert 0 <= v["auc"] <= 1 and 0 <= v["hter_val"] <= 1
+        assert v["auc_ci"][0] <= v["auc"] <= v["auc_ci"][1]
+    video_scores = np.array([v.score for v in ev.target])
+    assert ((video_scores >= 0) & (video_scores <= 1)).all()  # frame_score is in [0, 1]
+    assert ev.metrics["video"]["auc"] == pytest.approx(
+        roc_auc(video_scores, [v.row.is_live for v in ev.target]))
+
+
+def test_missing_checkpoint_names_the_file(workdir):
+    with pytest.raises(EvaluationError, match=r"models/X/best.pt: checkpoint not found"):
+        load_checkpoint(Path("models/X/best.pt"), "cpu")
+
+
+def test_log_to_mlflow_adds_eval_metrics_and_artifacts(workdir, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{(workdir / 'mlflow.db').as_posix()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("t", artifact_location=(workdir / "art").as_uri())
+    run_id = client.create_run(exp).info.run_id
+    client.set_terminated(run_id)
+    Path("models/OCI-M").mkdir(parents=True)
+    Path("models/OCI-M/run.json").write_text(json.dumps({"run_id": run_id, "experiment_id": exp}))
+    rows = _manifest(workdir)
+    ev = evaluate("OCI-M", rows, brightness_scorer, dataclasses.replace(CFG, bootstrap=0),
+                  {"selection": "source_val"})
+    arts = write_outputs(ev, scores_csv=Path("s.csv"), metrics_json=Path("m.json"),
+                         roc_json=Path("roc.json"), plot_dir=Path("p"))
+    assert log_to_mlflow(Path("models/OCI-M/run.json"), ev.metrics, arts, step=3) == run_id
+    run = client.get_run(run_id)
+    assert run.data.metrics["eval/video/auc"] == 1.0
+    assert "eval/frame/hter_val" in run.data.metrics
+    assert run.data.tags["eval_selection"] == "source_val"
+    logged = {Path(a.path).name for a in client.list_artifacts(run_id, "eval")}
+    assert {"s.csv", "m.json", "roc.png", "det.png", "hist.png"} <= logged
+    # no run file: warn and skip, never fail the stage
+    assert log_to_mlflow(Path("models/none/run.json"), ev.metrics, []) is None
+
+
+def _metrics_file(path: Path, auc: float, hter: float) -> None:
+    level = {"auc": auc, "hter_eer": hter, "hter_val": hter + 0.05, "hter_oracle": hter - 0.01,
+             "auc_ci": [auc - 0.02, min(1.0, auc + 0.01)], "hter_eer_ci": [hter - 0.02, hter + 0.02]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "video": level, "frame": level, "selection": "source_val", "iteration": 60,
+        "counts": {"target": {"videos": 48}, "source_val": {"videos": 30}},
+    }))
+
+
+def test_report_table_and_published_numbers(workdir):
+    params = load_params(REPO / "params.yaml")
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=["OCI-M", "MI-C"]))
+    _metrics_file(Path("metrics/OCI-M.json"), 0.9, 0.12)
+    with pytest.raises(ReportError, match=r"metrics/MI-C.json"):
+        build_summary(params)
+    _metrics_file(Path("metrics/MI-C.json"), 0.8, 0.2)
+    summary = write_report(params)
+    oci = summary["protocols"]["OCI-M"]
+    assert oci["auc_pct"] == 90.0 and oci["hter_eer_pct"] == 12.0 and oci["hter_val_pct"] == 17.0
+    assert oci["published"]["HFN+MP"] == {"hter": 5.24, "auc": 97.28}
+    assert summary["protocols"]["MI-C"]["published"]["SA-FAS"] is None
+    assert summary["mean"]["auc_pct"] == 85.0
+    md = Path("reports/summary.md").read_text()
+    assert "DEMO-SYNTHETIC" in md and "not comparable" in md
+    assert "| OCI-M (O&C&I→M) | 90.00 [88.00, 91.00] | 12.00 [10.00, 14.00] |" in md
+    assert "5.24 / 97.28" in md and "—" in md
+    assert "lowest HTER on source-val" in md
+    assert json.loads(Path("metrics/summary.json").read_text())["data_source"] == "demo"
+    assert Path("plots/summary.png").stat().st_size > 1000
+    real = dataclasses.replace(params, data=dataclasses.replace(params.data, source="real"))
+    assert "DEMO" not in render_markdown(build_summary(real))
+
+
+@pytest.mark.slow
+def test_evaluate_stage_script_end_to_end(workdir):
+    """`python stages/evaluate.py OCI-M` from a repo-like folder, then `stages/report.py`."""
+    text = (REPO / "params.yaml").read_text().replace("protocols: [OCI-M, OMI-C, OCM-I, ICM-O]",
+                                                      "protocols: [OCI-M]")
+    text = text.replace("bootstrap: 1000", "bootstrap: 50")
+    Path("params.yaml").write_text(text)
+    rows = _manifest(workdir, target_labels=("live", "print", "replay") * 2, val_labels=("live", "print"))
+    write_manifest(rows, Path("data/manifests/OCI-M.csv"))
+    assert len(read_manifest(Path("data/manifests/OCI-M.csv"))) == len(rows)
+    _tiny_checkpoint(Path("models/OCI-M/best.pt"))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{(workdir / 'mlflow.db').as_posix()}",
+           "OMP_NUM_THREADS": "2"}
+    for cmd in (["stages/evaluate.py", "OCI-M"], ["stages/report.py"]):
+        done = subprocess.run([sys.executable, str(REPO / cmd[0]), *cmd[1:]], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+    for p in ("data/scores/OCI-M.csv", "metrics/OCI-M.json", "plots/roc/OCI-M.json",
+              "plots/OCI-M/roc.png", "plots/OCI-M/det.png", "plots/OCI-M/hist.png",
+              "metrics/summary.json", "reports/summary.md", "plots/summary.png"):
+        assert Path(p).is_file(), p
+    bad = subprocess.run([sys.executable, str(REPO / "stages/evaluate.py"), "NOPE"], cwd=workdir, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "NOPE" in bad.stderr
+
+
+def test_worse_than_chance_model_writes_strict_json(workdir):
+    """The oracle of an inverted scorer is "reject everything" (+inf): null in JSON, with a note."""
+    rows = _manifest(workdir)
+    ev = evaluate("OCI-M", rows, lambda p: -brightness_scorer(p), dataclasses.replace(CFG, bootstrap=20))
+    assert ev.metrics["video"]["auc"] == 0.0
+    assert ev.metrics["video"]["oracle_threshold"] == np.inf
+    assert ev.metrics["video"]["hter_oracle"] == 0.5
+    write_outputs(ev, scores_csv=Path("s.csv"), metrics_json=Path("m.json"), roc_json=Path("r.json"),
+                  plot_dir=Path("p"))
+    saved = json.loads(Path("m.json").read_text())
+    assert saved["video"]["oracle_threshold"] is None
+    assert "reject every face" in saved["notes"]["video_oracle_threshold"]
