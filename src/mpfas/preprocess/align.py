@@ -1,0 +1,265 @@
+"""The ``align`` stage: detect the main face in every extracted frame and warp it to the template.
+
+Layout under ``out_dir`` (``data/faces/<code>``) mirrors the extract stage: one folder
+per video with ``f<frame:05d>.png`` crops and a ``.done.json`` marker written last,
+whose fingerprint covers the align params and the checksums of the input frames
+(from ``frames.csv``), so changed params or re-extracted frames redo the video.
+``faces.csv`` and ``failures.csv`` are rebuilt from the markers on every run.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from .. import atomic
+from ..config import AlignConfig
+from ..datasets import Label, VideoRecord
+from ..errors import MpfasError
+from .detect import FaceDetector
+from .extract import (FAILURE_COLUMNS, MARKER, Issue, check_folders, fingerprint, read_marker, rel_path,
+                      remove_stale, reset_folder)
+from .warp import warp_face
+
+log = logging.getLogger(__name__)
+
+FACES_COLUMNS = ["video_id", "frame", "path", "prob", "x1", "y1", "x2", "y2"]
+ALIGN_VERSION = 1  # bump when the alignment logic changes what is written
+CLASSES = [label.value for label in Label]
+
+
+class AlignError(MpfasError):
+    """Too many frames of a dataset have no detectable face."""
+
+
+@dataclass(frozen=True)
+class FrameEntry:
+    """One row of the extract stage's ``frames.csv``."""
+
+    video_id: str
+    frame: int
+    path: str
+    checksum: str = ""
+
+
+def read_frames_index(path: str | Path) -> dict[str, list[FrameEntry]]:
+    """``frames.csv`` grouped by video id, frames in order."""
+    path = Path(path)
+    if not path.is_file():
+        raise MpfasError(f"{path}: frame index not found; run the extract stage first")
+    per_video: dict[str, list[FrameEntry]] = defaultdict(list)
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"video_id", "frame", "path"} - set(reader.fieldnames or [])
+        if missing:
+            raise MpfasError(f"{path}: missing column(s) {sorted(missing)}")
+        for row in reader:
+            per_video[row["video_id"]].append(
+                FrameEntry(row["video_id"], int(row["frame"]), row["path"], row.get("checksum", "")))
+    return {vid: sorted(rows, key=lambda e: e.frame) for vid, rows in per_video.items()}
+
+
+@dataclass
+class AlignSummary:
+    dataset: str
+    videos: int
+    videos_with_faces: int
+    skipped: int
+    processed: int
+    frames: int
+    faces: int
+    detection_rate: float
+    failure_rate: float  # frames without an aligned face / frames
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+    per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def align_params(cfg: AlignConfig) -> dict[str, Any]:
+    return {"crop_size": cfg.crop_size, "padding": cfg.padding, "detect_max_side": cfg.detect_max_side,
+            "select": cfg.select, "min_face_size": cfg.min_face_size}
+
+
+def detector_for(cfg: AlignConfig, device: str = "cpu") -> FaceDetector:
+    """The MTCNN detector the align params describe."""
+    return FaceDetector(max_side=cfg.detect_max_side, min_face_size=cfg.min_face_size, select=cfg.select,
+                        device=device)
+
+
+def _load_bgr(path: Path) -> np.ndarray | None:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return img
+
+
+def align_video(video_id: str, entries: Sequence[FrameEntry], folder: Path, fp: str, cfg: AlignConfig,
+                detector: FaceDetector, rel_to: Path) -> dict:
+    """Detect, select and warp the main face of each frame of one video; the marker is written last."""
+    reset_folder(folder)
+    marker: dict[str, Any] = {"video_id": video_id, "fingerprint": fp, "faces": [], "issues": [],
+                              "frames": len(entries)}
+    images, kept = [], []
+    for e in entries:
+        img = _load_bgr(rel_to / e.path)
+        if img is None:
+            marker["issues"].append({"frame": e.frame, "reason": "unreadable_frame", "severity": "error",
+                                     "detail": f"cannot decode {e.path}"})
+            continue
+        images.append(img)
+        kept.append(e)
+    faces = detector.detect([cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in images]) if images else []
+    for e, img, face in zip(kept, images, faces):
+        if face is None:
+            marker["issues"].append({"frame": e.frame, "reason": "no_face", "severity": "error",
+                                     "detail": f"MTCNN found no face (min_face_size={cfg.min_face_size} at "
+                                               f"detect_max_side={cfg.detect_max_side})"})
+            continue
+        crop = warp_face(img, face.landmarks, cfg.crop_size, cfg.padding)
+        name = f"f{e.frame:05d}.png"
+        atomic.write_image(folder / name, crop)
+        marker["faces"].append({"frame": e.frame, "file": name, "prob": round(face.prob, 6),
+                                "box": [round(v, 2) for v in face.box]})
+    if entries and not marker["faces"]:
+        marker["issues"].append({"frame": None, "reason": "no_face_video", "severity": "warning",
+                                 "detail": f"none of the {len(entries)} frame(s) gave a face"})
+    atomic.write_json(folder / MARKER, marker)
+    return marker
+
+
+def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: str | Path, cfg: AlignConfig, *,
+              rel_to: str | Path = ".", metrics_path: str | Path | None = None,
+              sheet_path: str | Path | None = None, detector: FaceDetector | None = None,
+              device: str = "cpu", dataset: str = "", progress: bool = True) -> AlignSummary:
+    """Align the frames listed in ``frames_csv`` for every record.
+
+    Writes ``out_dir/faces.csv``, ``out_dir/failures.csv`` and, when given, the
+    metrics JSON and the contact sheet; raises :class:`AlignError` naming the
+    dataset and ``align.max_failure_rate`` when too many frames have no face.
+    """
+    out_dir, rel_to = Path(out_dir), Path(rel_to)
+    dataset = dataset or (records[0].dataset if records else out_dir.name)
+    frames = read_frames_index(frames_csv)
+    folders = check_folders(records)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.remove_temp_files(out_dir)
+    remove_stale(out_dir, folders, keep_top=("faces.csv", "failures.csv"))
+
+    params = align_params(cfg)
+    markers: dict[str, dict] = {}
+    todo: list[tuple[str, VideoRecord, str]] = []
+    for folder, rec in folders.items():
+        entries = frames.get(rec.video_id, [])
+        fp = fingerprint({"version": ALIGN_VERSION, **params,
+                          "frames": [[e.frame, e.path, e.checksum] for e in entries]})
+        marker = read_marker(out_dir / folder)
+        if (marker and marker.get("fingerprint") == fp
+                and all((out_dir / folder / f["file"]).is_file() for f in marker["faces"])):
+            markers[rec.video_id] = marker
+        else:
+            todo.append((folder, rec, fp))
+    skipped = len(markers)
+    if skipped:
+        log.info("align %s: %d video(s) already done, %d to do", dataset, skipped, len(todo))
+    if todo and detector is None:
+        detector = detector_for(cfg, device)
+    for folder, rec, fp in tqdm(todo, desc=f"align {dataset}", unit="video", disable=not progress or not todo):
+        markers[rec.video_id] = align_video(rec.video_id, frames.get(rec.video_id, []), out_dir / folder, fp,
+                                            cfg, detector, rel_to)
+
+    face_rows, issues = [], []
+    for folder, rec in folders.items():
+        marker = markers[rec.video_id]
+        if marker["frames"] == 0:
+            issues.append(Issue(rec.video_id, "no_frames", "the extract stage gave no frame (see its failures.csv)",
+                                "warning"))
+        for f in marker["faces"]:
+            x1, y1, x2, y2 = f["box"]
+            face_rows.append({"video_id": rec.video_id, "frame": f["frame"],
+                              "path": rel_path(out_dir / folder / f["file"], rel_to), "prob": f"{f['prob']:.6f}",
+                              "x1": f"{x1:.2f}", "y1": f"{y1:.2f}", "x2": f"{x2:.2f}", "y2": f"{y2:.2f}"})
+        issues += [Issue(rec.video_id, i["reason"], i["detail"], i["severity"], i["frame"]) for i in marker["issues"]]
+    atomic.write_csv(out_dir / "faces.csv", face_rows, FACES_COLUMNS)
+    atomic.write_csv(out_dir / "failures.csv", (i.row() for i in issues), FAILURE_COLUMNS)
+
+    summary = _summarise(dataset, folders, markers, issues, skipped, len(todo), params)
+    if metrics_path is not None:
+        atomic.write_json(metrics_path, summary.as_dict())
+    if sheet_path is not None:
+        write_contact_sheet(sheet_path, folders, markers, out_dir, dataset)
+    if summary.failure_rate > cfg.max_failure_rate:
+        frame_errors = sum(i.severity == "error" and i.frame is not None for i in issues)
+        raise AlignError(
+            f"align {dataset}: {frame_errors} of {summary.frames} frames have no aligned face "
+            f"({summary.failure_rate:.1%}), more than align.max_failure_rate={cfg.max_failure_rate}; "
+            f"see {out_dir / 'failures.csv'}"
+        )
+    return summary
+
+
+def _summarise(dataset: str, folders: dict[str, VideoRecord], markers: dict[str, dict], issues: list[Issue],
+               skipped: int, processed: int, params: dict) -> AlignSummary:
+    per_class: dict[str, dict[str, Any]] = {}
+    for cls in CLASSES:
+        recs = [r for r in folders.values() if r.label.value == cls]
+        n_frames = sum(markers[r.video_id]["frames"] for r in recs)
+        n_faces = sum(len(markers[r.video_id]["faces"]) for r in recs)
+        per_class[cls] = {"videos": len(recs), "videos_with_faces": sum(bool(markers[r.video_id]["faces"]) for r in recs),
+                          "frames": n_frames, "faces": n_faces,
+                          "detection_rate": round(n_faces / n_frames, 6) if n_frames else 0.0}
+    frames = sum(m["frames"] for m in markers.values())
+    faces = sum(len(m["faces"]) for m in markers.values())
+    frame_errors = sum(i.severity == "error" and i.frame is not None for i in issues)
+    videos = len(folders)
+    return AlignSummary(
+        dataset=dataset, videos=videos, videos_with_faces=sum(bool(m["faces"]) for m in markers.values()),
+        skipped=skipped, processed=processed, frames=frames, faces=faces,
+        detection_rate=round(faces / frames, 6) if frames else 0.0,
+        failure_rate=round(frame_errors / frames, 6) if frames else (1.0 if videos else 0.0),
+        failures_by_reason=dict(sorted(Counter(i.reason for i in issues).items())),
+        per_class=per_class, params=params,
+    )
+
+
+def write_contact_sheet(path: str | Path, folders: dict[str, VideoRecord], markers: dict[str, dict],
+                        out_dir: Path, dataset: str, per_row: int = 8, thumb: int = 96) -> Path:
+    """One row of aligned faces per class (live, print, replay), spread evenly over the index."""
+    label_w, pad = 150, 4
+    rows = []
+    for cls in CLASSES:
+        faces = [out_dir / folder / f["file"] for folder, rec in folders.items() if rec.label.value == cls
+                 for f in markers[rec.video_id]["faces"]]
+        if len(faces) > per_row:
+            faces = [faces[round(i * (len(faces) - 1) / (per_row - 1))] for i in range(per_row)]
+        row = np.full((thumb + 2 * pad, label_w + per_row * (thumb + pad) + pad, 3), 255, np.uint8)
+        n_videos = sum(rec.label.value == cls for rec in folders.values())
+        cv2.putText(row, cls, (8, thumb // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2, cv2.LINE_AA)
+        cv2.putText(row, f"{n_videos} videos", (8, thumb // 2 + 24), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1,
+                    cv2.LINE_AA)
+        if not faces:
+            cv2.putText(row, "no aligned faces", (label_w, thumb // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 200), 1,
+                        cv2.LINE_AA)
+        for j, face_path in enumerate(faces):
+            img = cv2.imread(str(face_path), cv2.IMREAD_COLOR)
+            if img is None:
+                continue
+            x = label_w + pad + j * (thumb + pad)
+            row[pad:pad + thumb, x:x + thumb] = cv2.resize(img, (thumb, thumb), interpolation=cv2.INTER_AREA)
+        rows.append(row)
+    title = np.full((30, rows[0].shape[1], 3), 255, np.uint8)
+    cv2.putText(title, f"aligned faces: {dataset}", (8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    return atomic.write_image(path, np.vstack([title, *rows]))

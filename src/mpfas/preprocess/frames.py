@@ -1,0 +1,147 @@
+"""Deterministic frame sampling from a video.
+
+Frames are taken evenly over the video, first and last included. Container frame
+counts are sometimes wrong (truncated files, broken indexes), so the count is
+checked by decoding: with ``decode="seek"`` the sampled frames are read by seeking
+and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not;
+otherwise (and with ``decode="sequential"``) the video is decoded front to back,
+once to count the frames and once to keep the sampled ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+DecodeMode = Literal["seek", "sequential"]
+
+
+class VideoReadError(Exception):
+    """A video cannot be used at all; ``reason`` is a short machine-readable tag."""
+
+    def __init__(self, reason: str, detail: str, path: Path | str = "") -> None:
+        super().__init__(f"{path}: {reason}: {detail}" if path else f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail  # no machine path in it: it goes into failures.csv
+
+
+@dataclass
+class SampledFrames:
+    """The frames kept from one video (BGR uint8, OpenCV order) and how they were found."""
+
+    indices: list[int]
+    images: list[np.ndarray]
+    decoded_count: int  # frames that actually decode
+    reported_count: int  # what the container claims (<= 0: unknown)
+    method: str  # "seek" or "sequential"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer frames decode than the container announces: the file is probably cut short."""
+        return self.reported_count > 0 and self.decoded_count < self.reported_count
+
+
+def sample_indices(n_frames: int, k: int) -> list[int]:
+    """``k`` frame numbers spread evenly over ``n_frames``, first and last included.
+
+    ``k == 1`` gives the middle frame; ``k >= n_frames`` gives every frame.
+    """
+    if n_frames <= 0 or k <= 0:
+        return []
+    if k >= n_frames:
+        return list(range(n_frames))
+    if k == 1:
+        return [(n_frames - 1) // 2]
+    return sorted({round(i * (n_frames - 1) / (k - 1)) for i in range(k)})
+
+
+def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -> SampledFrames:
+    """Decode ``k`` evenly spaced frames of the video at ``path``.
+
+    Raises :class:`VideoReadError` with reason ``missing``, ``empty_file`` or
+    ``unreadable`` when no frame at all can be had.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError("missing", "the file does not exist", path)
+    if path.stat().st_size == 0:
+        raise VideoReadError("empty_file", "the file is 0 bytes", path)
+    cap = _open(path)
+    try:
+        reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if decode == "seek" and reported > 0:
+            got = _read_by_seeking(cap, reported, k)
+            if got is not None:
+                return SampledFrames(*got, decoded_count=reported, reported_count=reported, method="seek")
+    finally:
+        cap.release()
+    return _read_sequentially(path, k, reported)
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoReadError("unreadable", "no video decoder could open it", path)
+    return cap
+
+
+def _read_by_seeking(cap: cv2.VideoCapture, n: int, k: int) -> tuple[list[int], list[np.ndarray]] | None:
+    """Seek to each sampled frame; None if the container's count ``n`` does not hold."""
+    indices = sample_indices(n, k)
+    images = []
+    for i in indices:
+        if not cap.set(cv2.CAP_PROP_POS_FRAMES, i):
+            return None
+        ok, img = cap.read()
+        if not ok or img is None:
+            return None
+        images.append(img)
+    if indices[-1] != n - 1:  # only when k == 1: check the last frame exists too
+        cap.set(cv2.CAP_PROP_POS_FRAMES, n - 1)
+        ok, _ = cap.read()
+        if not ok:
+            return None
+    ok, _ = cap.read()  # one past the announced end must not decode
+    if ok:
+        return None
+    return indices, images
+
+
+def _read_sequentially(path: Path, k: int, reported: int) -> SampledFrames:
+    cap = _open(path)
+    try:
+        n = 0
+        while cap.grab():
+            n += 1
+    finally:
+        cap.release()
+    if n == 0:
+        raise VideoReadError("unreadable", "it opens but no frame decodes", path)
+    indices = sample_indices(n, k)
+    wanted = set(indices)
+    images: list[np.ndarray] = []
+    cap = _open(path)
+    try:
+        for i in range(indices[-1] + 1):
+            if not cap.grab():
+                break
+            if i in wanted:
+                ok, img = cap.retrieve()
+                if not ok or img is None:
+                    break
+                images.append(img)
+    finally:
+        cap.release()
+    if len(images) != len(indices):  # second decode disagrees with the first: do not guess
+        raise VideoReadError("unreadable", f"decoding is not repeatable ({n} frames, then fewer)", path)
+    notes = []
+    if reported > 0 and n != reported:
+        notes.append(f"container reports {reported} frames, {n} decode")
+    return SampledFrames(indices, images, decoded_count=n, reported_count=reported,
+                         method="sequential", notes=notes)

@@ -1,0 +1,243 @@
+"""The align stage: MTCNN on real face frames, the 5-point warp, resume and failure handling."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from mpfas.config import AlignConfig, ExtractConfig
+from mpfas.datasets import Label, write_index
+from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
+from mpfas.preprocess.detect import FaceDetector, box_iou
+from mpfas.preprocess.extract import MARKER, run_extract
+from mpfas.preprocess.warp import (EYE_CENTRE, alignment_matrix, similarity_transform, template_points,
+                                   transform_points, warp_face)
+from test_extract import REPO, make_video, read_csv, record, tree
+
+CROP = 64  # small crops keep the tests fast; the warp is size-independent
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector(max_side=640, min_face_size=20)
+
+
+# ---------------------------------------------------------------- warp
+
+def test_similarity_transform_recovers_a_known_one():
+    rng = np.random.default_rng(0)
+    src = rng.uniform(0, 100, (5, 2))
+    angle, scale, shift = 0.3, 1.7, np.array([12.0, -5.0])
+    rot = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    dst = src @ rot.T + shift
+    m = similarity_transform(src, dst)
+    assert np.allclose(m[:, :2], rot) and np.allclose(m[:, 2], shift)
+    mirrored = dst * np.array([-1, 1])  # a reflection is never returned
+    assert np.linalg.det(similarity_transform(src, mirrored)[:, :2]) > 0
+
+
+def test_alignment_puts_the_eyes_where_the_template_says():
+    size, padding = 256, 0.37
+    tpl = template_points(size, padding)
+    # a tilted, shifted, scaled face in a frame
+    angle = np.deg2rad(15)
+    rot = 2.3 * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = tpl @ rot.T + np.array([400.0, 130.0])
+    m = alignment_matrix(landmarks, size, padding)
+    out = transform_points(m, landmarks)
+    assert np.allclose(out[:2].mean(0), np.array(EYE_CENTRE) * size)
+    assert np.allclose(out[1, 1], out[0, 1])  # eyes level
+    assert np.isclose(out[1, 0] - out[0, 0], tpl[1, 0] - tpl[0, 0])  # template's eye distance
+    assert 0.4 * size < out[2, 1] < out[3, 1] < size  # nose above mouth, inside the crop
+
+
+def test_detections_map_back_to_full_resolution(detector):
+    astro = data.astronaut()
+    (ref,) = detector.detect([astro])  # 512 px: no downscaling
+    assert ref is not None
+    frame = np.full((2160, 3840, 3), 100, np.uint8)
+    big = cv2.resize(astro, (1536, 1536), interpolation=cv2.INTER_CUBIC)  # x3
+    frame[300:1836, 1200:2736] = big
+    (face,) = detector.detect([frame])  # detected on 640x360, reported in 4K pixels
+    expected = np.array(ref.box) * 3 + np.array([1200, 300, 1200, 300])
+    assert box_iou(face.box, expected) > 0.85
+    assert np.abs(face.landmarks - (ref.landmarks * 3 + [1200, 300])).max() < 20
+    assert face.landmarks[0, 0] < face.landmarks[1, 0]  # left eye first
+
+
+def test_batches_group_equal_sizes_and_match_single_calls(detector):
+    astro = data.astronaut()
+    frames = [astro, np.full((240, 320, 3), 80, np.uint8), astro[::-1].copy(), cv2.resize(astro, (300, 300))]
+    together = detector.detect_all(frames)
+    alone = [detector.detect_all([f])[0] for f in frames]
+    assert [len(f) for f in together] == [len(f) for f in alone]
+    assert together[1] == []
+    for t, a in zip(together, alone):
+        for ft, fa in zip(t, a):
+            assert box_iou(ft.box, fa.box) > 0.99
+
+
+def test_warp_output_is_the_crop_size(detector):
+    astro = data.astronaut()
+    (face,) = detector.detect([astro])
+    crop = warp_face(astro, face.landmarks, 112, 0.37)
+    assert crop.shape == (112, 112, 3) and crop.std() > 20
+
+
+# ---------------------------------------------------------------- the stage
+
+def _dataset(root: Path) -> list:
+    make_video(root / "v/live.avi", frames=12)
+    make_video(root / "v/print.mp4", frames=12, fourcc="mp4v")
+    make_video(root / "v/replay.avi", frames=12, size=(480, 272))
+    make_video(root / "v/noface.avi", frames=12, face=False)
+    make_video(root / "v/one.avi", frames=1)
+    make_video(root / "v/big4k.avi", frames=2, size=(3840, 2160))
+    (root / "v/zero.avi").write_bytes(b"")
+    labels = {"live": Label.LIVE, "print": Label.PRINT, "replay": Label.REPLAY, "noface": Label.LIVE,
+              "one": Label.PRINT, "big4k": Label.REPLAY, "zero": Label.LIVE}
+    exts = {"print": "mp4"}
+    return [record(f"v/{n}.{exts.get(n, 'avi')}", lab) for n, lab in labels.items()]
+
+
+def test_stage_writes_faces_failures_metrics_and_sheet(tmp_path, detector):
+    root = tmp_path / "raw"
+    records = _dataset(root)
+    ecfg = ExtractConfig(frames_per_video=3, workers=1, max_failure_rate=0.5)
+    run_extract(records, root, tmp_path / "frames", ecfg, rel_to=tmp_path, dataset="O", progress=False)
+    cfg = AlignConfig(crop_size=CROP, max_failure_rate=0.5)
+    metrics, sheet = tmp_path / "metrics/align_O.json", tmp_path / "plots/faces_O.png"
+    summary = run_align(records, tmp_path / "frames/frames.csv", tmp_path / "faces", cfg, rel_to=tmp_path,
+                        metrics_path=metrics, sheet_path=sheet, detector=detector, dataset="O", progress=False)
+
+    faces = read_csv(tmp_path / "faces/faces.csv")
+    assert list(faces[0]) == FACES_COLUMNS
+    by_video: dict[str, list[int]] = {}
+    for row in faces:
+        by_video.setdefault(row["video_id"], []).append(int(row["frame"]))
+        crop = cv2.imread(str(tmp_path / row["path"]))
+        assert crop.shape == (CROP, CROP, 3)
+        assert float(row["prob"]) > 0.9 and float(row["x2"]) > float(row["x1"])
+    assert by_video == {"O/v/live.avi": [0, 6, 11], "O/v/print.mp4": [0, 6, 11], "O/v/replay.avi": [0, 6, 11],
+                        "O/v/one.avi": [0], "O/v/big4k.avi": [0, 1]}
+    big = [r for r in faces if r["video_id"] == "O/v/big4k.avi"][0]
+    assert float(big["x2"]) - float(big["x1"]) > 500  # box in 4K pixels, not detection pixels
+
+    failures = read_csv(tmp_path / "faces/failures.csv")
+    reasons = {(f["video_id"], f["frame"], f["reason"]) for f in failures}
+    assert {("O/v/noface.avi", str(i), "no_face") for i in (0, 6, 11)} <= reasons
+    assert ("O/v/noface.avi", "", "no_face_video") in reasons
+    assert ("O/v/zero.avi", "", "no_frames") in reasons
+
+    m = json.loads(metrics.read_text())
+    assert m["frames"] == 15 and m["faces"] == 12 and m["detection_rate"] == pytest.approx(0.8)
+    assert m["failures_by_reason"]["no_face"] == 3
+    assert m["per_class"]["live"] == {"videos": 3, "videos_with_faces": 1, "frames": 6, "faces": 3,
+                                      "detection_rate": 0.5}
+    assert m["per_class"]["replay"]["faces"] == 5
+    assert summary.failure_rate == pytest.approx(0.2)
+    img = cv2.imread(str(sheet))
+    assert img is not None and img.shape[0] > 3 * 96
+
+    with pytest.raises(AlignError, match=r"align O: 3 of 15 frames.*align\.max_failure_rate=0\.1"):
+        run_align(records, tmp_path / "frames/frames.csv", tmp_path / "faces", replace(cfg, max_failure_rate=0.1),
+                  rel_to=tmp_path, detector=detector, dataset="O", progress=False)
+
+
+def test_resume_and_param_change(tmp_path, detector):
+    root = tmp_path / "raw"
+    records = [record("s/a.avi", Label.LIVE), record("s/b.avi", Label.PRINT)]
+    for r in records:
+        make_video(root / r.relpath, frames=8)
+    run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
+                rel_to=tmp_path, progress=False)
+    cfg = AlignConfig(crop_size=CROP)
+    args = (records, tmp_path / "frames/frames.csv", tmp_path / "faces")
+    first = run_align(*args, cfg, rel_to=tmp_path, detector=detector, progress=False)
+    before = tree(tmp_path / "faces")
+    again = run_align(*args, cfg, rel_to=tmp_path, detector=None, progress=False)  # no detector needed
+    assert (first.processed, again.processed, again.skipped) == (2, 0, 2)
+    assert tree(tmp_path / "faces") == before
+    wider = run_align(*args, replace(cfg, padding=0.6), rel_to=tmp_path, detector=detector, progress=False)
+    assert wider.processed == 2
+    assert (tmp_path / "faces/s/a/f00000.png").read_bytes() != before["s/a/f00000.png"]
+    # re-extracted frames (new checksums) redo the align of that video only
+    make_video(root / "s/b.avi", frames=5)
+    run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
+                rel_to=tmp_path, progress=False)
+    redo = run_align(*args, replace(cfg, padding=0.6), rel_to=tmp_path, detector=detector, progress=False)
+    assert (redo.processed, redo.skipped) == (1, 1)
+
+
+_KILLABLE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import torch
+    import mpfas.atomic as atomic
+    from mpfas.config import AlignConfig
+    from mpfas.datasets import read_index
+    from mpfas.preprocess.align import run_align
+
+    torch.set_num_threads(1)
+    _write = atomic.write_bytes
+    def slow_write(path, data):  # slow the run down so the kill lands in the middle of it
+        time.sleep(0.1)
+        return _write(path, data)
+    atomic.write_bytes = slow_write
+    base, index = map(Path, sys.argv[1:3])
+    run_align(read_index(index), base / "frames/frames.csv", base / "faces", AlignConfig(crop_size=64),
+              rel_to=base, progress=False)
+""")
+
+
+def test_sigkill_then_rerun_gives_identical_files(tmp_path):
+    import torch
+
+    root = tmp_path / "raw"
+    records = [record(f"s/v{i}.avi", Label.LIVE) for i in range(8)]
+    for r in records:
+        make_video(root / r.relpath, frames=6)
+    index = tmp_path / "index.csv"
+    write_index(records, index)
+    ecfg = ExtractConfig(frames_per_video=2, workers=1)
+    cfg = AlignConfig(crop_size=CROP)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same as the killed run: identical floats, identical PNGs
+    try:
+        bases = {}
+        for name in ("clean", "killed"):
+            base = bases[name] = tmp_path / name
+            run_extract(records, root, base / "frames", ecfg, rel_to=base, progress=False)
+        run_align(records, bases["clean"] / "frames/frames.csv", bases["clean"] / "faces", cfg,
+                  rel_to=bases["clean"], progress=False)
+
+        killed = bases["killed"]
+        proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(killed), str(index)], cwd=REPO,
+                                start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(list((killed / "faces").rglob(MARKER))) < 2:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done = len(list((killed / "faces").rglob(MARKER)))
+        assert 2 <= done < len(records), "the kill should land halfway through the run"
+
+        resumed = run_align(records, killed / "frames/frames.csv", killed / "faces", cfg, rel_to=killed,
+                            progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert resumed.skipped == done
+    assert tree(killed / "faces") == tree(bases["clean"] / "faces")
+    assert not list(killed.rglob("*.tmp"))

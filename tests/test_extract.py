@@ -1,0 +1,250 @@
+"""The extract stage on real video files written with OpenCV (no mocks)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from mpfas.config import ExtractConfig
+from mpfas.datasets import Label, VideoRecord
+from mpfas.preprocess.extract import MARKER, ExtractError, run_extract
+from mpfas.preprocess.frames import read_sampled_frames, sample_indices
+
+REPO = Path(__file__).resolve().parents[1]
+_FACE = cv2.cvtColor(data.astronaut()[20:240, 140:310], cv2.COLOR_RGB2BGR)  # a real face (BGR)
+
+
+def make_video(path: Path, frames: int = 24, size: tuple[int, int] = (320, 240), fourcc: str = "MJPG",
+               face: bool = True, fps: int = 12) -> Path:
+    """A real video: the astronaut's face drifting slightly over a plain background."""
+    w, h = size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened(), f"cannot write {path}"
+    fh, fw = _FACE.shape[:2]
+    s = 0.8 * h / fh
+    sprite = cv2.resize(_FACE, (int(fw * s), int(fh * s)), interpolation=cv2.INTER_AREA)
+    for i in range(frames):
+        img = np.full((h, w, 3), (70, 90, 110), np.uint8)
+        cv2.putText(img, str(i), (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
+        if face:
+            y = (h - sprite.shape[0]) // 2
+            x = (w - sprite.shape[1]) // 2 + int(round(0.03 * w * np.sin(i / 3)))
+            img[y:y + sprite.shape[0], x:x + sprite.shape[1]] = sprite
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def record(rel: str, label: Label = Label.LIVE, dataset: str = "O") -> VideoRecord:
+    return VideoRecord(dataset, rel, subject=rel.split("/")[-1], split="train", label=label)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` by relative path, with its bytes."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- frame sampling
+
+def test_sample_indices_spread_evenly_with_ends():
+    assert sample_indices(24, 4) == [0, 8, 15, 23]
+    assert sample_indices(3, 4) == [0, 1, 2]
+    assert sample_indices(1, 4) == [0]
+    assert sample_indices(10, 1) == [4]
+    assert sample_indices(0, 4) == []
+    idx = sample_indices(375, 8)
+    assert idx[0] == 0 and idx[-1] == 374 and len(idx) == 8
+    gaps = np.diff(idx)
+    assert gaps.max() - gaps.min() <= 1
+
+
+@pytest.mark.parametrize("name,fourcc", [("v.avi", "MJPG"), ("v.mp4", "mp4v"), ("v.mov", "mp4v")])
+def test_seek_gives_the_frames_a_full_decode_gives(tmp_path, name, fourcc):
+    path = make_video(tmp_path / name, frames=17, fourcc=fourcc)
+    seek = read_sampled_frames(path, 5, "seek")
+    seq = read_sampled_frames(path, 5, "sequential")
+    assert seek.method == "seek" and seq.method == "sequential"
+    assert seek.indices == seq.indices == [0, 4, 8, 12, 16]
+    assert seek.decoded_count == seq.decoded_count == 17
+    for a, b in zip(seek.images, seq.images):
+        assert np.array_equal(a, b)
+
+
+def test_wrong_container_count_falls_back_to_decoding(tmp_path):
+    full = make_video(tmp_path / "full.avi", frames=24)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # index still claims 24 frames
+    got = read_sampled_frames(cut, 4)
+    assert got.reported_count == 24
+    assert 0 < got.decoded_count < 24
+    assert got.truncated and got.method == "sequential"
+    assert got.indices == sample_indices(got.decoded_count, 4)
+
+
+# ---------------------------------------------------------------- the stage
+
+def _bad_inputs(root: Path) -> list[VideoRecord]:
+    make_video(root / "ok/a.avi")
+    make_video(root / "ok/b.mp4", fourcc="mp4v")
+    (root / "bad").mkdir(parents=True)
+    (root / "bad/zero.avi").write_bytes(b"")
+    (root / "bad/text.avi").write_text("this is not a video\n" * 20)
+    full = make_video(root / "tmp/full.mp4", fourcc="mp4v")
+    (root / "bad/nomoov.mp4").write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # moov atom lost
+    full = make_video(root / "tmp/full.avi")
+    (root / "bad/cut.avi").write_bytes(full.read_bytes()[: full.stat().st_size // 2])  # decodable head
+    make_video(root / "odd/one_frame.avi", frames=1)
+    make_video(root / "odd/noface.avi", face=False)
+    make_video(root / "odd/big4k.avi", frames=2, size=(3840, 2160))
+    rels = ["ok/a.avi", "ok/b.mp4", "bad/zero.avi", "bad/text.avi", "bad/nomoov.mp4", "bad/cut.avi",
+            "odd/one_frame.avi", "odd/noface.avi", "odd/big4k.avi", "bad/missing.avi"]
+    return [record(r) for r in rels]
+
+
+def test_bad_inputs_are_listed_and_the_rate_is_enforced(tmp_path):
+    root, out = tmp_path / "raw", tmp_path / "frames"
+    records = _bad_inputs(root)
+    cfg = ExtractConfig(frames_per_video=4, workers=2, max_failure_rate=0.5)
+    summary = run_extract(records, root, out, cfg, rel_to=tmp_path, dataset="O", progress=False)
+
+    failures = read_csv(out / "failures.csv")
+    by_video = {(f["video_id"], f["reason"]): f for f in failures}
+    assert by_video[("O/bad/zero.avi", "empty_file")]["severity"] == "error"
+    assert by_video[("O/bad/text.avi", "unreadable")]["severity"] == "error"
+    assert by_video[("O/bad/nomoov.mp4", "unreadable")]["severity"] == "error"
+    assert by_video[("O/bad/missing.avi", "missing")]["severity"] == "error"
+    assert by_video[("O/bad/cut.avi", "truncated")]["severity"] == "warning"
+    assert by_video[("O/odd/one_frame.avi", "few_frames")]["severity"] == "warning"
+    assert all(str(tmp_path) not in f["detail"] for f in failures)  # no machine paths in the CSV
+    assert summary.errors == 4 and summary.videos == 10
+    assert summary.failure_rate == pytest.approx(0.4)
+
+    frames = read_csv(out / "frames.csv")
+    per_video: dict[str, list[int]] = {}
+    for row in frames:
+        per_video.setdefault(row["video_id"], []).append(int(row["frame"]))
+        img = cv2.imread(str(tmp_path / row["path"]))
+        assert img is not None, row["path"]
+        assert not Path(row["path"]).is_absolute()
+    assert per_video["O/ok/a.avi"] == [0, 8, 15, 23]
+    assert per_video["O/odd/one_frame.avi"] == [0]
+    assert per_video["O/odd/big4k.avi"] == [0, 1]
+    assert cv2.imread(str(out / "odd/big4k/f00001.png")).shape == (2160, 3840, 3)
+    assert len(per_video["O/bad/cut.avi"]) == 4
+    assert not {"O/bad/zero.avi", "O/bad/text.avi", "O/bad/nomoov.mp4"} & set(per_video)
+
+    strict = replace(cfg, max_failure_rate=0.05)
+    with pytest.raises(ExtractError, match=r"extract O: 4 of 10 videos.*extract\.max_failure_rate=0\.05"):
+        run_extract(records, root, out, strict, rel_to=tmp_path, dataset="O", progress=False)
+    assert (out / "failures.csv").is_file()
+
+
+def test_resume_skips_done_videos_and_redoes_changed_ones(tmp_path):
+    root = tmp_path / "raw"
+    records = [record(f"s/v{i}.avi") for i in range(4)]
+    for r in records:
+        make_video(root / r.relpath, frames=12)
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    cfg = ExtractConfig(frames_per_video=3, workers=2)
+
+    first = run_extract(records, root, out_a, cfg, rel_to=out_a, progress=False)
+    assert (first.processed, first.skipped) == (4, 0)
+    before = tree(out_a)
+    again = run_extract(records, root, out_a, cfg, rel_to=out_a, progress=False)
+    assert (again.processed, again.skipped) == (0, 4)
+    assert tree(out_a) == before
+
+    # one worker, same bytes as two
+    run_extract(records, root, out_b, replace(cfg, workers=1), rel_to=out_b, progress=False)
+    assert tree(out_b) == before
+
+    # a param change redoes every video and leaves no frame of the old setting behind
+    changed = run_extract(records, root, out_a, replace(cfg, frames_per_video=2), rel_to=out_a, progress=False)
+    assert changed.processed == 4
+    assert sorted(p.name for p in (out_a / "s/v0").iterdir()) == [MARKER, "f00000.png", "f00011.png"]
+
+    # a replaced input video is redone; a video dropped from the index loses its folder
+    make_video(root / "s/v1.avi", frames=6)
+    shrunk = run_extract(records[:2], root, out_a, replace(cfg, frames_per_video=2), rel_to=out_a, progress=False)
+    assert (shrunk.processed, shrunk.skipped, shrunk.removed) == (1, 1, 2)
+    assert not (out_a / "s/v2").exists() and not (out_a / "s/v3").exists()
+    assert [r["frame"] for r in read_csv(out_a / "frames.csv") if r["video_id"] == "O/s/v1.avi"] == ["0", "5"]
+
+
+_KILLABLE = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    import mpfas.atomic as atomic
+    from mpfas.config import ExtractConfig
+    from mpfas.datasets import read_index
+    from mpfas.preprocess.extract import run_extract
+
+    _write = atomic.write_bytes
+    def slow_write(path, data):  # slow the run down so the kill lands in the middle of it
+        time.sleep(0.05)
+        return _write(path, data)
+    atomic.write_bytes = slow_write
+    root, out, index = map(Path, sys.argv[1:4])
+    run_extract(read_index(index), root, out, ExtractConfig(frames_per_video=4, workers=1),
+                rel_to=out.parent, progress=False)
+""")
+
+
+def test_sigkill_then_rerun_gives_identical_files(tmp_path):
+    from mpfas.datasets import write_index
+
+    root = tmp_path / "raw"
+    records = [record(f"s/v{i:02d}.avi") for i in range(10)]
+    for r in records:
+        make_video(root / r.relpath, frames=16)
+    index = tmp_path / "index.csv"
+    write_index(records, index)
+    cfg = ExtractConfig(frames_per_video=4, workers=1)
+
+    clean = tmp_path / "clean" / "frames"
+    run_extract(records, root, clean, cfg, rel_to=clean.parent, progress=False)
+
+    killed = tmp_path / "killed" / "frames"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLABLE, str(root), str(killed), str(index)],
+                            cwd=REPO, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(killed.rglob(MARKER))) < 3:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(killed.rglob(MARKER)))
+    assert 3 <= done < len(records), "the kill should land halfway through the run"
+    assert not (killed / "frames.csv").exists()
+    # a temp file as a kill during a write would leave it
+    (killed / "s/v00/.f00000.png.99999.tmp").write_bytes(b"half a png")
+
+    resumed = run_extract(records, root, killed, cfg, rel_to=killed.parent, progress=False)
+    assert resumed.skipped == done
+    assert tree(killed) == tree(clean)
+    assert not list(killed.rglob("*.tmp"))
+
+
+def test_two_videos_that_would_share_a_folder_are_refused(tmp_path):
+    from mpfas.errors import MpfasError
+
+    with pytest.raises(MpfasError, match="would share the output folder 's/v'"):
+        run_extract([record("s/v.avi"), record("s/v.mp4")], tmp_path, tmp_path / "out", ExtractConfig(),
+                    progress=False)
