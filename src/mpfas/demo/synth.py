@@ -1,0 +1,137 @@
+"""Write the synthetic demo: four datasets in their original layouts and containers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import DATASET_CODES, DATASET_NAMES, DemoConfig
+from .faces import Identity, assign_identities
+from .layout import VideoSpec, plan
+from .render import render_video
+
+MARKER = "SYNTHETIC_DEMO.txt"
+FOURCC = {".avi": "MJPG", ".mov": "mp4v", ".mp4": "mp4v"}  # written and read back by OpenCV's FFmpeg
+_TMP_DIR = ".demo-tmp"
+
+
+@dataclass(frozen=True)
+class _Job:
+    spec: VideoSpec
+    identity: Identity
+    index: int
+    seed: int
+    frames: int
+    fps: int
+    scale: float
+    tmp: str
+    dest: str
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """Write uint8 RGB frames with the container's fourcc; check it reads back."""
+    fourcc = FOURCC[path.suffix.lower()]
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"{path}: OpenCV cannot write {fourcc} into {path.suffix}")
+    try:
+        for frame in frames:
+            writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    finally:
+        writer.release()
+    cap = cv2.VideoCapture(str(path))
+    ok, _ = cap.read()
+    cap.release()
+    if not ok:
+        raise RuntimeError(f"{path}: written but OpenCV cannot read it back ({fourcc})")
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _run(job: _Job) -> str:
+    frames = render_video(job.spec, job.identity, job.seed, job.frames, job.fps, job.scale, job.index)
+    tmp, dest = Path(job.tmp), Path(job.dest)
+    write_video(tmp, frames, job.fps)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, dest)
+    return job.dest
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _prepare_root(root: Path) -> None:
+    """Start from an empty dataset root; only ever delete a previous demo."""
+    if root.exists():
+        if (root / MARKER).is_file():
+            shutil.rmtree(root)
+        elif any(root.iterdir()):
+            raise FileExistsError(f"{root}: exists, is not empty and is not a demo written by mpfas "
+                                  f"(no {MARKER}); refusing to overwrite it (check data.demo_root)")
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, workers: int = 2) -> None:
+    """Write ``out_root/<dataset name>/...`` for O, C, I, M (same seed -> same videos)."""
+    cfg.validate()
+    out_root = Path(out_root)
+    identities = assign_identities(cfg.seed, cfg.subjects, DATASET_CODES)
+    tmp_dir = out_root / _TMP_DIR
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir.mkdir(parents=True)
+    jobs: list[_Job] = []
+    for code in DATASET_CODES:
+        root = out_root / DATASET_NAMES[code]
+        _prepare_root(root)
+        specs, side_files = plan(code, cfg.subjects, cfg.seed)
+        _write_text(root / MARKER, _marker_text(code, cfg, identities[code]))
+        for rel, text in side_files.items():
+            _write_text(root / rel, text)
+        for i, spec in enumerate(specs):
+            ext = Path(spec.relpath).suffix
+            jobs.append(_Job(spec, identities[code][spec.subject], i, cfg.seed, cfg.frames, cfg.fps, cfg.scale,
+                             str(tmp_dir / f"{code}-{i:04d}{ext}"), str(root / spec.relpath)))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(jobs), desc="demo videos", unit="video")
+    try:
+        if workers <= 1:
+            _init_worker()
+            for job in jobs:
+                _run(job)
+                if bar:
+                    bar.update()
+        else:
+            # spawn: safe even when the parent already runs torch/OpenCV threads
+            with mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+                for _ in pool.imap_unordered(_run, jobs):
+                    if bar:
+                        bar.update()
+    finally:
+        if bar:
+            bar.close()
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _marker_text(code: str, cfg: DemoConfig, identities: list[Identity]) -> str:
+    return (
+        f"Synthetic {DATASET_NAMES[code]} demo written by mpfas.demo (not the real dataset).\n"
+        f"Same folder and file names as the original; faces are package sample photos with\n"
+        f"simulated cameras and simulated print / replay attacks.\n"
+        f"seed={cfg.seed} subjects={cfg.subjects} frames={cfg.frames} fps={cfg.fps} scale={cfg.scale}\n"
+        f"identities: {', '.join(i.name for i in identities)}\n"
+    )
