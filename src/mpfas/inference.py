@@ -1,0 +1,105 @@
+"""Scoring shared by training-time validation, the evaluate stage and prediction.
+
+One definition of "the score of a video" keeps source-val model selection and the
+reported numbers consistent (DESIGN §4): a video is represented by ``num_frames`` of
+its aligned faces (first and last detected frame when 2, evenly spread otherwise),
+each frame is scored by ``frame_score`` (higher = live) and the video score is the
+mean of its frame scores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+
+def pick_frames(faces: Sequence[str], num_frames: int) -> list[str]:
+    """``num_frames`` faces spread evenly over the video, always including the first
+    (and the last when ``num_frames`` >= 2); all faces if there are fewer or it is 0."""
+    if num_frames < 0:
+        raise ValueError(f"num_frames: {num_frames} must be >= 0 (0 = all faces)")
+    if num_frames == 0 or len(faces) <= num_frames:
+        return list(faces)
+    idx = np.linspace(0, len(faces) - 1, num_frames).round().astype(int)
+    return [faces[i] for i in idx]
+
+
+def load_face(path: str | Path, size: int) -> Tensor:
+    """One aligned face as a 3 x size x size float tensor in [0, 1] (bilinear resize)."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: aligned face not found (re-run the align stage?)") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def load_faces(paths: Sequence[str | Path], size: int) -> Tensor:
+    """Faces as a B x 3 x size x size float batch in [0, 1]."""
+    if not paths:
+        return torch.empty(0, 3, size, size)
+    return torch.stack([load_face(p, size) for p in paths])
+
+
+def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA; a no-op elsewhere (CPU stays fp32) or when not ``enabled``."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(rgb: Tensor, device: torch.device) -> Tensor:
+    """Move a batch to ``device``, channels_last on CUDA."""
+    rgb = rgb.to(device, non_blocking=True)
+    return rgb.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else rgb
+
+
+@torch.no_grad()
+def score_frames(model: nn.Module, paths: Sequence[str | Path], size: int, batch_size: int,
+                 device: str | torch.device) -> np.ndarray:
+    """Frame scores (higher = live) for ``paths``, in order, in eval mode.
+
+    The model's train/eval mode is restored afterwards so validation can run mid-training.
+    """
+    from .models import frame_score
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    scores: list[np.ndarray] = []
+    try:
+        for start in range(0, len(paths), batch_size):
+            rgb = to_device(load_faces(paths[start : start + batch_size], size), device)
+            with autocast(device):
+                out = model(rgb)
+            scores.append(frame_score(out).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
+
+
+def score_videos(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
+                 device: str | torch.device, num_frames: int) -> np.ndarray:
+    """Video scores: the mean frame score over ``pick_frames(faces, num_frames)``.
+
+    A video without faces gets NaN (callers decide whether that is an error).
+    """
+    picked = [pick_frames(faces, num_frames) for faces in videos]
+    flat = [p for frames in picked for p in frames]
+    frame_scores = score_frames(model, flat, size, batch_size, device)
+    out = np.full(len(videos), np.nan)
+    start = 0
+    for i, frames in enumerate(picked):
+        if frames:
+            out[i] = frame_scores[start : start + len(frames)].mean()
+        start += len(frames)
+    return out

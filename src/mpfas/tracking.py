@@ -1,0 +1,229 @@
+"""MLflow for the training stage: where runs go, how they are named, tagged and resumed.
+
+DVC owns orchestration and params; MLflow owns per-run curves and artifacts (DESIGN §7).
+Two traps shape this module:
+
+* ``dvc exp run --temp`` and queued experiments run in a copy under
+  ``<root>/.dvc/tmp/exps/...``; a relative ``sqlite:///mlflow.db`` would be written
+  into that copy and lost. The tracking DB therefore resolves to the *main* repository
+  root (``MLFLOW_TRACKING_URI`` wins when set), and so does the artifact folder.
+* MLflow 3 starts a telemetry client when it is imported. The opt-out is read from the
+  environment, so it is set here before ``mlflow`` is ever imported, and the client is
+  reset in case someone imported mlflow earlier.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import Params, flatten
+
+log = logging.getLogger(__name__)
+
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+DB_NAME = "mlflow.db"
+ARTIFACT_DIR = "mlartifacts"
+_EXPS_PARTS = (".dvc", "tmp", "exps")
+
+
+def disable_telemetry() -> None:
+    """Opt out of MLflow's usage telemetry so nothing waits on the network."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    # MLflow only honours DO_NOT_TRACK == "true"; the switch below is the one that counts.
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    import sys
+
+    if "mlflow" in sys.modules:  # imported before us: drop the client it may have started
+        from mlflow.telemetry import set_telemetry_client
+
+        set_telemetry_client()
+
+
+disable_telemetry()
+
+
+def main_root(cwd: str | Path | None = None) -> Path:
+    """The main repository root, also when running inside ``<root>/.dvc/tmp/exps/<x>``.
+
+    Outside such a copy, the nearest ancestor holding ``.dvc`` or ``.git`` (else cwd).
+    """
+    here = Path(cwd or os.getcwd()).resolve()
+    parts = here.parts
+    for i in range(len(parts) - len(_EXPS_PARTS), 0, -1):
+        if parts[i : i + len(_EXPS_PARTS)] == _EXPS_PARTS:
+            return Path(*parts[:i])
+    for candidate in (here, *here.parents):
+        if (candidate / ".dvc").is_dir() or (candidate / ".git").exists():
+            return candidate
+    return here
+
+
+def tracking_uri(cwd: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<main root>/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if env:
+        return env
+    return f"sqlite:///{(main_root(cwd) / DB_NAME).as_posix()}"
+
+
+def artifact_location(cwd: str | Path | None = None) -> str | None:
+    """Where a new experiment keeps artifacts: ``<main root>/mlartifacts`` for the default
+    DB; None (the server's choice) when ``MLFLOW_TRACKING_URI`` points elsewhere."""
+    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():
+        return None
+    return (main_root(cwd) / ARTIFACT_DIR).as_uri()
+
+
+def git_commit(cwd: str | Path | None = None) -> str:
+    """HEAD of the repository we run in ("unknown" outside git), "+dirty" if modified."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def pipeline_run_name(params_file: str | Path, commit: str) -> str:
+    """The tag that groups the protocol runs of one pipeline run.
+
+    ``MPFAS_PIPELINE_RUN`` or DVC's ``DVC_EXP_NAME`` when set; otherwise the git commit
+    plus a hash of the params file, so the four ``train@<protocol>`` stages of one
+    ``dvc repro`` (separate processes) land in the same group.
+    """
+    for key in ("MPFAS_PIPELINE_RUN", "DVC_EXP_NAME"):
+        if os.environ.get(key):
+            return os.environ[key]
+    digest = hashlib.sha256(Path(params_file).read_bytes()).hexdigest()[:8]
+    return f"{commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}-params-{digest}"
+
+
+def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str) -> dict[str, str]:
+    """Tags every training run carries (protocol, commit, DVC experiment, init, selection)."""
+    pretrained = params.model.pretrained or "random-init"
+    tags = {
+        "protocol": protocol,
+        "git_commit": commit,
+        "pipeline_run": pipeline_run_name(params_file, commit),
+        "pretrained": pretrained,
+        "algorithm": params.train.algorithm,
+        "select": params.train.select,
+        "leakage": "target-oracle (selects on the target set)" if params.train.select == "target_oracle"
+        else "none (selects on source-val)",
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "mlflow.runName": protocol,
+    }
+    for key in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
+        if os.environ.get(key):
+            tags[key.lower()] = os.environ[key]
+    return tags
+
+
+def flat_params(params: Params) -> dict[str, str]:
+    """params.yaml flattened to ``section.key`` strings (MLflow caps values at 6000 chars)."""
+    return {k: str(v)[:6000] for k, v in flatten(params).items()}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    resumed: bool
+
+    def as_json(self, protocol: str) -> dict[str, Any]:
+        return {"run_id": self.run_id, "experiment_id": self.experiment_id,
+                "protocol": protocol, "tracking_uri": self.tracking_uri}
+
+
+class Tracker:
+    """One MLflow run for one protocol's training, resumable by run id.
+
+    Uses ``MlflowClient`` with an explicit run id rather than the global active run, so a
+    failing run can be marked FAILED from any frame and nothing leaks between tests.
+    """
+
+    def __init__(self, experiment: str, cwd: str | Path | None = None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri(cwd)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None:
+            self.experiment_id = self.client.create_experiment(
+                experiment, artifact_location=artifact_location(cwd))
+        else:
+            self.experiment_id = found.experiment_id
+        self.run_id: str | None = None
+
+    def start(self, tags: dict[str, str], params: dict[str, str], resume_id: str | None = None) -> RunInfo:
+        """Start a run, or reopen ``resume_id`` if it exists in this experiment."""
+        from mlflow.entities import RunStatus
+
+        resumed = False
+        if resume_id:
+            try:
+                run = self.client.get_run(resume_id)
+                resumed = run.info.experiment_id == self.experiment_id
+            except Exception:  # unknown id (e.g. another tracking DB): start afresh
+                resumed = False
+            if not resumed:
+                log.warning("MLflow run %s from the checkpoint is not in %s; starting a new run",
+                            resume_id, self.uri)
+        if resumed:
+            self.run_id = resume_id
+            self.client.update_run(resume_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            logged = self.client.get_run(resume_id).data.params
+            changed = sorted(k for k in params if k in logged and logged[k] != params[k])
+            if changed:
+                log.warning("params changed since this run started (kept the first values in "
+                            "MLflow): %s", ", ".join(changed))
+                tags = {**tags, "params_changed_on_resume": ",".join(changed)[:5000]}
+            params = {k: v for k, v in params.items() if k not in logged}
+            tags = {k: v for k, v in tags.items() if k != "started"}
+            tags["resumed"] = "true"
+        else:
+            run = self.client.create_run(self.experiment_id, tags=tags, run_name=tags.get("mlflow.runName"))
+            self.run_id = run.info.run_id
+        self.set_tags(tags)
+        self.log_params(params)
+        return RunInfo(self.run_id, self.experiment_id, self.uri, resumed)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's per-batch limit
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(_dt.datetime.now().timestamp() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Close the run: FINISHED, FAILED or KILLED."""
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id, status=status)
+

@@ -1,0 +1,299 @@
+"""The training loop of one protocol: build, iterate, validate, checkpoint, log.
+
+Per iteration the source domains are shuffled; with three sources two are meta-train
+and one meta-test (with two: one and one). The step itself is in ``algorithms``.
+Every ``train.eval_every`` iterations (and at the end) the model is scored on the
+source-val videos; ``best.pt`` is the checkpoint with the lowest video-level HTER at the
+source-val EER threshold (ties: higher AUC). ``train.select: target_oracle`` instead
+picks the lowest HTER on the *target* with the threshold swept on the target, as the
+official code does; that choice leaks the test set and is labelled so everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..atomic import write_json
+from ..config import ConfigError, Params
+from ..errors import MpfasError
+from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
+from ..inference import score_videos
+from ..tracking import Tracker, flat_params, git_commit, run_tags
+from . import checkpoint as ckpt
+from .algorithms import alternating_step, bilevel_step
+from .data import DomainSampler
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 10
+# Settings that do not change what is learnt: a last.pt written under other values of
+# these may still be resumed (e.g. raise train.iterations to train longer).
+RESUME_FREE = ("protocols", "iterations", "resume", "eval_every", "checkpoint_every", "workers",
+               "device")
+
+
+class TrainingError(MpfasError, ValueError):
+    """Training cannot start or continue because of its inputs (manifest, data, settings)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    protocol: str
+    run_id: str
+    iterations: int
+    start_iteration: int
+    best_iteration: int
+    best_val: dict[str, float]
+    seconds_per_iteration: float
+    device: str
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU; ``cuda`` fails loudly without a GPU."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def fingerprint(params: Params, protocol: str, manifest: Path) -> str:
+    """What ``last.pt`` must match to be resumed: model, learning settings, manifest."""
+    train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RESUME_FREE}
+    blob = json.dumps({"protocol": protocol, "model": dataclasses.asdict(params.model), "train": train,
+                       "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device: torch.device,
+             prefix: str = "val") -> dict[str, float]:
+    """Video-level AUC, EER and HTER at the EER threshold (and the sweep-oracle min HTER).
+
+    Videos are scored exactly as the evaluate stage scores them (``evaluate.num_frames``,
+    ``evaluate.batch_size``), so the stored source-val threshold applies to its scores.
+    """
+    scores = score_videos(model, [r.faces for r in rows], params.model.input_size,
+                          params.evaluate.batch_size, device, params.evaluate.num_frames)
+    labels = np.array([r.is_live for r in rows])
+    rate, threshold = eer(scores, labels, where=f"{prefix} videos")
+    min_hter, min_threshold = best_hter(scores, labels, where=f"{prefix} videos")
+    return {
+        "auc": roc_auc(scores, labels, where=f"{prefix} videos"),
+        "eer": rate,
+        "hter": error_rates(scores, labels, threshold, where=f"{prefix} videos").hter,
+        "threshold": threshold,
+        "min_hter": min_hter,
+        "min_hter_threshold": min_threshold,
+        "videos": float(len(rows)),
+    }
+
+
+def _better(new: tuple[float, float], old: tuple[float, float] | None) -> bool:
+    """Lower error first, then higher AUC (keys are (error, -auc))."""
+    return old is None or new < old
+
+
+def _same_run(best_path: Path, fp: str, run_id: str) -> bool:
+    """Whether ``best.pt`` exists and belongs to the run being resumed."""
+    if not best_path.is_file():
+        return False
+    best = ckpt.load(best_path)
+    return best.get("fingerprint") == fp and best.get("run_id") == run_id
+
+
+def _state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str | Path,
+          params_file: str | Path = "params.yaml",
+          on_checkpoint: Callable[[int], None] | None = None) -> TrainResult:
+    """Train one protocol from its manifest into ``out_dir`` (best.pt, last.pt, run.json).
+
+    ``on_checkpoint(iteration)`` is called after each ``last.pt`` write (progress hooks, tests).
+    """
+    from ..manifests import read_manifest
+    from ..models import build_model
+
+    cfg = params.train
+    if protocol not in params.manifests.protocols:
+        raise ConfigError(f"train: unknown protocol {protocol!r}; defined in manifests.protocols: "
+                          f"{sorted(params.manifests.protocols)}")
+    sources = list(params.manifests.protocols[protocol].sources)
+    manifest, out_dir = Path(manifest), Path(out_dir)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: manifest not found (run the manifests stage)")
+    rows = [r for r in read_manifest(manifest) if r.faces]
+    by_role = {role: [r for r in rows if r.role == role] for role in ("source-train", "source-val", "target")}
+    have = sorted({r.domain for r in by_role["source-train"]})
+    if have != sorted(sources):
+        raise TrainingError(f"{manifest}: source-train domains {have} differ from protocol {protocol} "
+                           f"sources {sorted(sources)}")
+
+    device = resolve_device(cfg.device)
+    ckpt.seed_everything(cfg.seed)
+    model = build_model(params.model).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    model.train()
+    if not params.model.pretrained:
+        log.warning("!" * 72)
+        log.warning("model.pretrained is empty: BOTH streams start from RANDOM weights, not ImageNet. "
+                    "Numbers will be far from the paper's; set model.pretrained to a local "
+                    "torchvision ResNet weights file.")
+        log.warning("!" * 72)
+
+    meta = any(True for _ in model.pattern_parameters())
+    mp_opt = (torch.optim.SGD(model.pattern_parameters(), lr=cfg.meta_lr * cfg.inner_loops,
+                              momentum=cfg.momentum, weight_decay=0.0) if meta else None)
+    hfn_opt = torch.optim.SGD(model.hfn_parameters(), lr=cfg.meta_lr, momentum=cfg.momentum,
+                              weight_decay=0.0)
+    if not meta:
+        log.info("model.pattern=%s has no learnable pattern: no meta-learning, no inner steps; the HFN "
+                 "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
+    sampler = DomainSampler(by_role["source-train"], num_frames=cfg.num_frames, batch_live=cfg.batch_live,
+                            batch_spoof=cfg.batch_spoof, size=params.model.input_size, seed=cfg.seed,
+                            workers=cfg.workers)
+
+    fp = fingerprint(params, protocol, manifest)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    start, best_key, best_record, run_id = 0, None, None, None
+    if cfg.resume == "auto" and last_path.is_file():
+        state = ckpt.load(last_path)
+        if state.get("fingerprint") != fp:
+            log.warning("%s was written with other settings or data; starting over", last_path)
+        elif state["iteration"] > cfg.iterations:
+            log.warning("%s is at iteration %d > train.iterations=%d; starting over", last_path,
+                        state["iteration"], cfg.iterations)
+        else:
+            model.load_state_dict(state["model"])
+            if mp_opt is not None:
+                mp_opt.load_state_dict(state["optim_mp"])
+            hfn_opt.load_state_dict(state["optim_hfn"])
+            sampler.load_state_dict(state["sampler"])
+            ckpt.set_rng_state(state["rng"])
+            start, run_id = state["iteration"], state["run_id"]
+            if state["best"] is not None and _same_run(best_path, fp, run_id):
+                best_key, best_record = tuple(state["best"]["key"]), state["best"]
+            elif state["best"] is not None:
+                log.warning("%s is missing or from another run; the best checkpoint is chosen again "
+                            "from here on", best_path)
+            log.info("resuming %s from %s at iteration %d", protocol, last_path, start)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    commit = git_commit()
+    tracker = Tracker(params.tracking.experiment)
+    info = tracker.start(run_tags(protocol, params, params_file, commit), flat_params(params), resume_id=run_id)
+    step_times: list[float] = []
+    try:
+        write_json(out_dir / "run.json", info.as_json(protocol))
+        log.info("MLflow run %s (%s) in %s", info.run_id, "resumed" if info.resumed else "new",
+                 info.tracking_uri)
+        if cfg.select == "target_oracle":
+            log.warning("train.select=target_oracle: best.pt is chosen on the TARGET set (as the official "
+                        "code does); its target numbers are optimistic (test-set leakage)")
+        for it in range(start + 1, cfg.iterations + 1):
+            t0 = time.perf_counter()
+            domains = list(sources)
+            random.shuffle(domains)
+            if meta:
+                train_doms, test_dom = domains[:-1], domains[-1]
+                n_test = cfg.inner_loops if cfg.algorithm == "alternating" else 1
+                meta_test = [sampler.batch(test_dom).to(device) for _ in range(n_test)]
+            else:
+                train_doms, test_dom, meta_test = domains, None, []
+            meta_train = [sampler.batch(d).to(device) for d in train_doms]
+            if cfg.algorithm == "bilevel" and meta:
+                stats = bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], cfg.first_order, device)
+            else:
+                stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device)
+            if any(not math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
+            step_times.append(time.perf_counter() - t0)
+            stats["lr_hfn"] = hfn_opt.param_groups[0]["lr"]
+            if mp_opt is not None:
+                stats["lr_mp"] = mp_opt.param_groups[0]["lr"]
+            stats["seconds_per_iteration"] = step_times[-1]
+            tracker.log_metrics(stats, step=it)
+            if it == start + 1 or it % LOG_EVERY == 0:
+                log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations, train_doms, test_dom,
+                         " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+
+            if it % cfg.eval_every == 0 or it == cfg.iterations:
+                val = validate(model, by_role["source-val"], params, device, "source-val")
+                metrics = {f"val_{k}": v for k, v in val.items() if k != "videos"}
+                key = (val["hter"], -val["auc"])
+                if cfg.select == "target_oracle":
+                    tgt = validate(model, by_role["target"], params, device, "target")
+                    metrics.update({f"target_{k}": v for k, v in tgt.items() if k != "videos"})
+                    val.update({f"target_{k}": v for k, v in tgt.items()})
+                    key = (tgt["min_hter"], -tgt["auc"])
+                tracker.log_metrics(metrics, step=it)
+                log.info("it %d: source-val AUC %.4f HTER@EER-thr %.4f (thr %.4f)%s", it, val["auc"],
+                         val["hter"], val["threshold"],
+                         f" | target min-HTER {val['target_min_hter']:.4f} (oracle)"
+                         if cfg.select == "target_oracle" else "")
+                if _better(key, best_key):
+                    best_key = key
+                    best_record = {"iteration": it, "key": list(key), "val": val}
+                    ckpt.save_atomic({
+                        "model": _state_cpu(model),
+                        "model_config": dataclasses.asdict(params.model),
+                        "iteration": it, "protocol": protocol, "select": cfg.select,
+                        "val": val, "threshold": val["threshold"],
+                        "run_id": info.run_id, "fingerprint": fp,
+                    }, best_path)
+                    tracker.log_metrics({"best_iteration": it}, step=it)
+                    log.info("it %d: new best (%s)", it, cfg.select)
+
+            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
+                state = {
+                    "model": _state_cpu(model),
+                    "model_config": dataclasses.asdict(params.model),
+                    "iteration": it, "protocol": protocol, "select": cfg.select,
+                    "val": best_record["val"] if best_record else {},
+                    "optim_mp": mp_opt.state_dict() if mp_opt is not None else None,
+                    "optim_hfn": hfn_opt.state_dict(),
+                    "sampler": sampler.state_dict(), "rng": ckpt.rng_state(),
+                    "best": best_record, "run_id": info.run_id, "fingerprint": fp,
+                }
+                ckpt.save_atomic(state, last_path)
+                if on_checkpoint is not None:
+                    on_checkpoint(it)
+
+        if not best_path.is_file():
+            raise RuntimeError(f"{best_path} was not written (no validation ran)")
+        tracker.log_artifact(best_path, "checkpoint")
+        tracker.log_artifact(params_file, "config")
+        tracker.log_artifact(out_dir / "run.json", "checkpoint")
+        tracker.set_tags({"best_iteration": str(best_record["iteration"] if best_record else "")})
+        tracker.end("FINISHED")
+    except KeyboardInterrupt:
+        tracker.end("KILLED")
+        raise
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    finally:
+        sampler.close()
+
+    best = ckpt.load(best_path)
+    return TrainResult(
+        protocol=protocol, run_id=info.run_id, iterations=cfg.iterations, start_iteration=start,
+        best_iteration=int(best["iteration"]), best_val=dict(best["val"]),
+        seconds_per_iteration=float(np.mean(step_times)) if step_times else float("nan"),
+        device=str(device),
+    )

@@ -1,0 +1,47 @@
+"""DVC stage `train@<protocol>`: meta-learn HFN+MP on the protocol's sources.
+
+Reads data/manifests/<protocol>.csv; writes models/<protocol>/{best,last}.pt and
+run.json (the MLflow run id), and metrics/train_<protocol>.json.
+"""
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from mpfas.cli import stage_main
+from mpfas.config import ConfigError
+
+
+@stage_main
+def main(params, protocol: str = "", *extra: str) -> None:
+    if not protocol or extra:
+        raise ConfigError("usage: python stages/train.py <protocol>  (one of manifests.protocols: "
+                          f"{sorted(params.manifests.protocols)})")
+    from mpfas.training import train
+
+    result = train(params, protocol, manifest=Path(f"data/manifests/{protocol}.csv"),
+                   out_dir=Path(f"models/{protocol}"),
+                   params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"))
+    summary = {
+        "protocol": protocol, "run_id": result.run_id, "select": params.train.select,
+        "iterations": result.iterations, "resumed_from": result.start_iteration,
+        "best_iteration": result.best_iteration, "device": result.device,
+        # None when last.pt was already complete and nothing was left to train
+        "seconds_per_iteration": (round(result.seconds_per_iteration, 4)
+                                  if math.isfinite(result.seconds_per_iteration) else None),
+        "source_val": {k: result.best_val[k] for k in ("auc", "eer", "hter", "threshold", "videos")},
+    }
+    out = Path(f"metrics/train_{protocol}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(tmp, out)
+    print(f"{protocol}: best iteration {result.best_iteration}, source-val HTER "
+          f"{result.best_val['hter']:.4f} AUC {result.best_val['auc']:.4f}, "
+          f"{result.seconds_per_iteration:.2f} s/iteration, MLflow run {result.run_id}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,395 @@
+"""Training: batches, the two meta-learning steps, checkpoints, resume and MLflow runs.
+
+Everything runs the real model (resnet18 at 64 px) on a synthetic manifest: aligned-face
+PNGs cut from scikit-image's astronaut with a colour cast per domain; spoofs are
+desaturated, blurred and striped (print/replay-like), so there is something to learn.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image, ImageFilter
+
+from mpfas.config import ConfigError, load_params
+from mpfas.inference import load_faces, pick_frames, score_videos
+from mpfas.manifests import ManifestRow, write_manifest
+from mpfas.models import build_model
+from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
+from mpfas.training.algorithms import split_parameters
+
+REPO = Path(__file__).resolve().parents[1]
+CAST = {"O": (1.0, 0.95, 0.9), "C": (0.9, 1.0, 1.05), "I": (1.05, 1.0, 0.85), "M": (0.95, 0.9, 1.0)}
+TINY = {
+    "model": {"backbone": "resnet18", "input_size": 64, "pattern": "meta", "pretrained": ""},
+    "train": {"protocols": ["OCI-M"], "iterations": 3, "inner_loops": 2, "batch_live": 2, "batch_spoof": 2,
+              "eval_every": 2, "checkpoint_every": 2, "device": "cpu", "seed": 666},
+    "tracking": {"experiment": "test-training"},
+}
+
+
+# ------------------------------------------------------------------ synthetic data
+
+def _face(rng: np.random.Generator, domain: str, live: bool) -> Image.Image:
+    from skimage.data import astronaut
+
+    img = astronaut()[20:240, 150:370].astype(np.float32) / 255.0
+    dy, dx = rng.integers(0, 12, size=2)
+    img = img[dy : dy + 200, dx : dx + 200] * np.array(CAST[domain]) * rng.uniform(0.85, 1.1)
+    if not live:
+        grey = img.mean(axis=2, keepdims=True)
+        img = 0.5 * img + 0.5 * grey
+        stripes = 0.08 * np.sin(np.arange(200) / 1.7)[:, None, None]
+        img = img + stripes + rng.normal(0, 0.03, img.shape)
+    out = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).resize((64, 64))
+    return out.filter(ImageFilter.GaussianBlur(1.2)) if not live else out
+
+
+def make_workspace(root: Path, protocol: str = "OCI-M", sources=("O", "C", "I"), target="M",
+                   train_videos: int = 3, val_videos: int = 2, frames: int = 3, overrides=None) -> Path:
+    """Faces under root/data/faces, the manifest under root/data/manifests, a tiny params.yaml."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for domain in (*sources, target):
+        roles = [("target", train_videos + val_videos)] if domain == target else [
+            ("source-train", train_videos), ("source-val", val_videos)]
+        for role, n in roles:
+            for v in range(n):
+                for live in (1, 0):
+                    vid = f"{role}_{v}_{'live' if live else 'spoof'}"
+                    faces = []
+                    for f in range(frames):
+                        rel = f"data/faces/{domain}/{vid}/f{f:05d}.png"
+                        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                        _face(rng, domain, bool(live)).save(root / rel)
+                        faces.append(rel)
+                    rows.append(ManifestRow(dataset=domain, domain=domain, video_id=f"{domain}/{vid}",
+                                            subject=f"{role}{v}", split="train", label="live" if live else "print",
+                                            is_live=live, attack="" if live else "print", role=role, faces=faces))
+    write_manifest(rows, root / f"data/manifests/{protocol}.csv")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in {**TINY, **(overrides or {})}.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory) -> str:
+    return f"sqlite:///{(tmp_path_factory.mktemp('mlflow') / 'mlflow.db').as_posix()}"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, mlflow_uri) -> Path:
+    make_workspace(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    return tmp_path
+
+
+def _rows(root: Path):
+    from mpfas.manifests import read_manifest
+
+    return read_manifest(root / "data/manifests/OCI-M.csv", faces_root=root / "data/faces")
+
+
+# ------------------------------------------------------------------ inference and data
+
+def test_pick_frames_first_and_last():
+    faces = [f"f{i}" for i in range(7)]
+    assert pick_frames(faces, 2) == ["f0", "f6"]
+    assert pick_frames(faces, 3) == ["f0", "f3", "f6"]
+    assert pick_frames(faces[:1], 2) == ["f0"]
+    assert pick_frames(faces, 0) == faces
+    with pytest.raises(ValueError, match="num_frames"):
+        pick_frames(faces, -1)
+
+
+def test_load_faces_and_video_scores(workspace):
+    rows = _rows(workspace)
+    batch = load_faces(rows[0].faces, 32)
+    assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
+    assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.max() > 0.5
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        load_faces(["data/faces/O/nope.png"], 32)
+    model = build_model(load_params("params.yaml").model)
+    videos = [r.faces for r in rows[:3]] + [[]]
+    scores = score_videos(model, videos, 64, 4, "cpu", num_frames=2)
+    assert model.training  # mode restored
+    assert scores.shape == (4,) and np.isnan(scores[3]) and np.all((scores[:3] >= 0) & (scores[:3] <= 1))
+    from mpfas.inference import score_frames
+
+    frames = score_frames(model, pick_frames(rows[0].faces, 2), 64, 1, "cpu")
+    assert scores[0] == pytest.approx(frames.mean(), abs=1e-5)
+
+
+def test_sampler_is_balanced_seeded_and_resumable(workspace):
+    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    make = lambda seed: DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=seed)
+    a, b, c = make(1), make(1), make(2)
+    first = a.batch("O")
+    assert first.rgb.shape == (5, 3, 32, 32) and first.is_live.tolist() == [1, 1, 1, 0, 0]
+    assert torch.equal(first.rgb, b.batch("O").rgb)
+    assert not torch.equal(first.rgb, c.batch("O").rgb)
+    assert a.frames("O") == 3 * 2 * 2  # videos x classes x num_frames
+    state = a.state_dict()
+    torch.save(state, workspace / "s.pt")
+    expected = [a.batch(d).rgb for d in ("C", "O", "O", "I")]
+    b.load_state_dict(torch.load(workspace / "s.pt", weights_only=True))
+    assert all(torch.equal(x, b.batch(d).rgb) for x, d in zip(expected, ("C", "O", "O", "I")))
+    plain = DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=1, flip=False)
+    unflipped = plain.batch("O").rgb  # same frames as ``first`` (frames are drawn before flips)
+    flipped = [not torch.equal(x, y) for x, y in zip(first.rgb, unflipped)]
+    assert any(flipped)
+    assert all(torch.equal(x, y.flip(-1)) for x, y, f in zip(first.rgb, unflipped, flipped) if f)
+    with pytest.raises(KeyError, match="M"):
+        a.batch("M")
+
+
+# ------------------------------------------------------------------ the two algorithms
+
+def _snapshot(params: dict) -> dict:
+    return {n: p.detach().clone() for n, p in params.items()}
+
+
+def _changed(before: dict, after: dict) -> set[str]:
+    return {n for n in before if not torch.equal(before[n], after[n])}
+
+
+@pytest.fixture
+def tiny(workspace):
+    params = load_params("params.yaml")
+    torch.manual_seed(0)
+    model = build_model(params.model)
+    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    sampler = DomainSampler(train, num_frames=2, batch_live=2, batch_spoof=2, size=64, seed=0)
+    return model, sampler
+
+
+def test_alternating_inner_moves_only_mp_outer_only_hfn(tiny):
+    model, sampler = tiny
+    mp, hfn = split_parameters(model)
+    assert mp and hfn and len(mp) + len(hfn) == len(list(model.parameters()))
+    mp_opt = torch.optim.SGD(mp.values(), lr=0.1, momentum=0.9)
+    hfn_opt = torch.optim.SGD(hfn.values(), lr=0.1, momentum=0.9)
+    start_mp, start_hfn = _snapshot(mp), _snapshot(hfn)
+    after_inner = []
+    mp_opt.register_step_post_hook(lambda *_: after_inner.append((_snapshot(mp), _snapshot(hfn))))
+    stats = alternating_step(model, mp_opt, hfn_opt, [sampler.batch("O"), sampler.batch("C")],
+                             [sampler.batch("I") for _ in range(3)], torch.device("cpu"))
+    assert len(after_inner) == 3
+    for inner_mp, inner_hfn in after_inner:
+        assert not _changed(start_hfn, inner_hfn)  # inner steps leave the HFN alone
+    assert _changed(start_mp, after_inner[0][0]) == set(mp)  # ... and move every MP parameter
+    final_mp, final_hfn = _snapshot(mp), _snapshot(hfn)
+    assert not _changed(after_inner[-1][0], final_mp)  # the outer step leaves the MP alone
+    assert len(_changed(start_hfn, final_hfn)) > 0.9 * len(hfn)  # ... and moves the HFN
+    assert {"meta_test_loss", "meta_test_map", "meta_test_cls", "meta_train_loss"} <= set(stats)
+    assert all(p.requires_grad for p in model.parameters())  # freezing was undone
+
+
+def test_no_learnable_pattern_trains_hfn_only(workspace):
+    params = load_params("params.yaml")
+    model = build_model(type(params.model)(**{**params.model.__dict__, "pattern": "hsv"}))
+    assert model.pattern_parameters() == []
+    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    sampler = DomainSampler(train, num_frames=2, batch_live=2, batch_spoof=2, size=64, seed=0)
+    hfn_opt = torch.optim.SGD(model.hfn_parameters(), lr=0.1)
+    stats = alternating_step(model, None, hfn_opt, [sampler.batch(d) for d in "OCI"], [], torch.device("cpu"))
+    assert "meta_test_loss" not in stats and np.isfinite(stats["meta_train_loss"])
+
+
+def test_bilevel_mp_gets_gradient_through_the_virtual_step(tiny):
+    model, sampler = tiny
+    meta_train, meta_test = [sampler.batch("O"), sampler.batch("C")], sampler.batch("I")
+    cpu = torch.device("cpu")
+    g2, h2, stats = bilevel_meta_gradients(model, meta_train, meta_test, 0.5, False, cpu)
+    g1, h1, _ = bilevel_meta_gradients(model, meta_train, meta_test, 0.5, True, cpu)
+    assert set(g2) == set(split_parameters(model)[0])
+    assert all(g.abs().sum() > 0 for g in g2.values())
+    # the only difference between the two is the path through the virtual HFN step
+    through_virtual = sum(float((g2[n] - g1[n]).abs().sum()) for n in g2)
+    assert through_virtual > 1e-6 * sum(float(g.abs().sum()) for g in g2.values())
+    assert all(torch.allclose(h2[n], h1[n], atol=1e-6) for n in h2)  # same meta-train gradient
+    assert stats["meta_train_loss"] > 0 and stats["meta_test_loss"] > 0
+    mp, hfn = split_parameters(model)
+    before_mp, before_hfn = _snapshot(mp), _snapshot(hfn)
+    bilevel_step(model, torch.optim.SGD(mp.values(), lr=0.1), torch.optim.SGD(hfn.values(), lr=0.1),
+                 meta_train, meta_test, False, cpu)
+    assert _changed(before_mp, _snapshot(mp)) == set(mp)
+    assert len(_changed(before_hfn, _snapshot(hfn))) > 0.9 * len(hfn)
+
+
+# ------------------------------------------------------------------ params fail early
+
+@pytest.mark.parametrize("section,key,value,match", [
+    ("train", "inner_loops", 0, "train.inner_loops"),
+    ("train", "meta_lr", -0.001, "train.meta_lr"),
+    ("model", "backbone", "resnet99", "model.backbone"),
+    ("train", "algorithm", "maml", "train.algorithm"),
+])
+def test_bad_params_fail_naming_the_key(tmp_path, section, key, value, match):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params[section][key] = value
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=match):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_stage_refuses_bad_params_before_any_work(workspace):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["train"]["inner_loops"] = 0
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "OCI-M"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "train.inner_loops" in proc.stderr
+    assert not Path("models").exists()
+
+
+# ------------------------------------------------------------------ the loop, checkpoints, MLflow
+
+def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
+    import mlflow
+
+    from mpfas.training import train
+
+    params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
+    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
+    best = torch.load("models/OCI-M/best.pt", weights_only=True)
+    assert best["protocol"] == "OCI-M" and best["select"] == "source_val"
+    assert best["model_config"]["backbone"] == "resnet18" and best["iteration"] in (2, 3)
+    assert best["iteration"] == result.best_iteration
+    assert 0 <= best["val"]["hter"] <= 1 and best["threshold"] == best["val"]["threshold"]
+    assert "optim_hfn" not in best
+    last = torch.load("models/OCI-M/last.pt", weights_only=True)
+    assert last["iteration"] == 3 and last["optim_hfn"]["state"] and last["run_id"] == result.run_id
+    model = build_model(params.model)
+    model.load_state_dict(best["model"])
+    run = json.loads(Path("models/OCI-M/run.json").read_text())
+    assert run["run_id"] == result.run_id and run["tracking_uri"] == mlflow_uri and run["protocol"] == "OCI-M"
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    runs = mlflow.search_runs(experiment_names=["test-training"], filter_string="tags.protocol = 'OCI-M'",
+                              output_format="list")
+    found = {r.info.run_id: r for r in runs}[result.run_id]
+    assert found.info.status == "FINISHED"
+    assert found.data.tags["pretrained"] == "random-init" and found.data.tags["select"] == "source_val"
+    assert found.data.params["train.inner_loops"] == "2" and found.data.params["model.input_size"] == "64"
+    assert {"meta_test_loss", "meta_train_map", "meta_train_cls", "lr_hfn", "lr_mp", "val_auc", "val_hter"} \
+        <= set(found.data.metrics)
+    assert found.data.metrics["lr_mp"] == pytest.approx(2 * found.data.metrics["lr_hfn"])
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    history = client.get_metric_history(result.run_id, "meta_train_loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "checkpoint")} | {
+        a.path for a in client.list_artifacts(result.run_id, "config")}
+    assert {"checkpoint/best.pt", "config/params.yaml"} <= artifacts
+
+
+def test_failed_run_is_marked_failed(workspace, mlflow_uri):
+    import mlflow
+
+    from mpfas.training import train
+
+    victim = next(r for r in _rows(workspace) if r.role == "source-train" and r.domain == "C")
+    for face in victim.faces:
+        Path(face).unlink()
+    with pytest.raises(FileNotFoundError):
+        for _ in range(20):  # the missing video is drawn within a few iterations
+            train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                  out_dir="models/OCI-M")
+            Path("models/OCI-M/last.pt").unlink()
+    run_id = json.loads(Path("models/OCI-M/run.json").read_text())["run_id"]
+    assert mlflow.tracking.MlflowClient(mlflow_uri).get_run(run_id).info.status == "FAILED"
+
+
+RUNNER = textwrap.dedent("""
+    import logging, sys, time
+    import torch
+    logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(1)
+    from mpfas.config import load_params
+    from mpfas.training import train
+
+    def hook(it):
+        print("checkpoint", it, flush=True)
+        if sys.argv[1] == "stall" and it == 2:
+            time.sleep(120)
+
+    train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir=sys.argv[2],
+          on_checkpoint=hook)
+""")
+
+
+@pytest.mark.slow  # three fresh interpreters (torch + MLflow imports): ~25 s on an idle 2-core box
+def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["train"].update(iterations=4, checkpoint_every=2, eval_every=2, inner_loops=1)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    Path("runner.py").write_text(RUNNER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    run = lambda mode, out: subprocess.run([sys.executable, "runner.py", mode, out], env=env,
+                                           capture_output=True, text=True, timeout=300)
+
+    proc = subprocess.Popen([sys.executable, "runner.py", "stall", "models/killed"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "checkpoint 2":
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed = torch.load("models/killed/last.pt", weights_only=True)
+    assert killed["iteration"] == 2
+    run_id = json.loads(Path("models/killed/run.json").read_text())["run_id"]
+
+    resumed = run("go", "models/killed")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint 2" not in resumed.stdout and "checkpoint 4" in resumed.stdout
+    assert "resuming OCI-M" in resumed.stderr
+    straight = run("go", "models/straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    a = torch.load("models/killed/last.pt", weights_only=True)
+    b = torch.load("models/straight/last.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 4
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    for opt in ("optim_mp", "optim_hfn"):
+        sa, sb = a[opt]["state"], b[opt]["state"]
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
+                                              for k in sb)
+    assert json.loads(Path("models/killed/run.json").read_text())["run_id"] == run_id  # same MLflow run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run_id, "meta_train_loss")] == [1, 2, 3, 4]
+
+
+def test_target_oracle_selection_is_labelled(workspace, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    from mpfas.training import train
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["train"].update(iterations=1, select="target_oracle", algorithm="bilevel")
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                   out_dir="models/OCI-M")
+    best = torch.load("models/OCI-M/best.pt", weights_only=True)
+    assert best["select"] == "target_oracle" and "target_min_hter" in best["val"]
+    assert "threshold" in best["val"]  # the source-val threshold is still stored
+    tags = MlflowClient(mlflow_uri).get_run(result.run_id).data.tags
+    assert tags["select"] == "target_oracle" and tags["leakage"].startswith("target-oracle")
