@@ -72,6 +72,7 @@ class ExtractConfig:
     workers: int = 2
     max_failure_rate: float = 0.05
     image_ext: Literal["png", "jpg"] = "png"
+    decode: Literal["seek", "sequential"] = "seek"  # seek (count verified by decoding) | sequential
 
     def validate(self) -> None:
         _positive("extract.frames_per_video", self.frames_per_video)
@@ -180,10 +181,15 @@ class TrainConfig:
 class EvaluateConfig:
     bootstrap: int = 1000
     seed: int = 0
+    num_frames: int = 2  # aligned faces scored per video, evenly spaced incl. first and last; 0 = all
+    batch_size: int = 32
 
     def validate(self) -> None:
         if self.bootstrap < 0:
             raise ConfigError(f"evaluate.bootstrap: {self.bootstrap} must be >= 0")
+        if self.num_frames < 0:
+            raise ConfigError(f"evaluate.num_frames: {self.num_frames} must be >= 0 (0 = all aligned faces)")
+        _positive("evaluate.batch_size", self.batch_size)
 
 
 @dataclass(frozen=True)
