@@ -10,7 +10,7 @@ from mpfas.raw import build_raw
 
 @stage_main
 def main(params) -> None:
-    counts = build_raw(params, Path("data/index"), Path("plots/demo_contact_sheet.png"))
+    counts = build_raw(params, Path("data/index"), Path("plots/datasets.png"))
     write_json(counts, Path("metrics/raw.json"))
 
 

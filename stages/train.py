@@ -2,6 +2,9 @@
 
 Reads data/manifests/<protocol>.csv; writes models/<protocol>/{best,last}.pt and
 run.json (the MLflow run id), and metrics/train_<protocol>.json.
+
+Runs unchanged under ``torchrun --nproc_per_node=N stages/train.py <protocol>`` (data-parallel,
+gloo on CPU, NCCL on GPU); only rank 0 writes files and MLflow.
 """
 
 import json
@@ -24,10 +27,12 @@ def main(params, protocol: str = "", *extra: str) -> None:
     result = train(params, protocol, manifest=Path(f"data/manifests/{protocol}.csv"),
                    out_dir=Path(f"models/{protocol}"),
                    params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"))
+    if result.rank != 0:  # data-parallel: rank 0 writes the summary
+        return
     summary = {
         "protocol": protocol, "run_id": result.run_id, "select": params.train.select,
         "iterations": result.iterations, "resumed_from": result.start_iteration,
-        "best_iteration": result.best_iteration, "device": result.device,
+        "best_iteration": result.best_iteration, "device": result.device, "world_size": result.world_size,
         # None when last.pt was already complete and nothing was left to train
         "seconds_per_iteration": (round(result.seconds_per_iteration, 4)
                                   if math.isfinite(result.seconds_per_iteration) else None),

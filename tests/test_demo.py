@@ -14,7 +14,7 @@ from mpfas.datasets import Label, adapter_for
 from mpfas.datasets.msu import read_subject_list
 from mpfas.demo import contact_sheet, synthesize_demo
 from mpfas.demo.check import read_frames
-from mpfas.demo.contact_sheet import CELL_H, CELL_W, LABEL_H
+from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H
 
 SMALL = DemoConfig(seed=3, subjects=4, frames=6, fps=12, scale=1.0)
 

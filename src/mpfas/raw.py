@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -35,18 +34,17 @@ def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
 def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = None) -> dict:
     """Synthesise the demo if asked, write one index CSV per dataset, return counts."""
     if params.data.source == "demo":
-        from .demo import contact_sheet, synthesize_demo  # heavy imports only when needed
+        from .demo import synthesize_demo  # heavy imports only when needed
 
-        demo_root = Path(params.data.demo_root)
-        if demo_root.exists():
-            shutil.rmtree(demo_root)
-        synthesize_demo(params.demo, demo_root)
-        if contact_sheet_png is not None:
-            contact_sheet(demo_root, contact_sheet_png)
+        synthesize_demo(params.demo, Path(params.data.demo_root))
     else:
         # Real roots are read-only inputs; the demo folder only records where they are.
         Path(params.data.demo_root).mkdir(parents=True, exist_ok=True)
     records = index_datasets(params)
+    if contact_sheet_png is not None:
+        from .datasets.contact_sheet import dataset_sheet
+
+        dataset_sheet(records, {code: params.data.root(code) for code in records}, contact_sheet_png)
     counts = {}
     for code, recs in records.items():
         write_index(recs, index_dir / f"{code}.csv")

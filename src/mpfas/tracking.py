@@ -7,6 +7,11 @@ Two traps shape this module:
   ``<root>/.dvc/tmp/exps/...``; a relative ``sqlite:///mlflow.db`` would be written
   into that copy and lost. The tracking DB therefore resolves to the *main* repository
   root (``MLFLOW_TRACKING_URI`` wins when set), and so does the artifact folder.
+* Several processes may write the one SQLite DB at once (``dvc queue start -j 2``, a
+  sweep next to ``mlflow ui``). SQLite allows one writer at a time and MLflow gives up
+  with "database is locked" after a few seconds, so every tracking call is retried with
+  a jittered back-off (``with_retries``); two processes creating the experiment or the
+  tables of a fresh DB at the same moment are resolved the same way.
 * MLflow 3 starts a telemetry client when it is imported. The opt-out is read from the
   environment, so it is set here before ``mlflow`` is ever imported, and the client is
   reset in case someone imported mlflow earlier.
@@ -18,7 +23,10 @@ import datetime as _dt
 import hashlib
 import logging
 import os
+import random
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,9 @@ TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 DB_NAME = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 _EXPS_PARTS = (".dvc", "tmp", "exps")
+RETRY_SECONDS = 120.0
+"""How long tracking calls keep retrying while another process holds the SQLite DB."""
+_TRANSIENT = ("database is locked", "database table is locked", "already exists", "unique constraint failed")
 
 
 def disable_telemetry() -> None:
@@ -108,8 +119,10 @@ def pipeline_run_name(params_file: str | Path, commit: str) -> str:
     return f"{commit[:12]}{'+dirty' if commit.endswith('+dirty') else ''}-params-{digest}"
 
 
-def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str) -> dict[str, str]:
-    """Tags every training run carries (protocol, commit, DVC experiment, init, selection)."""
+def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str,
+             world_size: int = 1) -> dict[str, str]:
+    """Tags every training run carries (protocol, commit, DVC experiment, init, selection,
+    and how many data-parallel processes trained it)."""
     pretrained = params.model.pretrained or "random-init"
     tags = {
         "protocol": protocol,
@@ -122,6 +135,7 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
         else "none (selects on source-val)",
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "mlflow.runName": protocol,
+        "world_size": str(world_size),
     }
     for key in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         if os.environ.get(key):
@@ -132,6 +146,29 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
 def flat_params(params: Params) -> dict[str, str]:
     """params.yaml flattened to ``section.key`` strings (MLflow caps values at 6000 chars)."""
     return {k: str(v)[:6000] for k, v in flatten(params).items()}
+
+
+def _transient(exc: BaseException) -> bool:
+    """A lock held by another writer, or a race on creating the same experiment or tables."""
+    text = str(exc).lower()
+    return any(marker in text for marker in _TRANSIENT)
+
+
+def with_retries(fn: Callable[..., Any], *args: Any, budget: float | None = None, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, retried with jittered exponential back-off while it fails
+    with a transient SQLite error (see ``_transient``), for up to ``budget`` seconds."""
+    deadline = time.monotonic() + (RETRY_SECONDS if budget is None else budget)
+    delay = 0.1
+    while True:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if not _transient(exc) or time.monotonic() + delay > deadline:
+                raise
+            log.warning("MLflow tracking DB busy (%s); retrying in %.1f s", str(exc).splitlines()[0][:120],
+                        delay)
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 5.0)
 
 
 @dataclass(frozen=True)
@@ -158,13 +195,16 @@ class Tracker:
 
         self.uri = tracking_uri(cwd)
         self.client = MlflowClient(tracking_uri=self.uri)
-        found = self.client.get_experiment_by_name(experiment)
-        if found is None:
-            self.experiment_id = self.client.create_experiment(
-                experiment, artifact_location=artifact_location(cwd))
-        else:
-            self.experiment_id = found.experiment_id
+        self.experiment_id = with_retries(self._experiment, experiment, artifact_location(cwd))
         self.run_id: str | None = None
+
+    def _experiment(self, name: str, artifacts: str | None) -> str:
+        """The experiment's id, creating it if needed (a concurrent creator's "already exists"
+        is transient: the retry finds it)."""
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        return self.client.create_experiment(name, artifact_location=artifacts)
 
     def start(self, tags: dict[str, str], params: dict[str, str], resume_id: str | None = None) -> RunInfo:
         """Start a run, or reopen ``resume_id`` if it exists in this experiment."""
@@ -173,7 +213,7 @@ class Tracker:
         resumed = False
         if resume_id:
             try:
-                run = self.client.get_run(resume_id)
+                run = with_retries(self.client.get_run, resume_id)
                 resumed = run.info.experiment_id == self.experiment_id
             except Exception:  # unknown id (e.g. another tracking DB): start afresh
                 resumed = False
@@ -182,8 +222,8 @@ class Tracker:
                             resume_id, self.uri)
         if resumed:
             self.run_id = resume_id
-            self.client.update_run(resume_id, status=RunStatus.to_string(RunStatus.RUNNING))
-            logged = self.client.get_run(resume_id).data.params
+            with_retries(self.client.update_run, resume_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            logged = with_retries(self.client.get_run, resume_id).data.params
             changed = sorted(k for k in params if k in logged and logged[k] != params[k])
             if changed:
                 log.warning("params changed since this run started (kept the first values in "
@@ -193,7 +233,8 @@ class Tracker:
             tags = {k: v for k, v in tags.items() if k != "started"}
             tags["resumed"] = "true"
         else:
-            run = self.client.create_run(self.experiment_id, tags=tags, run_name=tags.get("mlflow.runName"))
+            run = with_retries(self.client.create_run, self.experiment_id, tags=tags,
+                               run_name=tags.get("mlflow.runName"))
             self.run_id = run.info.run_id
         self.set_tags(tags)
         self.log_params(params)
@@ -202,14 +243,14 @@ class Tracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        with_retries(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's per-batch limit
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+            with_retries(self.client.log_batch, self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
@@ -217,7 +258,7 @@ class Tracker:
         now = int(_dt.datetime.now().timestamp() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+            with_retries(self.client.log_batch, self.run_id, metrics=batch)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -225,5 +266,5 @@ class Tracker:
     def end(self, status: str = "FINISHED") -> None:
         """Close the run: FINISHED, FAILED or KILLED."""
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id, status=status)
+            with_retries(self.client.set_terminated, self.run_id, status=status)
 

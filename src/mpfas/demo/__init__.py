@@ -6,7 +6,7 @@ ship with scikit-image and matplotlib, so the whole pipeline runs with no
 licensed data. ``contact_sheet`` shows one frame per domain and class.
 """
 
-from .contact_sheet import contact_sheet
+from ..datasets.contact_sheet import contact_sheet
 from .synth import synthesize_demo
 
 __all__ = ["contact_sheet", "synthesize_demo"]

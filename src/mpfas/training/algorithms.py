@@ -16,7 +16,7 @@ spoof) + cross-entropy(logits, is_live).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -30,6 +30,10 @@ from .data import DomainBatch, concat
 
 OUTER_SCALE = 0.5
 """The official code halves the meta-train (HFN) loss; kept for every HFN step."""
+
+GradSync = Callable[[Iterable[nn.Parameter]], None]
+"""Called with the parameters about to be stepped, after their gradients are set and before
+the optimiser step: averages them over ranks under torchrun (``distributed.Context``)."""
 
 
 @dataclass(frozen=True)
@@ -85,14 +89,16 @@ def _stats(prefix: str, parts: Sequence[LossParts]) -> dict[str, float]:
 
 def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn_opt: torch.optim.Optimizer,
                      meta_train: Sequence[DomainBatch], meta_test: Sequence[DomainBatch],
-                     device: torch.device, amp: bool = True) -> dict[str, float]:
+                     device: torch.device, amp: bool = True, sync: GradSync | None = None,
+                     ) -> dict[str, float]:
     """One official HFN+MP iteration.
 
     ``meta_test`` holds K fresh batches of the meta-test domain (one MP step each);
     ``meta_train`` one batch per meta-train domain (concatenated for the HFN step). With
     ``mp_opt`` None (no learnable pattern) the inner steps are skipped. Losses logged
     unscaled; the HFN step minimises ``OUTER_SCALE`` x the meta-train loss. ``amp``: bf16
-    autocast on CUDA (ignored on CPU).
+    autocast on CUDA (ignored on CPU). ``sync`` (data-parallel runs) averages the gradients
+    of every MP step and of the HFN step over ranks before the step.
     """
     mp, hfn = split_parameters(model)
     stats: dict[str, float] = {}
@@ -105,6 +111,8 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
                 parts = fas_loss(out, batch.is_live)
                 mp_opt.zero_grad(set_to_none=True)
                 parts.total.backward()
+                if sync is not None:
+                    sync(mp.values())
                 mp_opt.step()
                 inner.append(parts)
         stats.update(_stats("meta_test", inner))
@@ -116,6 +124,8 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
         parts = fas_loss(out, batch.is_live)
         hfn_opt.zero_grad(set_to_none=True)
         (OUTER_SCALE * parts.total).backward()
+        if sync is not None:
+            sync(hfn.values())
         hfn_opt.step()
     stats.update(_stats("meta_train", [parts]))
     return stats
@@ -157,7 +167,7 @@ def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], 
 
 def bilevel_step(model: nn.Module, mp_opt: torch.optim.Optimizer, hfn_opt: torch.optim.Optimizer,
                  meta_train: Sequence[DomainBatch], meta_test: DomainBatch, first_order: bool,
-                 device: torch.device, amp: bool = True) -> dict[str, float]:
+                 device: torch.device, amp: bool = True, sync: GradSync | None = None) -> dict[str, float]:
     """One bilevel iteration: MP step on the post-virtual-step meta-test loss, then the real
     HFN step on the meta-train loss.
 
@@ -172,9 +182,13 @@ def bilevel_step(model: nn.Module, mp_opt: torch.optim.Optimizer, hfn_opt: torch
     mp_opt.zero_grad(set_to_none=True)
     for name, p in mp.items():
         p.grad = mp_grads[name]
+    if sync is not None:
+        sync(mp.values())
     mp_opt.step()
     hfn_opt.zero_grad(set_to_none=True)
     for name, p in hfn.items():
         p.grad = hfn_grads[name]
+    if sync is not None:
+        sync(hfn.values())
     hfn_opt.step()
     return stats

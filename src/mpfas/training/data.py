@@ -81,7 +81,7 @@ class DomainSampler:
     """
 
     def __init__(self, rows: Sequence[Any], *, num_frames: int, batch_live: int, batch_spoof: int,
-                 size: int, seed: int, workers: int = 0, flip: bool = True) -> None:
+                 size: int, seed: int | Sequence[int], workers: int = 0, flip: bool = True) -> None:
         self.batch_live, self.batch_spoof, self.size, self.flip = batch_live, batch_spoof, size, flip
         self.rng = np.random.default_rng(seed)
         self.streams: dict[tuple[str, int], _Stream] = {}

@@ -7,6 +7,10 @@ source-val videos; ``best.pt`` is the checkpoint with the lowest video-level HTE
 source-val EER threshold (ties: higher AUC). ``train.select: target_oracle`` instead
 picks the lowest HTER on the *target* with the threshold swept on the target, as the
 official code does; that choice leaks the test set and is labelled so everywhere.
+
+Under ``torchrun --nproc_per_node=N`` the same loop runs data-parallel (``distributed``):
+each rank draws its own batches, gradients are averaged after every backward, and only
+rank 0 validates, writes checkpoints and logs to MLflow.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
 from ..inference import score_videos
 from ..tracking import Tracker, flat_params, git_commit, run_tags
 from . import checkpoint as ckpt
+from . import distributed
 from .algorithms import alternating_step, bilevel_step
 from .data import DomainSampler
 
@@ -59,6 +64,8 @@ class TrainResult:
     best_val: dict[str, float]
     seconds_per_iteration: float
     device: str
+    world_size: int = 1  # processes that trained together (torchrun); 1 = plain run
+    rank: int = 0  # which of them returned this (all return rank 0's result)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -123,10 +130,12 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
           on_checkpoint: Callable[[int], None] | None = None) -> TrainResult:
     """Train one protocol from its manifest into ``out_dir`` (best.pt, last.pt, run.json).
 
-    ``on_checkpoint(iteration)`` is called after each ``last.pt`` write (progress hooks, tests).
+    Under ``torchrun`` with several processes (see ``distributed``) every rank trains on its
+    own batches with gradients averaged; only rank 0 validates, writes files and talks to
+    MLflow, and every rank returns rank 0's result. ``on_checkpoint(iteration)`` is called
+    (on rank 0) after each ``last.pt`` write (progress hooks, tests).
     """
     from ..manifests import read_manifest
-    from ..models import build_model
 
     cfg = params.train
     if protocol not in params.manifests.protocols:
@@ -143,7 +152,27 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
         raise TrainingError(f"{manifest}: source-train domains {have} differ from protocol {protocol} "
                            f"sources {sorted(sources)}")
 
-    device = resolve_device(cfg.device)
+    ctx = distributed.context_from_env()
+    device = distributed.rank_device(resolve_device(cfg.device), ctx)
+    owns_group = ctx.enabled and not torch.distributed.is_initialized()
+    distributed.init(device)
+    try:
+        return _train(params, protocol, sources, by_role, manifest, out_dir, params_file, on_checkpoint,
+                      ctx, device)
+    finally:
+        if owns_group:
+            distributed.shutdown(ctx)
+
+
+def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str, list[Any]], manifest: Path,
+           out_dir: Path, params_file: str | Path, on_checkpoint: Callable[[int], None] | None,
+           ctx: distributed.Context, device: torch.device) -> TrainResult:
+    from ..models import build_model
+
+    cfg = params.train
+    main = ctx.is_main
+    if not main:  # one voice in the log: rank 0's (warnings and errors still show)
+        log.setLevel(logging.WARNING)
     ckpt.seed_everything(cfg.seed)
     model = build_model(params.model).to(device)
     if device.type == "cuda":
@@ -165,50 +194,55 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
         log.info("model.pattern=%s has no learnable pattern: no meta-learning, no inner steps; the HFN "
                  "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
     sampler = DomainSampler(by_role["source-train"], num_frames=cfg.num_frames, batch_live=cfg.batch_live,
-                            batch_spoof=cfg.batch_spoof, size=params.model.input_size, seed=cfg.seed,
-                            workers=cfg.workers)
+                            batch_spoof=cfg.batch_spoof, size=params.model.input_size,
+                            seed=distributed.rank_seed(cfg.seed, ctx), workers=cfg.workers)
+    if ctx.enabled:
+        log.info("data-parallel: %d ranks, each drawing its own batches (rank-specific sampler seed); "
+                 "global batch per domain %d live + %d spoof", ctx.world_size,
+                 ctx.world_size * cfg.batch_live, ctx.world_size * cfg.batch_spoof)
 
     fp = fingerprint(params, protocol, manifest)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     start, best_key, best_record, run_id = 0, None, None, None
-    if cfg.resume == "auto" and last_path.is_file():
-        state = ckpt.load(last_path)
-        if state.get("fingerprint") != fp:
-            log.warning("%s was written with other settings or data; starting over", last_path)
-        elif state["iteration"] > cfg.iterations:
-            log.warning("%s is at iteration %d > train.iterations=%d; starting over", last_path,
-                        state["iteration"], cfg.iterations)
-        else:
-            model.load_state_dict(state["model"])
-            if mp_opt is not None:
-                mp_opt.load_state_dict(state["optim_mp"])
-            hfn_opt.load_state_dict(state["optim_hfn"])
-            sampler.load_state_dict(state["sampler"])
-            ckpt.set_rng_state(state["rng"])
-            start, run_id = state["iteration"], state["run_id"]
-            if state["best"] is not None and _same_run(best_path, fp, run_id):
-                best_key, best_record = tuple(state["best"]["key"]), state["best"]
-            elif state["best"] is not None:
-                log.warning("%s is missing or from another run; the best checkpoint is chosen again "
-                            "from here on", best_path)
-            log.info("resuming %s from %s at iteration %d", protocol, last_path, start)
+    # rank 0 decides whether and from what to resume; every rank gets the same state
+    state = _resume_state(last_path, best_path, fp, cfg.iterations) if main and cfg.resume == "auto" else None
+    state = ctx.broadcast(state)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        if mp_opt is not None:
+            mp_opt.load_state_dict(state["optim_mp"])
+        hfn_opt.load_state_dict(state["optim_hfn"])
+        mine = _rank_state(state, ctx)
+        if mine is not None:
+            sampler.load_state_dict(mine["sampler"])
+            ckpt.set_rng_state(mine["rng"])
+        start, run_id = state["iteration"], state["run_id"]
+        best_key = tuple(state["best"]["key"]) if state.get("best_ok") else None
+        best_record = state["best"] if state.get("best_ok") else None
+        log.info("resuming %s from %s at iteration %d", protocol, last_path, start)
+    ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    commit = git_commit()
-    tracker = Tracker(params.tracking.experiment)
-    info = tracker.start(run_tags(protocol, params, params_file, commit), flat_params(params), resume_id=run_id)
+    tracker, info = None, None
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        tracker = Tracker(params.tracking.experiment)
+        info = tracker.start(run_tags(protocol, params, params_file, git_commit(), ctx.world_size),
+                             flat_params(params), resume_id=run_id)
+    sync = ctx.average_gradients if ctx.enabled else None
     step_times: list[float] = []
     try:
-        write_json(out_dir / "run.json", info.as_json(protocol))
-        log.info("MLflow run %s (%s) in %s", info.run_id, "resumed" if info.resumed else "new",
-                 info.tracking_uri)
-        if cfg.select == "target_oracle":
-            log.warning("train.select=target_oracle: best.pt is chosen on the TARGET set (as the official "
-                        "code does); its target numbers are optimistic (test-set leakage)")
+        if main:
+            write_json(out_dir / "run.json", info.as_json(protocol))
+            log.info("MLflow run %s (%s) in %s", info.run_id, "resumed" if info.resumed else "new",
+                     info.tracking_uri)
+            if cfg.select == "target_oracle":
+                log.warning("train.select=target_oracle: best.pt is chosen on the TARGET set (as the "
+                            "official code does); its target numbers are optimistic (test-set leakage)")
         for it in range(start + 1, cfg.iterations + 1):
             t0 = time.perf_counter()
             domains = list(sources)
             random.shuffle(domains)
+            domains = ctx.broadcast(domains)  # the roles must be the same on every rank
             if meta:
                 train_doms, test_dom = domains[:-1], domains[-1]
                 n_test = cfg.inner_loops if cfg.algorithm == "alternating" else 1
@@ -217,9 +251,11 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
                 train_doms, test_dom, meta_test = domains, None, []
             meta_train = [sampler.batch(d).to(device) for d in train_doms]
             if cfg.algorithm == "bilevel" and meta:
-                stats = bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], cfg.first_order, device)
+                stats = bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], cfg.first_order, device,
+                                     sync=sync)
             else:
-                stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device)
+                stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device, sync=sync)
+            stats = ctx.mean_stats(stats)
             if any(not math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
             step_times.append(time.perf_counter() - t0)
@@ -227,12 +263,17 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
             if mp_opt is not None:
                 stats["lr_mp"] = mp_opt.param_groups[0]["lr"]
             stats["seconds_per_iteration"] = step_times[-1]
-            tracker.log_metrics(stats, step=it)
+            if main:
+                tracker.log_metrics(stats, step=it)
             if it == start + 1 or it % LOG_EVERY == 0:
                 log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations, train_doms, test_dom,
                          " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
 
-            if it % cfg.eval_every == 0 or it == cfg.iterations:
+            validate_now = it % cfg.eval_every == 0 or it == cfg.iterations
+            checkpoint_now = it % cfg.checkpoint_every == 0 or it == cfg.iterations
+            if validate_now or checkpoint_now:
+                ctx.average_buffers(model)  # one model to validate and save, whichever rank
+            if validate_now and main:
                 val = validate(model, by_role["source-val"], params, device, "source-val")
                 metrics = {f"val_{k}": v for k, v in val.items() if k != "videos"}
                 key = (val["hter"], -val["auc"])
@@ -259,41 +300,85 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
                     tracker.log_metrics({"best_iteration": it}, step=it)
                     log.info("it %d: new best (%s)", it, cfg.select)
 
-            if it % cfg.checkpoint_every == 0 or it == cfg.iterations:
-                state = {
-                    "model": _state_cpu(model),
-                    "model_config": dataclasses.asdict(params.model),
-                    "iteration": it, "protocol": protocol, "select": cfg.select,
-                    "val": best_record["val"] if best_record else {},
-                    "optim_mp": mp_opt.state_dict() if mp_opt is not None else None,
-                    "optim_hfn": hfn_opt.state_dict(),
-                    "sampler": sampler.state_dict(), "rng": ckpt.rng_state(),
-                    "best": best_record, "run_id": info.run_id, "fingerprint": fp,
-                }
-                ckpt.save_atomic(state, last_path)
-                if on_checkpoint is not None:
-                    on_checkpoint(it)
+            if checkpoint_now:
+                ranks = ctx.gather({"sampler": sampler.state_dict(), "rng": ckpt.rng_state()}) \
+                    if ctx.enabled else None
+                if main:
+                    state = {
+                        "model": _state_cpu(model),
+                        "model_config": dataclasses.asdict(params.model),
+                        "iteration": it, "protocol": protocol, "select": cfg.select,
+                        "val": best_record["val"] if best_record else {},
+                        "optim_mp": mp_opt.state_dict() if mp_opt is not None else None,
+                        "optim_hfn": hfn_opt.state_dict(),
+                        "sampler": sampler.state_dict(), "rng": ckpt.rng_state(),
+                        "best": best_record, "run_id": info.run_id, "fingerprint": fp,
+                    }
+                    if ctx.enabled:  # every rank's data stream, to resume each where it was
+                        state.update(world_size=ctx.world_size, ranks=ranks)
+                    ckpt.save_atomic(state, last_path)
+                    if on_checkpoint is not None:
+                        on_checkpoint(it)
 
-        if not best_path.is_file():
-            raise RuntimeError(f"{best_path} was not written (no validation ran)")
-        tracker.log_artifact(best_path, "checkpoint")
-        tracker.log_artifact(params_file, "config")
-        tracker.log_artifact(out_dir / "run.json", "checkpoint")
-        tracker.set_tags({"best_iteration": str(best_record["iteration"] if best_record else "")})
-        tracker.end("FINISHED")
+        result = None
+        if main:
+            if not best_path.is_file():
+                raise RuntimeError(f"{best_path} was not written (no validation ran)")
+            tracker.log_artifact(best_path, "checkpoint")
+            tracker.log_artifact(params_file, "config")
+            tracker.log_artifact(out_dir / "run.json", "checkpoint")
+            tracker.set_tags({"best_iteration": str(best_record["iteration"] if best_record else "")})
+            tracker.end("FINISHED")
+            best = ckpt.load(best_path)
+            result = TrainResult(
+                protocol=protocol, run_id=info.run_id, iterations=cfg.iterations, start_iteration=start,
+                best_iteration=int(best["iteration"]), best_val=dict(best["val"]),
+                seconds_per_iteration=float(np.mean(step_times)) if step_times else float("nan"),
+                device=str(device), world_size=ctx.world_size,
+            )
     except KeyboardInterrupt:
-        tracker.end("KILLED")
+        if tracker is not None:
+            tracker.end("KILLED")
         raise
     except BaseException:
-        tracker.end("FAILED")
+        if tracker is not None:
+            tracker.end("FAILED")
         raise
     finally:
         sampler.close()
+    # also the final barrier: no rank exits before rank 0 has written everything
+    result = ctx.broadcast(result)
+    return dataclasses.replace(result, rank=ctx.rank)
 
-    best = ckpt.load(best_path)
-    return TrainResult(
-        protocol=protocol, run_id=info.run_id, iterations=cfg.iterations, start_iteration=start,
-        best_iteration=int(best["iteration"]), best_val=dict(best["val"]),
-        seconds_per_iteration=float(np.mean(step_times)) if step_times else float("nan"),
-        device=str(device),
-    )
+
+def _resume_state(last_path: Path, best_path: Path, fp: str, iterations: int) -> dict[str, Any] | None:
+    """``last.pt`` if it can be resumed (same fingerprint, not past ``iterations``), else None.
+
+    Adds ``best_ok``: whether its best record still matches ``best.pt`` (same run).
+    """
+    if not last_path.is_file():
+        return None
+    state = ckpt.load(last_path)
+    if state.get("fingerprint") != fp:
+        log.warning("%s was written with other settings or data; starting over", last_path)
+        return None
+    if state["iteration"] > iterations:
+        log.warning("%s is at iteration %d > train.iterations=%d; starting over", last_path,
+                    state["iteration"], iterations)
+        return None
+    state["best_ok"] = state["best"] is not None and _same_run(best_path, fp, state["run_id"])
+    if state["best"] is not None and not state["best_ok"]:
+        log.warning("%s is missing or from another run; the best checkpoint is chosen again from here on",
+                    best_path)
+    return state
+
+
+def _rank_state(state: dict[str, Any], ctx: distributed.Context) -> dict[str, Any] | None:
+    """This rank's sampler and RNG state from ``last.pt``; None (fresh stream) if unknown."""
+    saved_world = int(state.get("world_size", 1))
+    if saved_world == ctx.world_size and ctx.enabled:
+        return state["ranks"][ctx.rank]
+    if saved_world != ctx.world_size:
+        log.warning("last.pt was written by %d rank(s), resuming with %d: data streams of ranks > 0 "
+                    "restart (not bit-identical to an uninterrupted run)", saved_world, ctx.world_size)
+    return {"sampler": state["sampler"], "rng": state["rng"]} if ctx.rank == 0 else None

@@ -1,15 +1,16 @@
-"""One labelled frame per domain x class, to see at a glance what the demo looks like."""
+"""Contact sheets of the raw videos: one labelled frame per dataset x class."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..config import DATASET_CODES, DATASET_NAMES
-from ..datasets import Label, adapter_for
+from ..atomic import write_image
+from . import adapter_for
+from .records import Label, VideoRecord
 
 CELL_W, CELL_H, LABEL_H = 256, 192, 22
 CLASSES = (Label.LIVE, Label.PRINT, Label.REPLAY)
@@ -37,28 +38,30 @@ def _fit(img: np.ndarray) -> np.ndarray:
     return cell
 
 
-def contact_sheet(out_root: Path, png_path: Path) -> None:
-    """4 rows (O, C, I, M) x 3 columns (live, print, replay), labelled, as a PNG."""
-    out_root, png_path = Path(out_root), Path(png_path)
+def dataset_sheet(records: dict[str, list[VideoRecord]], roots: dict[str, Path], png_path: Path) -> None:
+    """One row per dataset, one column per class (live, print, replay): a labelled PNG.
+
+    Works for the demo and for the real datasets alike, from the video index.
+    """
     rows = []
-    for code in DATASET_CODES:
-        root = out_root / DATASET_NAMES[code]
-        records = adapter_for(code).scan(root).records
+    for code, recs_of_code in records.items():
         cells = []
         for label in CLASSES:
-            recs = sorted((r for r in records if r.label is label), key=lambda r: r.relpath)
+            recs = sorted((r for r in recs_of_code if r.label is label), key=lambda r: r.relpath)
             if not recs:
-                raise RuntimeError(f"{root}: no {label.value} video for the contact sheet")
+                raise RuntimeError(f"{roots[code]}: no {label.value} video for the contact sheet")
             rec = recs[len(recs) // 2]
             cell = np.full((CELL_H + LABEL_H, CELL_W, 3), 255, np.uint8)
-            cell[LABEL_H:] = _fit(middle_frame(root / rec.relpath))
+            cell[LABEL_H:] = _fit(middle_frame(roots[code] / rec.relpath))
             text = f"{code} {DATASET_NAMES[code]}: {label.value}" + (f" ({rec.attack})" if rec.attack else "")
             cv2.putText(cell, text[:48], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
             cells.append(cell)
         rows.append(np.hstack(cells))
-    sheet = np.vstack(rows)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(png_path.stem + ".tmp.png")
-    if not cv2.imwrite(str(tmp), sheet[..., ::-1]):
-        raise RuntimeError(f"{png_path}: cannot write PNG")
-    os.replace(tmp, png_path)
+    write_image(Path(png_path), np.vstack(rows)[..., ::-1])
+
+
+def contact_sheet(out_root: Path, png_path: Path) -> None:
+    """The demo's sheet: 4 rows (O, C, I, M) x 3 columns (live, print, replay)."""
+    roots = {code: Path(out_root) / DATASET_NAMES[code] for code in DATASET_CODES}
+    records = {code: adapter_for(code).scan(root).records for code, root in roots.items()}
+    dataset_sheet(records, roots, png_path)

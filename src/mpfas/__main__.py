@@ -1,0 +1,173 @@
+"""``python -m mpfas`` (or ``mpfas``): use a trained model outside the pipeline.
+
+    mpfas predict PATH... [--model CKPT | --protocol NAME] [--format json|csv] [--threshold X]
+    mpfas export --model CKPT --out model.onnx
+    mpfas log-model --protocol NAME
+
+Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
+printed); 2 bad usage, params or checkpoint (nothing done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .cli import quiet_network
+from .errors import MpfasError
+
+
+def _params(path: str | None):
+    """params.yaml of the cwd (or --params / MPFAS_PARAMS); defaults when there is none."""
+    from .config import Params, load_params
+
+    explicit = path or os.environ.get("MPFAS_PARAMS")
+    target = Path(explicit or "params.yaml")
+    if explicit or target.is_file():
+        return load_params(target)
+    print(f"note: {target} not found; using the default align/extract params", file=sys.stderr)
+    return Params()
+
+
+def _device(name: str) -> str:
+    from .evaluation.evaluate import EvaluationError, resolve_device
+
+    try:
+        return resolve_device(name)
+    except EvaluationError as exc:
+        raise MpfasError(f"--device: {exc}") from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from .predict import InputResult, Predictor, default_checkpoint, discover, load_model, to_csv, to_json
+
+    params = _params(args.params)
+    checkpoint = Path(args.model) if args.model else default_checkpoint(params, args.protocol)
+    device = _device(args.device)
+    loaded = load_model(checkpoint, device)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: a non-video file tried as a video is reported by us, once
+    items = discover(args.paths)
+    show = not args.no_progress and (len(items) > 1 or any(Path(p).is_dir() for p in args.paths))
+    results = []
+    with Predictor(loaded, params, threshold=args.threshold, batch_size=args.batch_size,
+                   faces_dir=args.save_faces) as predictor:
+        for item in tqdm(items, desc="predict", unit="file", file=sys.stderr, disable=not show):
+            if isinstance(item, InputResult):  # a path that does not exist, an empty folder
+                item.threshold = predictor.threshold
+            result = item if isinstance(item, InputResult) else predictor.predict_file(item)
+            if result.error:
+                tqdm.write(f"error: {result.error}", file=sys.stderr)
+            results.append(result)
+        text = to_csv(results) if args.format == "csv" else to_json(
+            results, loaded, predictor.threshold, predictor.threshold_source) + "\n"
+    sys.stdout.write(text)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    params = _params(args.params) if not args.model else None
+    checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
+    out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
+    report = export_onnx(checkpoint, out, dynamo=not args.legacy, opset=args.opset, tolerance=args.tolerance)
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0
+
+
+def cmd_log_model(args: argparse.Namespace) -> int:
+    from .mlflow_model import log_model
+    from .predict import PredictError
+
+    protocol = args.protocol
+    if not args.model and not protocol:
+        params = _params(args.params)
+        if not params.train.protocols:
+            raise PredictError("no --model or --protocol given and train.protocols is empty")
+        protocol = params.train.protocols[0]
+    checkpoint = Path(args.model) if args.model else Path("models") / protocol / "best.pt"
+    run_id = args.run_id
+    if not run_id:
+        run_json = Path("models") / protocol / "run.json" if protocol else checkpoint.with_name("run.json")
+        if not run_json.is_file():
+            raise MpfasError(f"--run-id not given and {run_json} not found")
+        run_id = json.loads(run_json.read_text())["run_id"]
+    info = log_model(run_id, checkpoint, tracking_uri=args.tracking_uri)
+    print(json.dumps({"run_id": run_id, "model_uri": info.model_uri, "checkpoint": checkpoint.as_posix()}))
+    return 0
+
+
+def _default_ckpt(params, protocol: str | None) -> Path:
+    from .predict import default_checkpoint
+
+    return default_checkpoint(params, protocol)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mpfas", description="Use a trained HFN+MP face anti-spoofing model.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        g = p.add_mutually_exclusive_group()
+        g.add_argument("--model", metavar="CKPT", help="checkpoint (default: models/<first train.protocols>/best.pt)")
+        g.add_argument("--protocol", metavar="NAME", help="use models/NAME/best.pt")
+        p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
+
+    p = sub.add_parser("predict", help="score faces in images, videos or folders",
+                       description="Detect and align faces as the pipeline does (align and extract sections of "
+                                   "params.yaml), score them, and print per-face and per-input scores with a "
+                                   "live/spoof decision (live iff score >= threshold).")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="image, video, or folder (searched recursively)")
+    model_args(p)
+    p.add_argument("--format", choices=("json", "csv"), default="json", help="output on stdout (default json)")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the checkpoint's source-val EER "
+                                                   "threshold)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available")
+    p.add_argument("--batch-size", type=_positive_int, help="faces per forward pass (default evaluate.batch_size)")
+    p.add_argument("--save-faces", metavar="DIR", help="keep the aligned face crops in DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (checked against PyTorch with onnxruntime)")
+    model_args(p)
+    p.add_argument("--out", metavar="ONNX", help="output file (default: model.onnx beside the checkpoint)")
+    p.add_argument("--opset", type=int, default=18)
+    p.add_argument("--legacy", action="store_true", help="TorchScript exporter (dynamo=False) instead of dynamo")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs PyTorch")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("log-model", help="log a checkpoint as an MLflow pyfunc model into its training run")
+    model_args(p)
+    p.add_argument("--run-id", help="MLflow run (default: models/<protocol>/run.json)")
+    p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///<repo root>/mlflow.db")
+    p.set_defaults(func=cmd_log_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_network()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except (MpfasError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The real `dvc repro` on a tiny demo: every stage, DVC metrics, MLflow, caching, experiments."""
+
+import json
+import time
+
+import pytest
+
+from pipeline_copy import copy_repo, dvc
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
+    result = dvc(repo, "repro")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return repo
+
+
+def load(repo, rel):
+    return json.loads((repo / rel).read_text())
+
+
+def test_every_stage_produced_its_outputs(repo):
+    raw = load(repo, "metrics/raw.json")
+    assert raw["source"] == "demo"
+    assert all(d["live"] and d["print"] and d["replay"] for d in raw["datasets"].values())
+    assert (repo / "plots/datasets.png").stat().st_size > 10_000
+    for code in "OCIM":
+        align = load(repo, f"metrics/align_{code}.json")
+        assert align["detection_rate"] >= 0.95, (code, align["failures_by_reason"])
+        assert (repo / f"plots/faces_{code}.png").is_file()
+    manifests = load(repo, "metrics/manifests.json")["protocols"]
+    assert set(manifests) == {"OCI-M", "OMI-C", "OCM-I", "ICM-O", "MI-C", "MI-O"}
+    for name, roles in manifests.items():
+        target = name.split("-")[1]
+        assert set(roles["target"]) == {target}
+        # every indexed target video with a face is in the target role (target_set: all)
+        n_target = sum(v for k, v in roles["target"][target].items() if k != "faces")
+        assert n_target == raw["datasets"][target]["videos"]
+    assert (repo / "models/OCI-M/best.pt").is_file()
+    assert (repo / "reports/summary.md").read_text().count("OCI-M") >= 1
+
+
+def test_dvc_metrics_and_mlflow_agree(repo):
+    from mlflow.tracking import MlflowClient
+
+    shown = dvc(repo, "metrics", "show", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    workspace = next(iter(data.values()))["data"]
+    video = workspace["metrics/OCI-M.json"]["data"]["video"]
+    assert 0 <= video["auc"] <= 1 and 0 <= video["hter_eer"] <= 1
+
+    run_id = load(repo, "models/OCI-M/run.json")["run_id"]
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["protocol"] == "OCI-M"
+    assert run.data.metrics["eval/video/hter_eer"] == pytest.approx(video["hter_eer"])
+    assert run.data.metrics["eval/video/auc"] == pytest.approx(video["auc"])
+    assert "train.inner_loops" in run.data.params
+
+
+def test_second_repro_is_a_no_op(repo):
+    start = time.monotonic()
+    result = dvc(repo, "repro")
+    assert result.returncode == 0, result.stderr
+    assert "Running stage" not in result.stdout
+    assert time.monotonic() - start < 60
+
+
+def test_experiment_reruns_only_what_depends_on_the_param(repo):
+    result = dvc(repo, "exp", "run", "-S", "train.inner_loops=2")
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
+    assert ran == {"train@OCI-M", "evaluate@OCI-M", "report"}
