@@ -34,10 +34,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mpfas.config import DATASET_CODES, DATASET_NAMES, DemoConfig, load_params
+from mpfas.config import DATASET_CODES, DATASET_NAMES, load_params
 from mpfas.datasets import VideoRecord, adapter_for, read_index
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.warp import warp_face
+
+OFFICIAL_MIN_FACE = 20  # MTCNN default, as the official preprocessing ran it
 
 # torch and MTCNN are imported inside the functions that need them: the extract
 # workers are spawned processes that re-import this script, and should stay light.
@@ -70,7 +72,8 @@ def find_videos(args, params) -> tuple[dict[str, Path], dict[str, list[VideoReco
     from mpfas.demo import synthesize_demo
 
     out = Path(args.workdir) / "demo"
-    cfg = DemoConfig(subjects=max(2, math.ceil(args.videos / 20)), scale=args.scale)
+    cfg = replace(params.demo, scale=args.scale,
+                  subjects=max(2, math.ceil(args.videos / 20)) if args.videos else params.demo.subjects)
     stamp = out / "bench-demo.json"
     if stamp.is_file() and json.loads(stamp.read_text()) == asdict(cfg):
         print(f"reusing the demo in {out}")
@@ -94,7 +97,7 @@ def astronaut_videos(args) -> tuple[dict[str, Path], dict[str, list[VideoRecord]
     side = int(0.8 * h)
     face = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
     records = []
-    for v in range(args.videos):
+    for v in range(args.videos or 4):
         rel = f"astro/v{v:03d}.avi"
         records.append(VideoRecord("O", rel, subject=str(v), split="train", label=list(Label)[v % 3]))
         path = root / rel
@@ -149,7 +152,7 @@ def run_baseline(videos, roots, params) -> dict:
     from mpfas.preprocess.detect import FaceDetector, select_main
 
     t0 = time.perf_counter()
-    detector = FaceDetector(max_side=0, min_face_size=params.align.min_face_size, select=params.align.select)
+    detector = FaceDetector(max_side=0, min_face_size=OFFICIAL_MIN_FACE, select=params.align.select)
     boxes: dict[tuple[str, int], tuple | None] = {}
     frames = 0
     for rec in videos:
@@ -211,7 +214,7 @@ def override(params, sets: list[str]):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--videos", type=int, default=40, help="videos to process (spread over O, C, I, M)")
+    ap.add_argument("--videos", type=int, default=0, help="videos to process, spread over O, C, I, M (default 0: all)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     ap.add_argument("--source", choices=["auto", "repo", "synth", "astronaut"], default="auto",
                     help="auto: data/index + data/raw if present, else synthesise the demo; repo; synth; "
@@ -237,7 +240,7 @@ def main() -> None:
         args.workdir = tmp.name
     work = Path(args.workdir)
     roots, records, source = find_videos(args, params)
-    videos = pick(records, args.videos)
+    videos = pick(records, args.videos or sum(len(r) for r in records.values()))
     counts = {c: sum(r.dataset == c for r in videos) for c in DATASET_CODES if c in records}
     print(f"{len(videos)} videos from {source}: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
     print(f"settings: extract.frames_per_video={params.extract.frames_per_video}, extract.workers="

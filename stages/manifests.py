@@ -4,11 +4,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from mpfas.atomic import write_json
 from mpfas.cli import stage_main
 from mpfas.config import DATASET_CODES
 from mpfas.datasets import read_index
 from mpfas.manifests import (build_manifest, count_rows, read_faces_index, read_manifest,
-                             write_json, write_manifest)
+                             write_manifest)
 
 OUT = Path("data/manifests")
 
@@ -27,7 +28,7 @@ def main(params) -> None:
         summary["protocols"][name] = count_rows(rows)
         roles = Counter(row.role for row in rows)
         print(f"{name}: " + ", ".join(f"{role} {n} videos" for role, n in sorted(roles.items())))
-    write_json(summary, Path("metrics/manifests.json"))
+    write_json(Path("metrics/manifests.json"), summary)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ import sys
 from pathlib import Path
 
 from mpfas.cli import stage_main
-from mpfas.manifests import write_json
+from mpfas.atomic import write_json
 from mpfas.raw import build_raw
 
 
 @stage_main
 def main(params) -> None:
     counts = build_raw(params, Path("data/index"), Path("plots/datasets.png"))
-    write_json(counts, Path("metrics/raw.json"))
+    write_json(Path("metrics/raw.json"), counts)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ class DataConfig:
 class DemoConfig:
     seed: int = 0
     subjects: int = 6
-    frames: int = 24
+    frames: int = 48
     fps: int = 12
     scale: float = 1.0
 
@@ -68,7 +68,7 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    frames_per_video: int = 4
+    frames_per_video: int = 3
     workers: int = 2
     max_failure_rate: float = 0.05
     image_ext: Literal["png", "jpg"] = "png"

@@ -10,12 +10,12 @@ decision threshold without looking at the target) or ``target`` (the unseen doma
 from __future__ import annotations
 
 import csv
-import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .atomic import write_csv
 from .config import DATASET_NAMES, ManifestsConfig, Protocol
 from .datasets import Label, VideoRecord
 from .errors import MpfasError
@@ -99,14 +99,7 @@ def check_manifest(name: str, rows: list[ManifestRow], protocol: Protocol) -> No
 
 
 def write_manifest(rows: list[ManifestRow], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**asdict(row), "faces": ";".join(row.faces)})
-    tmp.replace(path)
+    write_csv(path, ({**asdict(row), "faces": ";".join(row.faces)} for row in rows), COLUMNS)
 
 
 def read_manifest(path: str | Path, faces_root: str | Path = "data/faces") -> list[ManifestRow]:
@@ -144,13 +137,6 @@ def read_faces_index(path: Path) -> dict[str, list[str]]:
         for row in csv.DictReader(fh):
             per_video[row["video_id"]].append((int(row["frame"]), row["path"]))
     return {vid: [p for _, p in sorted(items)] for vid, items in per_video.items()}
-
-
-def write_json(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
 
 
 def _row(r: VideoRecord, faces: dict[str, list[str]], role: str) -> ManifestRow:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 
+from ..atomic import write_csv
+
 
 class Label(str, Enum):
     LIVE = "live"
@@ -45,17 +47,7 @@ INDEX_COLUMNS = [f.name for f in fields(VideoRecord)]
 
 
 def write_index(records: list[VideoRecord], path: Path) -> None:
-    """Write records as CSV atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=INDEX_COLUMNS)
-        writer.writeheader()
-        for rec in records:
-            row = asdict(rec)
-            row["label"] = rec.label.value
-            writer.writerow(row)
-    tmp.replace(path)
+    write_csv(path, ({**asdict(r), "label": r.label.value} for r in records), INDEX_COLUMNS)
 
 
 def read_index(path: Path) -> list[VideoRecord]:
