@@ -37,7 +37,14 @@ def main(params, protocol: str = "") -> None:
         plot_dir=Path(f"plots/{protocol}"),
     )
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)
-    log_to_mlflow(Path(f"models/{protocol}/run.json"), ev.metrics, artifacts, step=info["iteration"])
+    run_id = log_to_mlflow(Path(f"models/{protocol}/run.json"), ev.metrics, artifacts, step=info["iteration"])
+    if run_id:  # best.pt as an MLflow pyfunc model in the protocol's run; never fails the stage
+        try:
+            from mpfas.mlflow_model import log_model
+
+            print(f"{protocol}: MLflow model {log_model(run_id, Path(f'models/{protocol}/best.pt')).model_uri}")
+        except Exception as exc:  # noqa: BLE001 - the DVC outputs above are the record
+            log.warning("best.pt of %s not logged as an MLflow model: %s", protocol, exc)
     v = ev.metrics["video"]
     print(f"{protocol} ({info['selection']} checkpoint, iteration {info['iteration']}): video AUC "
           f"{v['auc']:.4f}, HTER@EER {v['hter_eer']:.2%}, HTER@source-val {v['hter_val']:.2%}, "

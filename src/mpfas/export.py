@@ -87,7 +87,7 @@ def _metadata(loaded: LoadedModel) -> dict[str, str]:
 
 
 def _torch_export(module: nn.Module, example: Tensor, path: Path, opset: int, dynamo: bool) -> None:
-    out = {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)}
+    batch_axes = {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # exporter chatter off stdout
         warnings.simplefilter("ignore")
         if dynamo:
@@ -98,7 +98,7 @@ def _torch_export(module: nn.Module, example: Tensor, path: Path, opset: int, dy
             program.save(str(path), external_data=False)
         else:
             torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=list(OUTPUT_NAMES), dynamic_axes=out, opset_version=opset,
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=batch_axes, opset_version=opset,
                               dynamo=False, do_constant_folding=True)
 
 

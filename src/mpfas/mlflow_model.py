@@ -13,6 +13,7 @@ model loads where mpfas is not installed (its pinned requirements are logged too
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
 
         self._loaded = load_model(context.artifacts[ARTIFACT_KEY], resolve_device(self.device))
 
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
 
         from .inference import autocast, to_device
@@ -66,18 +67,21 @@ def _signature(size: int):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, size, size), "rgb")]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,), "score")]))
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, size, size))]),
+                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]))
 
 
 def _requirements() -> list[str]:
-    import PIL
-    import torch
-    import torchvision
+    """Pins of what loading and scoring import, as installed here (torch's local tag dropped)."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    pins = {"mlflow": mlflow.__version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": np.__version__, "pillow": PIL.__version__}
-    return [f"{name}=={version.split('+')[0]}" for name, version in pins.items()]
+    pins = []
+    for dist in ("mlflow", "torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pyyaml"):
+        try:
+            pins.append(f"{dist}=={version(dist).split('+')[0]}")
+        except PackageNotFoundError:
+            continue
+    return pins
 
 
 def checkpoint_metadata(checkpoint: str | Path) -> dict[str, Any]:
@@ -115,18 +119,29 @@ def log_model(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | N
 
         raise PredictError(f"{checkpoint_path}: checkpoint not found")
     meta = checkpoint_metadata(checkpoint_path)
+    uri = tracking_uri or tracking.tracking_uri()
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    before = client.get_run(run_id).info  # fails early, naming the run, when it is not in this store
     previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri or tracking.tracking_uri())
+    mlflow.set_tracking_uri(uri)
     try:
-        return Model.log(
-            artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
-            python_model=FASPyfuncModel(batch_size=batch_size),
-            artifacts={ARTIFACT_KEY: str(checkpoint_path)},
-            code_paths=[str(Path(mpfas.__file__).parent)],
-            signature=_signature(int(meta["model_config"]["input_size"])),
-            pip_requirements=_requirements(), metadata=meta,
-            tags={"protocol": meta["protocol"], "selection": meta["selection"]},
-            step=meta["iteration"] if meta["iteration"] >= 0 else 0,
-        )
+        # reopening the run puts the LoggedModel in the run's experiment (given only run_id,
+        # MLflow would file it under the active experiment, usually Default)
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # the signature is explicit; an input example would only add a 3 x S x S array to the artifact
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            info = Model.log(
+                artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
+                python_model=FASPyfuncModel(batch_size=batch_size),
+                artifacts={ARTIFACT_KEY: str(checkpoint_path)},
+                code_paths=[str(Path(mpfas.__file__).parent)],
+                signature=_signature(int(meta["model_config"]["input_size"])),
+                pip_requirements=_requirements(), metadata=meta,
+                tags={"protocol": meta["protocol"], "selection": meta["selection"]},
+                step=max(meta["iteration"], 0),
+            )
     finally:
         mlflow.set_tracking_uri(previous)
+        if before.status != "RUNNING":  # give the run back as it was (status, end time)
+            client.set_terminated(run_id, status=before.status, end_time=before.end_time)
+    return info

@@ -1,0 +1,285 @@
+"""``python -m mpfas predict`` on a synthesised demo: real MTCNN, real warp, a real (random) model.
+
+The predictions must equal what the pipeline computes for the same video (extract +
+align + score_frames), so the fixtures here also build real aligned faces that
+test_export.py reuses.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+from skimage import data
+
+from mpfas.__main__ import main
+from mpfas.config import AlignConfig, DemoConfig, ExtractConfig, ModelConfig
+from mpfas.datasets import Label, adapter_for
+from mpfas.inference import score_frames
+from mpfas.models import RandomInitWarning, build_model
+from mpfas.predict import CSV_COLUMNS, load_model
+from mpfas.training.checkpoint import save_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+SIZE = 64  # crop and model input: small keeps the tests fast
+ALIGN = AlignConfig(crop_size=SIZE)
+EXTRACT = ExtractConfig(frames_per_video=3, workers=1)
+_CACHE: dict[str, object] = {}
+# a real face photo, downscaled so MTCNN's pyramid stays cheap (BGR, as written to disk)
+ASTRONAUT = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256), interpolation=cv2.INTER_AREA)
+
+
+# ------------------------------------------------------------------ shared builders (test_export uses them)
+
+def demo_root(factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic demo (4 subjects, 4 frames) in the four real layouts, made once per session."""
+    if "demo" not in _CACHE:
+        from mpfas.demo import synthesize_demo
+
+        root = factory.mktemp("demo")
+        synthesize_demo(DemoConfig(seed=0, subjects=4, frames=4), root, progress=False, workers=1)
+        _CACHE["demo"] = root
+    return _CACHE["demo"]  # type: ignore[return-value]
+
+
+def demo_videos(root: Path, code: str = "M") -> dict[str, list]:
+    """The demo's VideoRecords of one dataset by label (live, print, replay)."""
+    records = adapter_for(code).scan(root / {"O": "OULU-NPU", "C": "CASIA-FASD", "I": "Replay-Attack",
+                                             "M": "MSU-MFSD"}[code]).records
+    return {label.value: [r for r in records if r.label == label] for label in Label}
+
+
+def real_faces(factory: pytest.TempPathFactory) -> list[Path]:
+    """Aligned SIZE x SIZE faces (PNG) from demo videos: real MTCNN + the pipeline's warp."""
+    if "faces" not in _CACHE:
+        from mpfas.preprocess.align import detector_for
+        from mpfas.preprocess.frames import read_sampled_frames
+        from mpfas.preprocess.warp import warp_face
+
+        root = demo_root(factory)
+        out = factory.mktemp("faces")
+        detector = detector_for(ALIGN)
+        by_label = demo_videos(root, "M")
+        paths = []
+        for label, recs in by_label.items():
+            rec = recs[0]
+            frames = read_sampled_frames(root / "MSU-MFSD" / rec.relpath, 2).images
+            for i, (img, face) in enumerate(zip(frames, detector.detect([cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+                                                                          for f in frames]))):
+                assert face is not None, f"no face in demo video {rec.relpath}"
+                path = out / f"{label}_{i}.png"
+                cv2.imwrite(str(path), warp_face(img, face.landmarks, SIZE, ALIGN.padding))
+                paths.append(path)
+        _CACHE["faces"] = paths
+    return _CACHE["faces"]  # type: ignore[return-value]
+
+
+def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0,
+                    backbone: str = "resnet18") -> Path:
+    """A randomly initialised eval-mode model saved in the training checkpoint format."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(backbone=backbone, input_size=SIZE, pattern="meta")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RandomInitWarning)
+        model = build_model(cfg)
+    # BatchNorm statistics of the random net on noise: an untouched random init (mean 0, var 1)
+    # gives nearly the same output for every face, which would make parity checks blind
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(16, 3, SIZE, SIZE))
+    model.eval()
+    ckpt = {"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "iteration": 7,
+            "protocol": "OCI-M", "select": "source_val"}
+    if threshold is not None:
+        ckpt["val"] = {"threshold": threshold}
+        ckpt["threshold"] = threshold
+    save_atomic(ckpt, path)
+    return path
+
+
+# ------------------------------------------------------------------ fixtures
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    return demo_root(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", threshold=0.5)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, demo, checkpoint) -> Path:
+    """A repo-like cwd: params.yaml (align at SIZE) and models/OCI-M/best.pt, the default model."""
+    root = tmp_path_factory.mktemp("project")
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["align"]["crop_size"] = SIZE
+    params["extract"]["frames_per_video"] = EXTRACT.frames_per_video
+    params["evaluate"]["num_frames"] = 2
+    params["train"]["protocols"] = ["OCI-M"]
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    (root / "models" / "OCI-M").mkdir(parents=True)
+    (root / "models" / "OCI-M" / "best.pt").write_bytes(checkpoint.read_bytes())
+    return root
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(args)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+# ------------------------------------------------------------------ tests
+
+def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
+    """Per-face and video scores of `predict` on raw videos = extract + align + score_frames."""
+    from mpfas.evaluation.evaluate import select_frames
+    from mpfas.preprocess.align import run_align
+    from mpfas.preprocess.extract import run_extract
+
+    monkeypatch.chdir(project)
+    videos = demo_videos(demo, "M")
+    recs = [videos["live"][0], videos["replay"][0]]
+    root = demo / "MSU-MFSD"
+    run_extract(recs, root, "data/frames/M", EXTRACT, workers=1, progress=False)
+    run_align(recs, "data/frames/M/frames.csv", "data/faces/M", ALIGN, progress=False)
+    with open("data/faces/M/faces.csv", newline="") as fh:
+        pipeline: dict[str, list[dict]] = {}
+        for row in csv.DictReader(fh):
+            pipeline.setdefault(row["video_id"], []).append(row)
+    loaded = load_model("models/OCI-M/best.pt")
+
+    rc, out, err = run_cli(["predict", *[str(root / r.relpath) for r in recs], "--no-progress"], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert doc["model"]["checkpoint"] == "models/OCI-M/best.pt"  # default: first of train.protocols
+    assert doc["threshold"] == 0.5 and doc["threshold_source"].startswith("checkpoint")
+    assert [i["input"] for i in doc["inputs"]] == [str(root / r.relpath) for r in recs]
+    for rec, item in zip(recs, doc["inputs"]):
+        rows = pipeline[rec.video_id]
+        assert item["kind"] == "video" and item["status"] == "ok" and item["frames"] == EXTRACT.frames_per_video
+        assert [f["frame"] for f in item["faces"]] == [int(r["frame"]) for r in rows]
+        expected = score_frames(loaded.model, [r["path"] for r in rows], SIZE, 32, "cpu")
+        got = np.array([f["score"] for f in item["faces"]])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+        picked = select_frames([r["path"] for r in rows], 2)
+        video = score_frames(loaded.model, picked, SIZE, 32, "cpu").mean()
+        assert item["score"] == pytest.approx(video, abs=1e-6)
+        assert item["score_frames"] == [int(r["frame"]) for r in rows if r["path"] in picked]
+        assert item["decision"] == ("live" if item["score"] >= 0.5 else "spoof")
+        for f, r in zip(item["faces"], rows):
+            assert f["decision"] == ("live" if f["score"] >= 0.5 else "spoof")
+            assert f["box"] == pytest.approx([float(r[k]) for k in ("x1", "y1", "x2", "y2")], abs=0.01)
+
+
+def test_folder_images_csv_threshold_and_saved_faces(project, demo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    folder = tmp_path / "inputs"
+    (folder / "sub").mkdir(parents=True)
+    cv2.imwrite(str(folder / "astronaut.png"), ASTRONAUT)
+    video = demo_videos(demo, "C")["replay"][0]
+    (folder / "sub" / "clip.avi").write_bytes((demo / "CASIA-FASD" / video.relpath).read_bytes())
+    (folder / "notes.txt").write_text("not media: skipped when walking a folder")
+    faces_dir = tmp_path / "crops"
+
+    rc, out, err = run_cli(["predict", str(folder), "--format", "csv", "--threshold", "0",
+                            "--save-faces", str(faces_dir)], capsys)
+    assert rc == 0, err
+    assert "predict" in err  # the progress bar goes to stderr, stdout stays CSV
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert list(rows[0]) == CSV_COLUMNS
+    assert [Path(r["input"]).name for r in rows][0] == "astronaut.png"  # sorted walk, recursive
+    by_input: dict[str, list[dict]] = {}
+    for r in rows:
+        by_input.setdefault(Path(r["input"]).name, []).append(r)
+    assert set(by_input) == {"astronaut.png", "clip.avi"}
+    image = by_input["astronaut.png"]
+    assert len(image) == 1 and image[0]["kind"] == "image" and image[0]["frame"] == "0"
+    assert image[0]["score"] == image[0]["face_score"]  # an image's score is its face's
+    clip = by_input["clip.avi"]
+    assert clip[0]["kind"] == "video" and 1 <= len(clip) <= EXTRACT.frames_per_video
+    assert all(r["decision"] == r["face_decision"] == "live" and r["threshold"] == "0.000000" for r in rows)
+    for r in rows:  # --save-faces keeps the aligned crops the scores came from
+        crop = cv2.imread(r["face_path"])
+        assert crop is not None and crop.shape == (SIZE, SIZE, 3)
+
+
+def test_bad_inputs_fail_alone_and_name_the_file(project, demo, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    good = demo / "MSU-MFSD" / demo_videos(demo, "M")["live"][0].relpath
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(os.urandom(2048))
+    blank = tmp_path / "wall.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))  # readable, but no face
+    empty = tmp_path / "empty_folder"
+    empty.mkdir()
+    missing = tmp_path / "missing.jpg"
+
+    rc, out, err = run_cli(["predict", str(broken), str(good), str(blank), str(missing), str(empty),
+                            "--no-progress", "--threshold", "1.01"], capsys)
+    assert rc == 1
+    items = {Path(i["input"]).name: i for i in json.loads(out)["inputs"]}
+    assert items[good.name]["status"] == "ok" and items[good.name]["faces"]  # the others still ran
+    # a threshold above every score makes every decision spoof
+    assert items[good.name]["decision"] == "spoof"
+    assert {f["decision"] for f in items[good.name]["faces"]} == {"spoof"}
+    for name, words in (("broken.mp4", "cannot read"), ("wall.png", "no face found"),
+                        ("missing.jpg", "no such file"), ("empty_folder", "no image or video")):
+        assert items[name]["status"] == "error" and words in items[name]["error"]
+        assert name in items[name]["error"]
+        assert any(name in line and words in line for line in err.splitlines()), err
+    assert err.count("error:") == 4
+
+
+def test_bad_checkpoints_exit_2(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(project)
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), ASTRONAUT)
+    # another architecture: resnet18 weights under a resnet50 model_config
+    ckpt = torch.load("models/OCI-M/best.pt", weights_only=True)
+    ckpt["model_config"]["backbone"] = "resnet50"
+    other = tmp_path / "other.pt"
+    torch.save(ckpt, other)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"conv1.weight": torch.zeros(4)}, foreign)
+    for args, words in (([f"--model={tmp_path / 'nope.pt'}"], "checkpoint not found"),
+                        (["--protocol", "ICM-O"], "models/ICM-O/best.pt: checkpoint not found"),
+                        ([f"--model={other}"], "do not fit the architecture"),
+                        ([f"--model={foreign}"], "not a training checkpoint")):
+        rc, out, err = run_cli(["predict", str(image), *args], capsys)
+        assert rc == 2 and out == ""
+        assert words in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    with pytest.raises(SystemExit) as exc:  # argparse: bad usage is 2 too
+        main(["predict", str(image), "--model", "a.pt", "--protocol", "OCI-M"])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m_entry_point(project, demo):
+    """The real `python -m mpfas predict` process: JSON on stdout, exit code, no chatter on stdout."""
+    image = project / "face.png"
+    cv2.imwrite(str(image), ASTRONAUT)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run([sys.executable, "-m", "mpfas", "predict", str(image), "--device", "cpu"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["inputs"][0]["status"] == "ok" and doc["inputs"][0]["kind"] == "image"
+    assert 0.0 <= doc["inputs"][0]["score"] <= 1.0
