@@ -411,8 +411,9 @@ def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[P
     from mpfas import tracking
 
     client = MlflowClient(tracking_uri=tracking.tracking_uri())
+    retry = tracking.with_retries  # another worker (dvc queue -j N, mlflow ui) may hold the SQLite DB
     try:
-        client.get_run(run_id)
+        retry(client.get_run, run_id)
     except Exception as exc:  # a run from another tracking DB
         log.warning("MLflow run %s (from %s) not found at %s: not logged (%s)",
                     run_id, run_json, tracking.tracking_uri(), exc)
@@ -422,8 +423,8 @@ def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[P
     now = int(time.time() * 1000)
     batch = [Metric(k, v, now, step) for k, v in flat_metrics(metrics).items()]
     for i in range(0, len(batch), 1000):  # MLflow's per-batch metric limit
-        client.log_batch(run_id, metrics=batch[i:i + 1000])
-    client.set_tag(run_id, "eval_selection", str(metrics.get("selection", "unknown")))
+        retry(client.log_batch, run_id, metrics=batch[i:i + 1000])
+    retry(client.set_tag, run_id, "eval_selection", str(metrics.get("selection", "unknown")))
     for path in artifacts:
-        client.log_artifact(run_id, str(path), "eval")
+        retry(client.log_artifact, run_id, str(path), "eval")
     return run_id
