@@ -179,16 +179,17 @@ def bilevel_step(model: nn.Module, mp_opt: torch.optim.Optimizer, hfn_opt: torch
     mp_grads, hfn_grads, stats = bilevel_meta_gradients(model, meta_train, meta_test, inner_lr,
                                                         first_order, device, amp)
     mp, hfn = split_parameters(model)
-    mp_opt.zero_grad(set_to_none=True)
-    for name, p in mp.items():
-        p.grad = mp_grads[name]
-    if sync is not None:
-        sync(mp.values())
-    mp_opt.step()
-    hfn_opt.zero_grad(set_to_none=True)
-    for name, p in hfn.items():
-        p.grad = hfn_grads[name]
-    if sync is not None:
-        sync(hfn.values())
-    hfn_opt.step()
+    _step_with(mp_opt, mp, mp_grads, sync)
+    _step_with(hfn_opt, hfn, hfn_grads, sync)
     return stats
+
+
+def _step_with(opt: torch.optim.Optimizer, params: dict[str, nn.Parameter],
+               grads: dict[str, torch.Tensor], sync: GradSync | None) -> None:
+    """Install precomputed gradients, average them over ranks, and step."""
+    opt.zero_grad(set_to_none=True)
+    for name, p in params.items():
+        p.grad = grads[name]
+    if sync is not None:
+        sync(params.values())
+    opt.step()
