@@ -24,6 +24,7 @@ import hashlib
 import logging
 import os
 import random
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -136,6 +137,9 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "mlflow.runName": protocol,
         "world_size": str(world_size),
+        # who trains it: lets a later attempt close this run if the process died (SIGKILL)
+        "host": socket.gethostname(),
+        "pid": str(os.getpid()),
     }
     for key in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         if os.environ.get(key):
@@ -171,10 +175,21 @@ def with_retries(fn: Callable[..., Any], *args: Any, budget: float | None = None
             delay = min(delay * 2, 5.0)
 
 
+def _pid_gone(pid: str | None) -> bool:
+    """Whether no process ``pid`` exists on this machine (False when unknown or alive)."""
+    try:
+        os.kill(int(pid or ""), 0)
+    except ProcessLookupError:
+        return True
+    except (ValueError, OSError):  # no/invalid pid, or alive under another user
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class RunInfo:
-    run_id: str
-    experiment_id: str
+    run_id: str | None  # None: MLflow was unusable (see open_run)
+    experiment_id: str | None
     tracking_uri: str
     resumed: bool
 
@@ -238,7 +253,37 @@ class Tracker:
             self.run_id = run.info.run_id
         self.set_tags(tags)
         self.log_params(params)
+        if tags.get("protocol"):
+            try:
+                self.end_stale(tags["protocol"])
+            except Exception as exc:  # noqa: BLE001 - housekeeping never stops training
+                log.warning("could not check for stale MLflow runs of %s: %s", tags["protocol"], exc)
         return RunInfo(self.run_id, self.experiment_id, self.uri, resumed)
+
+    def end_stale(self, protocol: str) -> list[str]:
+        """Mark FAILED the other RUNNING runs of ``protocol`` whose training process is gone.
+
+        A SIGKILL (or power loss) never reaches :meth:`end`, and a retry that cannot resume
+        (no ``last.pt`` yet) starts a new run, so the old one would stay RUNNING forever.
+        Only runs tagged with this host and a pid that no longer exists are touched: runs
+        of live processes (``dvc queue start -j 2``) and of other machines are left alone.
+        """
+        from mlflow.entities import RunStatus
+
+        host, ended = socket.gethostname(), []
+        runs = with_retries(self.client.search_runs, [self.experiment_id],
+                            filter_string=f"tags.protocol = '{protocol}' and attributes.status = 'RUNNING'")
+        for run in runs:
+            tags = run.data.tags
+            if run.info.run_id == self.run_id or tags.get("host") != host or not _pid_gone(tags.get("pid")):
+                continue
+            with_retries(self.client.set_tag, run.info.run_id, "ended_by",
+                         f"stale: training process {tags['pid']} was gone when run {self.run_id} started")
+            with_retries(self.client.set_terminated, run.info.run_id, status=RunStatus.to_string(RunStatus.FAILED))
+            log.warning("MLflow run %s of %s was left RUNNING by a killed process; marked FAILED",
+                        run.info.run_id, protocol)
+            ended.append(run.info.run_id)
+        return ended
 
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -268,3 +313,39 @@ class Tracker:
         if self.run_id is not None:
             with_retries(self.client.set_terminated, self.run_id, status=status)
 
+
+
+class NullTracker:
+    """Stands in for :class:`Tracker` when the tracking store cannot be used: logs nothing,
+    so training still writes its DVC outputs (models/, metrics/) — they are the record."""
+
+    run_id: str | None = None
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+    def log_params(self, params: dict[str, str]) -> None: ...
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+
+    def end(self, status: str = "FINISHED") -> None: ...
+
+
+def open_run(experiment: str, tags: dict[str, str], params: dict[str, str],
+             resume_id: str | None = None) -> tuple[Tracker | NullTracker, RunInfo]:
+    """A started (or resumed) run; if the tracking store is unusable (read-only or missing
+    folder, bad URI), a loud error and a :class:`NullTracker` instead of a crash."""
+    uri = tracking_uri()
+    try:
+        tracker = Tracker(experiment)
+        return tracker, tracker.start(tags, params, resume_id=resume_id)
+    except Exception as exc:  # noqa: BLE001 - MLflow is the index, not the record
+        log.error("MLflow tracking at %s cannot be used (%s: %s). Training goes on WITHOUT MLflow; "
+                  "models/ and metrics/ are still written. To fix: make that database and its folder "
+                  "writable, or set MLFLOW_TRACKING_URI to a writable location (e.g. sqlite:///<dir>/mlflow.db).",
+                  uri, type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
+        return NullTracker(uri), RunInfo(None, None, uri, False)

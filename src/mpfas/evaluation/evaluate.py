@@ -404,6 +404,9 @@ def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[P
         log.warning("%s not found: evaluation metrics are not logged to MLflow", run_json)
         return None
     run_id = json.loads(run_json.read_text())["run_id"]
+    if not run_id:  # training ran without MLflow (unusable tracking store, see tracking.open_run)
+        log.warning("%s has no MLflow run: evaluation metrics are not logged to MLflow", run_json)
+        return None
 
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient

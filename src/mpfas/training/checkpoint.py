@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,21 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # a foreign pickle's protocol: the refusal below says it all
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated file, foreign pickle, ...
-        raise ValueError(f"{path}: not a readable mpfas checkpoint ({exc})") from exc
+        raise ValueError(f"{path}: not a readable mpfas checkpoint ({_reason(exc)})") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """One line: torch's own message is many lines and advises ``weights_only=False``."""
+    text = str(exc)
+    if "Weights only load failed" in text:
+        return ("it holds Python objects besides tensors and plain types, e.g. a foreign pickle; "
+                "refused because loading it could run code")
+    lines = [line for line in text.splitlines() if line.strip()]
+    return (lines[0][:300] if lines else type(exc).__name__)
 
 
 def rng_state() -> dict[str, Any]:

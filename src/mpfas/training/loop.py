@@ -35,7 +35,7 @@ from ..config import ConfigError, Params
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
 from ..inference import score_videos
-from ..tracking import Tracker, flat_params, git_commit, run_tags
+from ..tracking import flat_params, git_commit, open_run, run_tags
 from . import checkpoint as ckpt
 from . import distributed
 from .algorithms import alternating_step, bilevel_step
@@ -225,9 +225,9 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
     tracker, info = None, None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        tracker = Tracker(params.tracking.experiment)
-        info = tracker.start(run_tags(protocol, params, params_file, git_commit(), ctx.world_size),
-                             flat_params(params), resume_id=run_id)
+        tracker, info = open_run(params.tracking.experiment,
+                                 run_tags(protocol, params, params_file, git_commit(), ctx.world_size),
+                                 flat_params(params), resume_id=run_id)
     sync = ctx.average_gradients if ctx.enabled else None
     step_times: list[float] = []
     try:
