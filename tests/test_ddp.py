@@ -44,6 +44,7 @@ from pathlib import Path
 import mpfas.models
 import mpfas.training.checkpoint as ckpt
 import mpfas.training.loop as loop
+import mpfas.tracking as tracking
 from mpfas.training.data import DomainSampler
 ''' + inspect.getsource(digest) + '''
 rank = int(os.environ["RANK"])
@@ -70,11 +71,11 @@ def write_json_(path, obj, *a, **k):
     return write_json(path, obj, *a, **k)
 loop.write_json = write_json_
 
-class Tracker(loop.Tracker):
+class Tracker(tracking.Tracker):
     def __init__(self, *a, **k):
         rec["trackers"] += 1
         super().__init__(*a, **k)
-loop.Tracker = Tracker
+tracking.Tracker = Tracker  # open_run() builds the tracker from this module
 
 draw = DomainSampler.batch
 def batch(self, domain):
