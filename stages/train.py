@@ -7,12 +7,12 @@ Runs unchanged under ``torchrun --nproc_per_node=N stages/train.py <protocol>`` 
 gloo on CPU, NCCL on GPU); only rank 0 writes files and MLflow.
 """
 
-import json
 import math
 import os
 import sys
 from pathlib import Path
 
+from mpfas.atomic import write_json
 from mpfas.cli import stage_main
 from mpfas.config import ConfigError
 
@@ -38,11 +38,7 @@ def main(params, protocol: str = "", *extra: str) -> None:
                                   if math.isfinite(result.seconds_per_iteration) else None),
         "source_val": {k: result.best_val[k] for k in ("auc", "eer", "hter", "threshold", "videos")},
     }
-    out = Path(f"metrics/train_{protocol}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_json(Path(f"metrics/train_{protocol}.json"), summary)
     print(f"{protocol}: best iteration {result.best_iteration}, source-val HTER "
           f"{result.best_val['hter']:.4f} AUC {result.best_val['auc']:.4f}, "
           f"{result.seconds_per_iteration:.2f} s/iteration, MLflow run {result.run_id}")

@@ -324,7 +324,7 @@ def test_rotated_and_variable_rate_videos_extract_all_frames_upright(tmp_path):
     raw.mkdir()
     plain = _numbered_mp4(raw / "plain.mp4")
     rotated = _rotate_90(plain, raw / "rotated.mp4")
-    vfr = _variable_rate(plain, raw / "vfr.mp4", [(8, 1024), (1, 8192), (8, 1024)])  # one 0.67 s gap
+    _variable_rate(plain, raw / "vfr.mp4", [(8, 1024), (1, 8192), (8, 1024)])  # one 0.67 s gap
     cap = cv2.VideoCapture(str(rotated), cv2.CAP_FFMPEG)
     if cap.get(cv2.CAP_PROP_ORIENTATION_META) != 90:
         pytest.skip("this OpenCV/FFmpeg build does not read the MP4 rotation matrix")
