@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..atomic import write_json
+from ..atomic import remove_temp_files, write_json
 from ..config import ConfigError, Params
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
@@ -225,6 +225,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
     tracker, info = None, None
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(out_dir)  # a checkpoint write cut short by a kill leaves one behind
         tracker, info = open_run(params.tracking.experiment,
                                  run_tags(protocol, params, params_file, git_commit(), ctx.world_size),
                                  flat_params(params), resume_id=run_id)
