@@ -4,7 +4,7 @@ DVC owns orchestration and params; MLflow owns per-run curves and artifacts (DES
 Two traps shape this module:
 
 * ``dvc exp run --temp`` and queued experiments run in a copy under
-  ``<root>/.dvc/tmp/exps/...``; a relative ``sqlite:///mlflow.db`` would be written
+  the repository's ``.dvc`` temp-experiments folder (``.dvc``, ``tmp``, ``exps``); a relative ``sqlite:///mlflow.db`` would be written
   into that copy and lost. The tracking DB therefore resolves to the *main* repository
   root (``MLFLOW_TRACKING_URI`` wins when set), and so does the artifact folder.
 * Several processes may write the one SQLite DB at once (``dvc queue start -j 2``, a
@@ -63,7 +63,7 @@ disable_telemetry()
 
 
 def main_root(cwd: str | Path | None = None) -> Path:
-    """The main repository root, also when running inside ``<root>/.dvc/tmp/exps/<x>``.
+    """The main repository root, also when running inside a DVC temp-experiment copy (``.dvc``, ``tmp``, ``exps`` under the root).
 
     Outside such a copy, the nearest ancestor holding ``.dvc`` or ``.git`` (else cwd).
     """
