@@ -98,9 +98,9 @@ def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: 
 
     def step() -> None:
         if algorithm == "alternating":
-            alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device, amp=bf16)
+            alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device, precision="bf16" if bf16 else "fp32")
         else:
-            bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], False, device, amp=bf16)
+            bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], False, device, precision="bf16" if bf16 else "fp32")
 
     def sync() -> None:
         if device.type == "cuda":

@@ -22,9 +22,11 @@ def main(params, code: str = "") -> None:
         raise MpfasError(f"{index}: not found; run the raw stage first")
     summary = run_align(read_index(index), Path(f"data/frames/{code}/frames.csv"), Path("data/faces") / code,
                         params.align, metrics_path=Path(f"metrics/align_{code}.json"),
-                        sheet_path=Path(f"plots/faces_{code}.png"), dataset=code)
+                        sheet_path=Path(f"plots/faces_{code}.png"), dataset=code)  # the code picks the limit
     print(f"align {code}: {summary.faces} faces from {summary.frames} frames "
-          f"(detection rate {summary.detection_rate:.1%}, {summary.skipped} videos already done)")
+          f"(detection rate {summary.detection_rate:.1%}, {summary.skipped} videos already done); "
+          f"{summary.videos_without_face} video(s) with no face in any frame "
+          f"({summary.videos_without_face_rate:.1%}, limit align.max_failed_videos.{code}={summary.max_failed_videos})")
 
 
 if __name__ == "__main__":

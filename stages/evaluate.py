@@ -26,7 +26,7 @@ def main(params, protocol: str = "") -> None:
     rows = read_manifest(Path(f"data/manifests/{protocol}.csv"))
 
     def score_fn(paths: list[str]):
-        return score_frames(model, paths, model.input_size, cfg.batch_size, device)
+        return score_frames(model, paths, model.input_size, cfg.batch_size, device, cfg.precision)
 
     ev = evaluate(protocol, rows, score_fn, cfg, info)
     artifacts = write_outputs(
@@ -46,8 +46,9 @@ def main(params, protocol: str = "") -> None:
         except Exception as exc:  # noqa: BLE001 - the DVC outputs above are the record
             log.warning("best.pt of %s not logged as an MLflow model: %s", protocol, exc)
     v = ev.metrics["video"]
+    at_val = "n/a (no source-val)" if v["hter_val"] is None else f"{v['hter_val']:.2%}"
     print(f"{protocol} ({info['selection']} checkpoint, iteration {info['iteration']}): video AUC "
-          f"{v['auc']:.4f}, HTER@EER {v['hter_eer']:.2%}, HTER@source-val {v['hter_val']:.2%}, "
+          f"{v['auc']:.4f}, HTER@EER {v['hter_eer']:.2%}, HTER@source-val {at_val}, "
           f"oracle HTER {v['hter_oracle']:.2%}")
 
 

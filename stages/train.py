@@ -36,11 +36,14 @@ def main(params, protocol: str = "", *extra: str) -> None:
         # None when last.pt was already complete and nothing was left to train
         "seconds_per_iteration": (round(result.seconds_per_iteration, 4)
                                   if math.isfinite(result.seconds_per_iteration) else None),
-        "source_val": {k: result.best_val[k] for k in ("auc", "eer", "hter", "threshold", "videos")},
+        # null when manifests.val_fraction is 0 (every source video trained)
+        "source_val": ({k: result.best_val[k] for k in ("auc", "eer", "hter", "threshold", "videos")}
+                       if "auc" in result.best_val else None),
     }
     write_json(Path(f"metrics/train_{protocol}.json"), summary)
-    print(f"{protocol}: best iteration {result.best_iteration}, source-val HTER "
-          f"{result.best_val['hter']:.4f} AUC {result.best_val['auc']:.4f}, "
+    val = (f"source-val HTER {result.best_val['hter']:.4f} AUC {result.best_val['auc']:.4f}"
+           if "auc" in result.best_val else "no source-val videos")
+    print(f"{protocol}: best iteration {result.best_iteration} ({params.train.select}), {val}, "
           f"{result.seconds_per_iteration:.2f} s/iteration, MLflow run {result.run_id}")
 
 

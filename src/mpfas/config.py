@@ -58,6 +58,7 @@ class DemoConfig:
     frames: int = 48
     fps: int = 12
     scale: float = 1.0
+    size: Literal["small", "full"] = "small"  # full: the real datasets' video counts and file names
 
     def validate(self) -> None:
         _positive("demo.subjects", self.subjects)
@@ -87,7 +88,10 @@ class AlignConfig:
     detect_max_side: int = 640
     select: Literal["largest", "confident"] = "largest"
     min_face_size: int = 20
-    max_failure_rate: float = 0.05
+    # Per dataset: the largest share of videos in which no sampled frame has a face before
+    # the stage stops. Frames without a face are recorded but never fail the stage alone.
+    max_failed_videos: dict[str, float] = field(
+        default_factory=lambda: {"O": 0.05, "C": 0.05, "I": 0.1, "M": 0.05})
 
     def validate(self) -> None:
         _positive("align.crop_size", self.crop_size)
@@ -95,7 +99,16 @@ class AlignConfig:
         _positive("align.min_face_size", self.min_face_size)
         if not 0 <= self.padding < 1:
             raise ConfigError(f"align.padding: {self.padding} must be in [0, 1)")
-        _fraction("align.max_failure_rate", self.max_failure_rate)
+        unknown = set(self.max_failed_videos) - set(DATASET_CODES)
+        if unknown:
+            raise ConfigError(f"align.max_failed_videos: unknown dataset code(s) {sorted(unknown)}; "
+                              f"use {DATASET_CODES}")
+        for code, rate in self.max_failed_videos.items():
+            _fraction(f"align.max_failed_videos.{code}", rate)
+
+    def failed_video_limit(self, code: str) -> float:
+        """The limit for dataset ``code`` (0.05 where params.yaml names none)."""
+        return self.max_failed_videos.get(code, 0.05)
 
 
 @dataclass(frozen=True)
@@ -129,8 +142,9 @@ class ManifestsConfig:
                 raise ConfigError(f"{key}.sources: a domain is listed twice")
             if p.target in p.sources:
                 raise ConfigError(f"{key}: target {p.target!r} is also a source")
-        if not 0 < self.val_fraction < 1:
-            raise ConfigError(f"manifests.val_fraction: {self.val_fraction} must be in (0, 1)")
+        if not 0 <= self.val_fraction < 1:
+            raise ConfigError(f"manifests.val_fraction: {self.val_fraction} must be in [0, 1) "
+                              "(0 = train on all source videos, as the official code does)")
 
 
 @dataclass(frozen=True)
@@ -138,7 +152,21 @@ class ModelConfig:
     backbone: Literal["resnet18", "resnet50"] = "resnet18"
     input_size: int = 128
     pattern: Literal["meta", "none", "hsv", "ycrcb", "lbp"] = "meta"
+    # Local torchvision ImageNet weights file (relative paths: from the repository root);
+    # "random" = train from random weights on purpose; "" = not set (demo only: random, warned).
     pretrained: str = ""
+    # rgb: faces enter the network as RGB. bgr: channels reversed first, which is what the
+    # official code feeds (OpenCV's BGR frames, unconverted, into RGB ImageNet weights).
+    channel_order: Literal["rgb", "bgr"] = "rgb"
+    # normal: pyramid layers drawn from N(0, 0.01) in each stream independently.
+    # official: PyTorch's default init, the same weights copied into both streams.
+    pyramid_init: Literal["normal", "official"] = "normal"
+
+    RANDOM = "random"
+
+    @property
+    def random_init(self) -> bool:
+        return self.pretrained in ("", self.RANDOM)
 
     def validate(self) -> None:
         _positive("model.input_size", self.input_size)
@@ -162,8 +190,9 @@ class TrainConfig:
     eval_every: int = 20
     checkpoint_every: int = 20
     resume: Literal["auto", "never"] = "auto"
-    select: Literal["source_val", "target_oracle"] = "source_val"
+    select: Literal["source_val", "target_oracle", "last"] = "source_val"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA (opt-in; CPU stays fp32)
     workers: int = 0
 
     def validate(self) -> None:
@@ -183,6 +212,7 @@ class EvaluateConfig:
     seed: int = 0
     num_frames: int = 2  # aligned faces scored per video, evenly spaced incl. first and last; 0 = all
     batch_size: int = 32
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA for scoring; metrics stay fp32
 
     def validate(self) -> None:
         if self.bootstrap < 0:
@@ -220,6 +250,11 @@ class Params:
                     f"train.protocols: unknown protocol {name!r}; defined in manifests.protocols: "
                     f"{sorted(self.manifests.protocols)}"
                 )
+        if self.train.select == "source_val" and self.manifests.val_fraction == 0:
+            raise ConfigError(
+                "train.select: 'source_val' needs source-val videos, but manifests.val_fraction is 0 "
+                "(all source videos train); use train.select 'last' (leakage-free) or 'target_oracle'"
+            )
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

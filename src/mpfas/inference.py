@@ -1,10 +1,10 @@
 """Scoring shared by training-time validation, the evaluate stage and prediction.
 
 One definition of "the score of a video" keeps source-val model selection and the
-reported numbers consistent (DESIGN §4): a video is represented by ``num_frames`` of
-its aligned faces (first and last detected frame when 2, evenly spread otherwise),
-each frame is scored by ``frame_score`` (higher = live) and the video score is the
-mean of its frame scores.
+reported numbers consistent (docs/method.md, "Method"): a video is represented by
+``num_frames`` of its aligned faces (first and last detected frame when 2, evenly spread
+otherwise), each frame is scored by ``frame_score`` (higher = live) and the video score is
+the mean of its frame scores.
 """
 
 from __future__ import annotations
@@ -50,9 +50,15 @@ def load_faces(paths: Sequence[str | Path], size: int) -> Tensor:
     return torch.stack([load_face(p, size) for p in paths])
 
 
-def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA; a no-op elsewhere (CPU stays fp32) or when not ``enabled``."""
-    if enabled and device.type == "cuda":
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``precision`` is ``bf16``; otherwise (and on CPU) plain fp32,
+    as the official code runs."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
+    if precision == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -65,10 +71,11 @@ def to_device(rgb: Tensor, device: torch.device) -> Tensor:
 
 @torch.no_grad()
 def score_frames(model: nn.Module, paths: Sequence[str | Path], size: int, batch_size: int,
-                 device: str | torch.device) -> np.ndarray:
+                 device: str | torch.device, precision: str = "fp32") -> np.ndarray:
     """Frame scores (higher = live) for ``paths``, in order, in eval mode.
 
-    The model's train/eval mode is restored afterwards so validation can run mid-training.
+    The forward pass runs in ``precision``; the score itself is computed in fp32. The
+    model's train/eval mode is restored afterwards so validation can run mid-training.
     """
     from .models import frame_score
 
@@ -79,23 +86,24 @@ def score_frames(model: nn.Module, paths: Sequence[str | Path], size: int, batch
     try:
         for start in range(0, len(paths), batch_size):
             rgb = to_device(load_faces(paths[start : start + batch_size], size), device)
-            with autocast(device):
+            with autocast(device, precision):
                 out = model(rgb)
-            scores.append(frame_score(out).float().cpu().numpy())
+            out = type(out)(map=out.map.float(), logits=out.logits.float(), pattern=None)
+            scores.append(frame_score(out).cpu().numpy())
     finally:
         model.train(was_training)
     return np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
 
 
 def score_videos(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
-                 device: str | torch.device, num_frames: int) -> np.ndarray:
+                 device: str | torch.device, num_frames: int, precision: str = "fp32") -> np.ndarray:
     """Video scores: the mean frame score over ``pick_frames(faces, num_frames)``.
 
     A video without faces gets NaN (callers decide whether that is an error).
     """
     picked = [pick_frames(faces, num_frames) for faces in videos]
     flat = [p for frames in picked for p in frames]
-    frame_scores = score_frames(model, flat, size, batch_size, device)
+    frame_scores = score_frames(model, flat, size, batch_size, device, precision)
     out = np.full(len(videos), np.nan)
     start = 0
     for i, frames in enumerate(picked):

@@ -5,11 +5,17 @@ for live (the positive class: a higher score means more likely live) and 0 for a
 attack. ``role`` is ``source-train`` (meta-learning data), ``source-val`` (a
 subject-disjoint slice of the sources, used to pick the checkpoint and fix the
 decision threshold without looking at the target) or ``target`` (the unseen domain).
+
+A video without any aligned face is left out, as the official data lists hold only
+videos with a detected face: it has nothing to train on or score. Such videos are
+counted per role and domain (``excluded_no_face`` in metrics/manifests.json), and a
+faceless row is refused wherever a manifest is checked or read.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import random
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, fields
@@ -19,6 +25,8 @@ from .atomic import write_csv
 from .config import DATASET_NAMES, ManifestsConfig, Protocol
 from .datasets import Label, VideoRecord
 from .errors import MpfasError
+
+log = logging.getLogger(__name__)
 
 ROLES = ("source-train", "source-val", "target")
 TARGET_SPLITS = {"all": None, "train+test": {"train", "test"}, "test": {"test"}}
@@ -45,6 +53,71 @@ class ManifestRow:
 COLUMNS = [f.name for f in fields(ManifestRow)]
 
 
+@dataclass(frozen=True)
+class ExcludedVideo:
+    """A video that would have had ``role`` but has no aligned face."""
+
+    domain: str
+    video_id: str
+    role: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    rows: list[ManifestRow]
+    excluded: list[ExcludedVideo]
+
+    def excluded_counts(self, protocol: Protocol) -> dict[str, dict[str, int]]:
+        """Excluded videos per role and domain, zeros included so every run reports the same keys."""
+        sources = {d: 0 for d in sorted(protocol.sources)}
+        out = {"source-train": dict(sources), "source-val": dict(sources), "target": {protocol.target: 0}}
+        for e in self.excluded:
+            out[e.role][e.domain] += 1
+        return out
+
+
+def plan_manifest(
+    name: str,
+    protocol: Protocol,
+    videos: dict[str, list[VideoRecord]],
+    faces: dict[str, list[str]],
+    cfg: ManifestsConfig,
+) -> Manifest:
+    """Assign roles for one protocol, leaving out (and listing) videos without a face.
+
+    ``videos`` maps a domain code to its index records; ``faces`` maps a video id to
+    its aligned face paths in frame order. The source-val subjects are drawn from the
+    videos with faces; a faceless source video is counted under the role its subject
+    got (source-train when no video of the subject has a face).
+    """
+    rows: list[ManifestRow] = []
+    excluded: list[ExcludedVideo] = []
+    for domain in protocol.sources:
+        recs = [r for r in videos[domain] if faces.get(r.video_id)]
+        val_subjects = _val_subjects(recs, cfg.val_fraction, f"{cfg.seed}:{name}:{domain}")
+        for r in videos[domain]:
+            role = "source-val" if r.subject in val_subjects else "source-train"
+            if faces.get(r.video_id):
+                rows.append(_row(r, faces, role))
+            else:
+                excluded.append(ExcludedVideo(domain, r.video_id, role))
+    allowed = TARGET_SPLITS[cfg.target_set]
+    for r in videos[protocol.target]:
+        if allowed is None or r.split in allowed:
+            if faces.get(r.video_id):
+                rows.append(_row(r, faces, "target"))
+            else:
+                excluded.append(ExcludedVideo(protocol.target, r.video_id, "target"))
+    check_manifest(name, rows, protocol)
+    if excluded:
+        by = Counter((e.role, e.domain) for e in excluded)
+        log.warning("%s: %d video(s) without any aligned face left out (%s), e.g. %s; see "
+                    "data/faces/<D>/failures.csv", name, len(excluded),
+                    ", ".join(f"{role} {domain}: {n}" for (role, domain), n in sorted(by.items())),
+                    ", ".join(e.video_id for e in excluded[:3]))
+    return Manifest(rows, excluded)
+
+
 def build_manifest(
     name: str,
     protocol: Protocol,
@@ -52,28 +125,16 @@ def build_manifest(
     faces: dict[str, list[str]],
     cfg: ManifestsConfig,
 ) -> list[ManifestRow]:
-    """Assign roles for one protocol.
-
-    ``videos`` maps a domain code to its index records; ``faces`` maps a video id to
-    its aligned face paths in frame order. Videos without any aligned face are left
-    out (they are counted by the align stage's metrics).
-    """
-    rows: list[ManifestRow] = []
-    for domain in protocol.sources:
-        recs = [r for r in videos[domain] if faces.get(r.video_id)]
-        val_subjects = _val_subjects(recs, cfg.val_fraction, f"{cfg.seed}:{name}:{domain}")
-        for r in recs:
-            rows.append(_row(r, faces, "source-val" if r.subject in val_subjects else "source-train"))
-    allowed = TARGET_SPLITS[cfg.target_set]
-    for r in videos[protocol.target]:
-        if faces.get(r.video_id) and (allowed is None or r.split in allowed):
-            rows.append(_row(r, faces, "target"))
-    check_manifest(name, rows, protocol)
-    return rows
+    """The rows of :func:`plan_manifest` (videos with at least one aligned face)."""
+    return plan_manifest(name, protocol, videos, faces, cfg).rows
 
 
 def check_manifest(name: str, rows: list[ManifestRow], protocol: Protocol) -> None:
-    """Refuse manifests that would leak data or cannot train and evaluate."""
+    """Refuse manifests that would leak data, hold a faceless video, or cannot train and evaluate."""
+    faceless = [row.video_id for row in rows if not row.faces]
+    if faceless:
+        raise ManifestError(f"{name}: {len(faceless)} video(s) without an aligned face, e.g. {faceless[0]}; "
+                            "they cannot be trained on or scored")
     roles: dict[str, str] = {}
     for row in rows:
         if roles.setdefault(row.video_id, row.role) != row.role:
@@ -103,7 +164,7 @@ def write_manifest(rows: list[ManifestRow], path: Path) -> None:
 
 
 def read_manifest(path: str | Path, faces_root: str | Path = "data/faces") -> list[ManifestRow]:
-    """Read a manifest, refusing any face path that leaves ``faces_root``."""
+    """Read a manifest, refusing a row without faces or any face path that leaves ``faces_root``."""
     path, root = Path(path), Path(faces_root).resolve()
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
@@ -112,6 +173,9 @@ def read_manifest(path: str | Path, faces_root: str | Path = "data/faces") -> li
         rows = []
         for line, raw in enumerate(reader, start=2):
             face_paths = [p for p in raw["faces"].split(";") if p]
+            if not face_paths:
+                raise ManifestError(f"{path}:{line}: video {raw['video_id']} has no aligned face; the manifests "
+                                    "stage leaves such videos out (rebuild with `dvc repro manifests`)")
             for p in face_paths:
                 if not Path(p).resolve().is_relative_to(root):
                     raise ManifestError(f"{path}:{line}: face path {p!r} is outside the faces root {faces_root}")

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from .config import Params, flatten
+from .paths import main_root
 
 log = logging.getLogger(__name__)
 
 TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 DB_NAME = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
-_EXPS_PARTS = (".dvc", "tmp", "exps")
 RETRY_SECONDS = 120.0
 """How long tracking calls keep retrying while another process holds the SQLite DB."""
 _TRANSIENT = ("database is locked", "database table is locked", "already exists", "unique constraint failed")
@@ -60,22 +60,6 @@ def disable_telemetry() -> None:
 
 
 disable_telemetry()
-
-
-def main_root(cwd: str | Path | None = None) -> Path:
-    """The main repository root, also when running inside a DVC temp-experiment copy (``.dvc``, ``tmp``, ``exps`` under the root).
-
-    Outside such a copy, the nearest ancestor holding ``.dvc`` or ``.git`` (else cwd).
-    """
-    here = Path(cwd or os.getcwd()).resolve()
-    parts = here.parts
-    for i in range(len(parts) - len(_EXPS_PARTS), 0, -1):
-        if parts[i : i + len(_EXPS_PARTS)] == _EXPS_PARTS:
-            return Path(*parts[:i])
-    for candidate in (here, *here.parents):
-        if (candidate / ".dvc").is_dir() or (candidate / ".git").exists():
-            return candidate
-    return here
 
 
 def tracking_uri(cwd: str | Path | None = None) -> str:

@@ -17,8 +17,16 @@ SPLITS = {"O": ("Train", "Dev", "Test"), "C": ("train", "test"), "I": ("train", 
 MSU_TRAIN = (2, 3, 5, 6, 7, 8, 9, 11, 12, 21, 22, 34, 53, 54, 55)
 MSU_TEST = (1, 13, 14, 23, 24, 26, 28, 29, 30, 32, 33, 35, 36, 37, 39, 42, 48, 49, 50, 51)
 _OULU_FIRST_USER = {"Train": 1, "Dev": 21, "Test": 36}
-_CASIA_NAMES = {"low": ("1", "3", "5", "7"), "normal": ("2", "4", "6", "8"),
-                "high": ("HR_1", "HR_2", "HR_3", "HR_4")}
+# quality -> file names of (live, warped photo, cut photo, video replay)
+CASIA_NAMES = {"low": ("1", "3", "5", "7"), "normal": ("2", "4", "6", "8"),
+               "high": ("HR_1", "HR_2", "HR_3", "HR_4")}
+# file number -> (label, medium, printer / display)
+OULU_FILES = {1: ("live", "live", ""), 2: ("print", "print", "printer1"), 3: ("print", "print", "printer2"),
+              4: ("replay", "replay_video", "display1"), 5: ("replay", "replay_video", "display2")}
+# attack kind in the file name -> (label, medium, printer / screen)
+MSU_ATTACKS = {"printed_photo": ("print", "print", "photo"), "ipad_video": ("replay", "replay_video", "ipad"),
+               "iphone_video": ("replay", "replay_video", "iphone")}
+MSU_CAMERAS = {"android": "mp4", "laptop": "mov"}  # camera -> container
 
 
 @dataclass(frozen=True)
@@ -58,9 +66,7 @@ def plan(code: str, subjects: int, seed: int) -> tuple[list[VideoSpec], dict[str
             user = _OULU_FIRST_USER[split] + k
             phone, session = int(rng.integers(1, 7)), int(rng.integers(1, 4))
             cap = f"phone{phone}_session{session}"
-            kinds = {1: ("live", "live", ""), 2: ("print", "print", "printer1"), 3: ("print", "print", "printer2"),
-                     4: ("replay", "replay_video", "display1"), 5: ("replay", "replay_video", "display2")}
-            for f, (label, medium, device) in kinds.items():
+            for f, (label, medium, device) in OULU_FILES.items():
                 videos.append(VideoSpec(code, f"{split}_files/{phone}_{session}_{user:02d}_{f}.avi", i, label,
                                         medium, device, cap))
     elif code == "C":
@@ -68,11 +74,11 @@ def plan(code: str, subjects: int, seed: int) -> tuple[list[VideoSpec], dict[str
         for i, split, k in dealt:
             q = qualities[(i + int(rng.integers(3))) % 3]
             q2 = qualities[(qualities.index(q) + 1) % 3]
-            live, warped, cut, replay = _CASIA_NAMES[q]
+            live, warped, cut, replay = CASIA_NAMES[q]
             d = f"{split}_release/{k + 1}"
             videos += [
                 VideoSpec(code, f"{d}/{live}.avi", i, "live", "live", "", q),
-                VideoSpec(code, f"{d}/{_CASIA_NAMES[q2][0]}.avi", i, "live", "live", "", q2),
+                VideoSpec(code, f"{d}/{CASIA_NAMES[q2][0]}.avi", i, "live", "live", "", q2),
                 VideoSpec(code, f"{d}/{warped}.avi", i, "print", "print", "warped_photo", q),
                 VideoSpec(code, f"{d}/{cut}.avi", i, "print", "print", "cut_photo", q),
                 VideoSpec(code, f"{d}/{replay}.avi", i, "replay", "replay_video", "ipad", q),
@@ -100,20 +106,13 @@ def plan(code: str, subjects: int, seed: int) -> tuple[list[VideoSpec], dict[str
             cid = ids[split][k] if k < len(ids[split]) else 100 + i
             used[split].append(cid)
             client = f"client{cid:03d}"
-
-            def ext(cam: str) -> str:
-                return "mp4" if cam == "android" else "mov"
-
-            for cam in ("android", "laptop"):
-                videos.append(VideoSpec(code, f"scene01/real/real_{client}_{cam}_SD_scene01.{ext(cam)}", i,
+            for cam, ext in MSU_CAMERAS.items():
+                videos.append(VideoSpec(code, f"scene01/real/real_{client}_{cam}_SD_scene01.{ext}", i,
                                         "live", "live", "", cam))
-            for kind, (label, medium, device) in {
-                "printed_photo": ("print", "print", "photo"), "ipad_video": ("replay", "replay_video", "ipad"),
-                "iphone_video": ("replay", "replay_video", "iphone"),
-            }.items():
+            for kind, (label, medium, device) in MSU_ATTACKS.items():
                 cam = ("android", "laptop")[int(rng.integers(2))]
-                videos.append(VideoSpec(code, f"scene01/attack/attack_{client}_{cam}_SD_{kind}_scene01.{ext(cam)}",
-                                        i, label, medium, device, cam))
+                videos.append(VideoSpec(code, f"scene01/attack/attack_{client}_{cam}_SD_{kind}_scene01."
+                                        f"{MSU_CAMERAS[cam]}", i, label, medium, device, cam))
         side = {"train_sub_list.txt": "".join(f"{c:03d}\n" for c in used["train"]),
                 "test_sub_list.txt": "".join(f"{c:03d}\n" for c in used["test"])}
     else:

@@ -4,12 +4,14 @@ The stage logic takes a *scoring callable* (face paths -> frame scores) so it
 does not care where the scores come from; ``stages/evaluate.py`` builds that
 callable from a checkpoint with ``mpfas.inference.score_frames``.
 
-Three thresholds are reported (DESIGN §5), at frame and at video level:
+Three thresholds are reported (docs/method.md, "Metrics"), at frame and at video level:
 
 * ``eer``    - the target's own EER threshold (how most papers report HTER);
 * ``oracle`` - the lowest HTER swept on the target (the official MIN_HTER);
 * ``val``    - the EER threshold of the *source-val* videos, fixed before the
   target is seen: the only leakage-free one, and the one a deployment would use.
+  When the manifest keeps no source-val videos (``manifests.val_fraction: 0``, all source
+  videos train, as in the official code) these metrics are null.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class EvaluationError(MpfasError, ValueError):
 
 @dataclass(frozen=True)
 class VideoScores:
-    """One video's frame scores; its video score is their mean (DESIGN §4)."""
+    """One video's frame scores; its video score is their mean (docs/method.md)."""
 
     row: ManifestRow
     frames: list[str]
@@ -132,9 +134,14 @@ def score_set(videos: Sequence[VideoScores], level: str) -> ScoreSet:
     raise ValueError(f"unknown level {level!r}; use 'frame' or 'video'")
 
 
-def level_metrics(target: ScoreSet, val: ScoreSet, *, where: str, resamples: int, seed: int) -> dict[str, Any]:
-    """Every metric of one level (frame or video). Rates are fractions in [0, 1]."""
-    for name, s in ((f"{where} target", target), (f"{where} source-val", val)):
+def level_metrics(target: ScoreSet, val: ScoreSet | None, *, where: str, resamples: int,
+                  seed: int) -> dict[str, Any]:
+    """Every metric of one level (frame or video). Rates are fractions in [0, 1].
+
+    ``val`` None (no source-val videos): the source-val threshold and its metrics are None.
+    """
+    sets = [(f"{where} target", target)] + ([(f"{where} source-val", val)] if val is not None else [])
+    for name, s in sets:
         try:
             check_binary(s.scores, s.is_live, name)
         except ValueError as exc:
@@ -142,7 +149,7 @@ def level_metrics(target: ScoreSet, val: ScoreSet, *, where: str, resamples: int
     t_s, t_y = target.scores, target.is_live
     eer_rate, eer_thr = eer(t_s, t_y)
     oracle_hter, oracle_thr = best_hter(t_s, t_y)
-    val_eer, val_thr = eer(val.scores, val.is_live)
+    val_eer, val_thr = eer(val.scores, val.is_live) if val is not None else (None, None)
     m: dict[str, Any] = {
         "auc": roc_auc(t_s, t_y),
         "eer": eer_rate,
@@ -153,6 +160,12 @@ def level_metrics(target: ScoreSet, val: ScoreSet, *, where: str, resamples: int
         "val_threshold": val_thr,
     }
     for tag, thr in (("eer", eer_thr), ("oracle", oracle_thr), ("val", val_thr)):
+        if thr is None:
+            for key in ("hter", "far", "frr", "apcer", "bpcer", "acer"):
+                m[f"{key}_{tag}"] = None
+            for kind in ATTACK_TYPES:
+                m[f"apcer_{kind}_{tag}"] = None
+            continue
         rates = error_rates(t_s, t_y, thr)
         iso = iso_rates(t_s, t_y, target.kinds, thr)
         m[f"hter_{tag}"] = rates.hter
@@ -169,9 +182,10 @@ def level_metrics(target: ScoreSet, val: ScoreSet, *, where: str, resamples: int
         common = dict(groups=target.groups, resamples=resamples, seed=seed, where=f"{where} target")
         m["auc_ci"] = bootstrap_ci(t_s, t_y, roc_auc, **common).as_list()
         m["hter_eer_ci"] = bootstrap_ci(t_s, t_y, _hter_at_own_eer, **common).as_list()
-        m["hter_val_ci"] = bootstrap_ci(
-            t_s, t_y, lambda s, y: error_rates(s, y, val_thr).hter, **common
-        ).as_list()
+        if val_thr is not None:
+            m["hter_val_ci"] = bootstrap_ci(
+                t_s, t_y, lambda s, y: error_rates(s, y, val_thr).hter, **common
+            ).as_list()
     return m
 
 
@@ -191,10 +205,8 @@ def evaluate(
     val_rows = [r for r in rows if r.role == "source-val"]
     if not target_rows:
         raise EvaluationError(f"{protocol}: the manifest has no target videos")
-    if not val_rows:
-        raise EvaluationError(f"{protocol}: the manifest has no source-val videos to fix the threshold")
     target = score_videos(target_rows, score_fn, cfg.num_frames, f"{protocol} target")
-    val = score_videos(val_rows, score_fn, cfg.num_frames, f"{protocol} source-val")
+    val = score_videos(val_rows, score_fn, cfg.num_frames, f"{protocol} source-val") if val_rows else []
 
     metrics: dict[str, Any] = {
         "protocol": protocol,
@@ -204,10 +216,14 @@ def evaluate(
     }
     for level in ("video", "frame"):
         metrics[level] = level_metrics(
-            score_set(target, level), score_set(val, level),
+            score_set(target, level), score_set(val, level) if val else None,
             where=f"{protocol} {level}-level", resamples=cfg.bootstrap, seed=cfg.seed,
         )
     metrics["counts"] = {"target": _counts(target), "source_val": _counts(val)}
+    metrics["leakage_free"] = {  # whether the checkpoint and the threshold were fixed without the target
+        "checkpoint": metrics.get("selection") in ("source_val", "last"),
+        "threshold_source_val": bool(val),
+    }
     metrics["notes"] = _notes(metrics)
     vs = score_set(target, "video")
     roc = roc_curve(vs.scores, vs.is_live)
@@ -260,7 +276,7 @@ def write_outputs(ev: Evaluation, *, scores_csv: Path, metrics_json: Path, roc_j
     write_json(ev.metrics, metrics_json)
     write_json(ev.roc, roc_json)
     plot_dir.mkdir(parents=True, exist_ok=True)
-    video, val = score_set(ev.target, "video"), score_set(ev.val, "video")
+    video, val = score_set(ev.target, "video"), (score_set(ev.val, "video") if ev.val else None)
     frame = score_set(ev.target, "frame")
     m = ev.metrics
     pngs = [
@@ -273,7 +289,8 @@ def write_outputs(ev: Evaluation, *, scores_csv: Path, metrics_json: Path, roc_j
                         title=f"{ev.protocol}: target video scores",
                         thresholds={"target EER": m["video"]["eer_threshold"],
                                     "source-val": m["video"]["val_threshold"]},
-                        reference=(val.scores, val.kinds), reference_name="source-val"),
+                        reference=(val.scores, val.kinds) if val is not None else None,
+                        reference_name="source-val"),
     ]
     return [scores_csv, metrics_json, roc_json, *pngs]
 
@@ -314,7 +331,9 @@ def _notes(metrics: dict[str, Any]) -> dict[str, str]:
     notes: dict[str, str] = {}
     for level in ("video", "frame"):
         for key in ("eer_threshold", "oracle_threshold", "val_threshold"):
-            if not math.isfinite(metrics[level][key]):
+            if metrics[level][key] is None:
+                notes[f"{level}_{key}"] = "null: no source-val videos (manifests.val_fraction is 0)"
+            elif not math.isfinite(metrics[level][key]):
                 notes[f"{level}_{key}"] = "null: +inf, i.e. reject every face as an attack"
         for key, fpr in TPR_AT.items():
             if metrics[level][key] is None:

@@ -34,7 +34,7 @@ def plot_roc(curves: Curves, path: Path, *, title: str, marks: Mapping[str, floa
                 label=f"{name} (AUC {roc_auc(scores, is_live):.3f})")
         if i == 0 and marks:
             for (mark, thr), marker in zip(marks.items(), "os^D"):
-                if not np.isfinite(thr):
+                if thr is None or not np.isfinite(thr):
                     continue
                 r = error_rates(scores, is_live, thr)
                 ax.plot(r.far, 1 - r.frr, marker, ms=7, mfc="none", label=f"{mark} {thr:.3g}")
@@ -86,7 +86,7 @@ def plot_histograms(scores: np.ndarray, kinds: Sequence[str], path: Path, *, tit
                 ax.hist(sel, bins=bins, histtype="step", lw=1.6, color=color, density=True,
                         label=f"{kind} (n={sel.size})")
         for (tname, thr), style in zip((thresholds or {}).items(), ("--", "-.", ":")):
-            if not np.isfinite(thr):
+            if thr is None or not np.isfinite(thr):
                 continue
             ax.axvline(thr, color="black", ls=style, lw=1, label=f"{tname} thr. {thr:.3g}")
         ax.set(title=f"{name}", xlabel="video score (higher = live)", ylabel="density")

@@ -53,7 +53,7 @@ def upsample_add(top: Tensor, lateral: Tensor) -> Tensor:
 class FPNStream(nn.Module):
     """ResNet body + pyramid layers; the HFN fuses two of these level by level."""
 
-    def __init__(self, arch: str, channels: int = FPN_CHANNELS) -> None:
+    def __init__(self, arch: str, channels: int = FPN_CHANNELS, init: str = "normal") -> None:
         super().__init__()
         self.body = ResNetBody(arch)
         c3, c4, c5 = self.body.channels
@@ -64,11 +64,19 @@ class FPNStream(nn.Module):
         self.smooth3 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
         self.conv6 = nn.Conv2d(c5, channels, kernel_size=3, stride=2, padding=1)
         self.conv7 = nn.Conv2d(channels, channels, kernel_size=3, stride=2, padding=1)
-        # The official code draws every non-backbone conv from N(0, 0.01) with zero bias.
-        for conv in (self.lateral3, self.lateral4, self.lateral5, self.smooth4, self.smooth3,
-                     self.conv6, self.conv7):
-            nn.init.normal_(conv.weight, std=0.01)
-            nn.init.zeros_(conv.bias)
+        if init not in ("normal", "official"):
+            raise ValueError(f"model.pyramid_init: {init!r} is not one of ['normal', 'official']")
+        # "normal": N(0, 0.01) weights, zero bias. The official network code writes the same
+        # init, but its trainer then assembles the state dict so that the pyramid keeps
+        # PyTorch's default init ("official"); the HFN copies it into both streams.
+        if init == "normal":
+            for conv in self.pyramid_convs():
+                nn.init.normal_(conv.weight, std=0.01)
+                nn.init.zeros_(conv.bias)
+
+    def pyramid_convs(self) -> tuple[nn.Conv2d, ...]:
+        """The layers on top of the ResNet body (laterals, smoothing, P6/P7)."""
+        return (self.lateral3, self.lateral4, self.lateral5, self.smooth4, self.smooth3, self.conv6, self.conv7)
 
     def p7(self, c5: Tensor) -> Tensor:
         """The coarsest level, stride 128 (P7), from C5 via P6."""

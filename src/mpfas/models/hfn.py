@@ -7,10 +7,12 @@ level feeds the next top-down step of *both* streams. Two heads read the fused
 pyramid: a sigmoid map on P3 (stride 8; all ones for live, zeros for spoof) and a
 2-way classifier on globally pooled P7 (index 1 = live).
 
-Inputs as in the official code: the RGB stream gets the raw [0, 1] RGB (not
-ImageNet-normalised); the pattern is ImageNet-normalised before its stream.
-With pattern 'none' there is one stream and fusion is the identity; the heads stay
-the same.
+Inputs as in the official code: the image stream gets the raw [0, 1] pixels (not
+ImageNet-normalised); the pattern is ImageNet-normalised before its stream. Callers
+always pass RGB; ``channel_order: bgr`` reverses the channels at the model's input,
+which reproduces what the official code feeds (OpenCV's BGR frames, unconverted) to
+both the MP extractor and the image stream. With pattern 'none' there is one stream and
+fusion is the identity; the heads stay the same.
 """
 
 from __future__ import annotations
@@ -53,10 +55,13 @@ def _mean(tensors: list[Tensor]) -> Tensor:
 class HierarchicalFusionNetwork(nn.Module):
     """Two-stream (or, with ``two_stream=False``, one-stream) FPN with map and class heads."""
 
-    def __init__(self, backbone: str, two_stream: bool = True) -> None:
+    def __init__(self, backbone: str, two_stream: bool = True, pyramid_init: str = "normal") -> None:
         super().__init__()
-        self.rgb_stream = FPNStream(backbone)
-        self.pattern_stream = FPNStream(backbone) if two_stream else None
+        self.rgb_stream = FPNStream(backbone, init=pyramid_init)
+        self.pattern_stream = FPNStream(backbone, init=pyramid_init) if two_stream else None
+        if pyramid_init == "official" and self.pattern_stream is not None:
+            for mine, theirs in zip(self.pattern_stream.pyramid_convs(), self.rgb_stream.pyramid_convs()):
+                mine.load_state_dict(theirs.state_dict())
         self.register_buffer("pattern_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pattern_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.map_head = nn.Sequential(
@@ -100,17 +105,23 @@ class HierarchicalFusionNetwork(nn.Module):
 class MetaPatternFAS(nn.Module):
     """Pattern module + HFN. Training updates them separately (see the accessors)."""
 
-    def __init__(self, backbone: str = "resnet18", input_size: int = 128, pattern: str = "meta") -> None:
+    def __init__(self, backbone: str = "resnet18", input_size: int = 128, pattern: str = "meta",
+                 channel_order: str = "rgb", pyramid_init: str = "normal") -> None:
         super().__init__()
         if input_size <= 0 or input_size % 32:
             raise ValueError(f"model.input_size: {input_size} must be a positive multiple of 32")
+        if channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"model.channel_order: {channel_order!r} is not one of ['rgb', 'bgr']")
         self.backbone = backbone
         self.input_size = input_size
         self.pattern_name = pattern
+        self.channel_order = channel_order
         self.map_size = input_size // MAP_STRIDE
         self.pretrained_path = ""  # set by load_pretrained
+        self.pretrained_sha256 = ""
         self.pattern = build_pattern(pattern)
-        self.hfn = HierarchicalFusionNetwork(backbone, two_stream=self.pattern is not None)
+        self.hfn = HierarchicalFusionNetwork(backbone, two_stream=self.pattern is not None,
+                                             pyramid_init=pyramid_init)
 
     def forward(self, rgb: Tensor) -> ModelOutput:
         """``rgb``: B x 3 x input_size x input_size float in [0, 1]."""
@@ -119,6 +130,8 @@ class MetaPatternFAS(nn.Module):
                 f"expected a B x 3 x {self.input_size} x {self.input_size} RGB batch "
                 f"(model.input_size), got {tuple(rgb.shape)}"
             )
+        if self.channel_order == "bgr":
+            rgb = rgb.flip(1)
         pattern = None if self.pattern is None else self.pattern(rgb)
         return self.hfn(rgb, pattern)
 
@@ -144,18 +157,18 @@ def frame_score(out: ModelOutput) -> Tensor:
 def build_model(cfg: ModelConfig) -> MetaPatternFAS:
     """The model ``params.yaml``'s ``model`` section describes, with backbone weights loaded.
 
-    With an empty ``cfg.pretrained`` the backbones stay randomly initialised; that is
-    said loudly (warning + log) because the paper's numbers need ImageNet weights.
+    With ``cfg.pretrained`` empty or ``random`` the backbones stay randomly initialised;
+    that is said loudly (warning + log) because the paper's numbers need ImageNet weights.
     """
     cfg.validate()
-    model = MetaPatternFAS(cfg.backbone, cfg.input_size, cfg.pattern)
-    if cfg.pretrained:
+    model = MetaPatternFAS(cfg.backbone, cfg.input_size, cfg.pattern, cfg.channel_order, cfg.pyramid_init)
+    if not cfg.random_init:
         load_pretrained(model, cfg.pretrained)
     else:
         msg = (
-            f"model.pretrained is empty: the {cfg.backbone} backbones start from RANDOM weights, "
-            "not ImageNet; results will not be comparable to the paper. Set model.pretrained to a "
-            "local torchvision weights file."
+            f"model.pretrained is {cfg.pretrained or 'empty'!r}: the {cfg.backbone} backbones start from "
+            "RANDOM weights, not ImageNet; results will not be comparable to the paper. Set "
+            "model.pretrained to a local torchvision weights file."
         )
         warnings.warn(msg, RandomInitWarning, stacklevel=2)
         log.warning(msg)

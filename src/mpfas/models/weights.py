@@ -1,19 +1,29 @@
 """Loading local torchvision ImageNet weights into both HFN streams.
 
 Nothing may be downloaded at run time, so the user supplies the file torchvision
-would have fetched (e.g. ``resnet50-0676ba61.pth``). It is read with
-``weights_only=True``: a weights file must never be able to run code.
+would have fetched (e.g. ``resnet50-19c8e357.pth``). It is read with
+``weights_only=True``: a weights file must never be able to run code. Its sha256 is
+computed so runs record exactly which weights they started from, and the known
+torchvision files are named by it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+
+from mpfas.paths import repo_file
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mpfas.models.hfn import MetaPatternFAS
@@ -28,18 +38,64 @@ _KNOWN_RESNETS = {
 }
 
 
+@dataclass(frozen=True)
+class KnownWeights:
+    arch: str
+    version: str  # torchvision's enum member, e.g. IMAGENET1K_V1
+    file: str
+
+
+# torchvision names each weights file <arch>-<first 8 hex digits of its sha256>.pth and
+# checks that prefix after download; the same prefix identifies a local copy.
+KNOWN_WEIGHTS = {
+    "f37072fd": KnownWeights("resnet18", "IMAGENET1K_V1", "resnet18-f37072fd.pth"),
+    "5c106cde": KnownWeights("resnet18", "IMAGENET1K_V1", "resnet18-5c106cde.pth (pre-0.13 URL)"),
+    "19c8e357": KnownWeights("resnet50", "IMAGENET1K_V1", "resnet50-19c8e357.pth (pre-0.13 URL; the paper's)"),
+    "0676ba61": KnownWeights("resnet50", "IMAGENET1K_V1", "resnet50-0676ba61.pth"),
+    "11ad3fa6": KnownWeights("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
+}
+"""torchvision ImageNet ResNet-18/50 files. ResNet-18 has only V1; ResNet-50's V2 was
+trained with a newer recipe (80.9 % vs 76.1 % top-1) and is not what the paper used."""
+
+
+class NotPaperWeightsWarning(UserWarning):
+    """The weights file is a known torchvision file other than the paper's V1 weights."""
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def identify(sha256: str) -> KnownWeights | None:
+    """The torchvision file with this sha256 (by torchvision's own 8-digit prefix), if known."""
+    return KNOWN_WEIGHTS.get(sha256[:8])
+
+
+def describe_weights(sha256: str) -> str:
+    known = identify(sha256)
+    return f"torchvision {known.arch} {known.version} ({known.file})" if known else "not a known torchvision file"
+
+
 def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
     """Load a torchvision ResNet state dict into the backbone of every HFN stream.
 
-    ``fc.*`` is ignored and a ``module.`` prefix (DataParallel) is stripped. BatchNorm
+    A relative path is read from the working directory, else from the main repository
+    root (so it also works in DVC's temporary and queued experiment copies). ``fc.*`` is
+    ignored and a ``module.`` prefix (DataParallel) is stripped. BatchNorm
     ``num_batches_tracked`` counters may be absent (older torchvision files). Anything
     else that does not match ``model.backbone`` raises ValueError naming the file.
+    A known torchvision V2 file loads, with a warning naming the V1 file the paper used.
     """
-    path = Path(path)
+    given = path
+    path = repo_file(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"model.pretrained: weights file {str(path)!r} not found (relative paths are read "
-            "from the current directory, the repo root when run by DVC)"
+            f"model.pretrained: weights file {str(given)!r} not found (looked at {path}; relative "
+            "paths are read from the working directory, else from the repository root)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -83,6 +139,16 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
     for stream in model.hfn.streams:
         stream.body.load_state_dict(state, strict=False)  # only BN counters can be absent here
     model.pretrained_path = str(path)
+    model.pretrained_sha256 = sha256_of(path)
+    known = identify(model.pretrained_sha256)
+    log.info("ImageNet weights %s: sha256 %s, %s", path, model.pretrained_sha256,
+             describe_weights(model.pretrained_sha256))
+    if known is not None and known.version != "IMAGENET1K_V1":
+        v1 = next(k.file for k in KNOWN_WEIGHTS.values() if k.arch == known.arch and k.version == "IMAGENET1K_V1")
+        msg = (f"{path} is torchvision's {known.arch} {known.version} ({known.file}); the paper and the "
+               f"official code use IMAGENET1K_V1 ({v1}). Results will differ from the paper's.")
+        warnings.warn(msg, NotPaperWeightsWarning, stacklevel=2)
+        log.warning(msg)
 
 
 def _describe(state: Mapping[str, torch.Tensor]) -> str:

@@ -1,6 +1,6 @@
 """One training iteration of HFN+MP: the official alternating scheme, or true bilevel.
 
-``alternating_step`` is what the official code runs (DESIGN §4): K SGD steps on the
+``alternating_step`` is what the official code runs (docs/method.md): K SGD steps on the
 Meta Pattern (MP) extractor only, each on a fresh meta-test batch, then one SGD step on
 the HFN only, on the concatenated meta-train domains with the loss halved. It is
 first-order and never differentiates through an update.
@@ -89,16 +89,17 @@ def _stats(prefix: str, parts: Sequence[LossParts]) -> dict[str, float]:
 
 def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn_opt: torch.optim.Optimizer,
                      meta_train: Sequence[DomainBatch], meta_test: Sequence[DomainBatch],
-                     device: torch.device, amp: bool = True, sync: GradSync | None = None,
+                     device: torch.device, precision: str = "fp32", sync: GradSync | None = None,
                      ) -> dict[str, float]:
     """One official HFN+MP iteration.
 
     ``meta_test`` holds K fresh batches of the meta-test domain (one MP step each);
     ``meta_train`` one batch per meta-train domain (concatenated for the HFN step). With
     ``mp_opt`` None (no learnable pattern) the inner steps are skipped. Losses logged
-    unscaled; the HFN step minimises ``OUTER_SCALE`` x the meta-train loss. ``amp``: bf16
-    autocast on CUDA (ignored on CPU). ``sync`` (data-parallel runs) averages the gradients
-    of every MP step and of the HFN step over ranks before the step.
+    unscaled; the HFN step minimises ``OUTER_SCALE`` x the meta-train loss. ``precision``:
+    fp32 (official) or bf16 autocast on CUDA (ignored on CPU); losses are computed in fp32.
+    ``sync`` (data-parallel runs) averages the gradients of every MP step and of the HFN step
+    over ranks before the step.
     """
     mp, hfn = split_parameters(model)
     stats: dict[str, float] = {}
@@ -106,7 +107,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
         inner = []
         with frozen(list(hfn.values())):
             for batch in meta_test:
-                with autocast(device, amp):
+                with autocast(device, precision):
                     out = model(batch.rgb)
                 parts = fas_loss(out, batch.is_live)
                 mp_opt.zero_grad(set_to_none=True)
@@ -119,7 +120,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
 
     batch = concat(meta_train)
     with frozen(list(mp.values())):
-        with autocast(device, amp):
+        with autocast(device, precision):
             out = model(batch.rgb)
         parts = fas_loss(out, batch.is_live)
         hfn_opt.zero_grad(set_to_none=True)
@@ -132,7 +133,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
 
 
 def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], meta_test: DomainBatch,
-                           inner_lr: float, first_order: bool, device: torch.device, amp: bool = True,
+                           inner_lr: float, first_order: bool, device: torch.device, precision: str = "fp32",
                            ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, float]]:
     """Gradients of one bilevel iteration, without stepping anything.
 
@@ -142,7 +143,7 @@ def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], 
     """
     mp, hfn = split_parameters(model)
     train = concat(meta_train)
-    with autocast(device, amp):
+    with autocast(device, precision):
         out = model(train.rgb)
     train_parts = fas_loss(out, train.is_live)
     names = list(hfn)
@@ -154,7 +155,7 @@ def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], 
             virtual[name] = hfn[name]
         else:
             virtual[name] = hfn[name] - inner_lr * (g.detach() if first_order else g)
-    with autocast(device, amp):
+    with autocast(device, precision):
         out_test = functional_call(model, {**mp, **virtual}, (meta_test.rgb,))
     test_parts = fas_loss(out_test, meta_test.is_live)
     mp_names = list(mp)
@@ -167,7 +168,7 @@ def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], 
 
 def bilevel_step(model: nn.Module, mp_opt: torch.optim.Optimizer, hfn_opt: torch.optim.Optimizer,
                  meta_train: Sequence[DomainBatch], meta_test: DomainBatch, first_order: bool,
-                 device: torch.device, amp: bool = True, sync: GradSync | None = None) -> dict[str, float]:
+                 device: torch.device, precision: str = "fp32", sync: GradSync | None = None) -> dict[str, float]:
     """One bilevel iteration: MP step on the post-virtual-step meta-test loss, then the real
     HFN step on the meta-train loss.
 
@@ -177,7 +178,7 @@ def bilevel_step(model: nn.Module, mp_opt: torch.optim.Optimizer, hfn_opt: torch
     """
     inner_lr = hfn_opt.param_groups[0]["lr"]
     mp_grads, hfn_grads, stats = bilevel_meta_gradients(model, meta_train, meta_test, inner_lr,
-                                                        first_order, device, amp)
+                                                        first_order, device, precision)
     mp, hfn = split_parameters(model)
     _step_with(mp_opt, mp, mp_grads, sync)
     _step_with(hfn_opt, hfn, hfn_grads, sync)

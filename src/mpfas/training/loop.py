@@ -3,10 +3,15 @@
 Per iteration the source domains are shuffled; with three sources two are meta-train
 and one meta-test (with two: one and one). The step itself is in ``algorithms``.
 Every ``train.eval_every`` iterations (and at the end) the model is scored on the
-source-val videos; ``best.pt`` is the checkpoint with the lowest video-level HTER at the
-source-val EER threshold (ties: higher AUC). ``train.select: target_oracle`` instead
-picks the lowest HTER on the *target* with the threshold swept on the target, as the
-official code does; that choice leaks the test set and is labelled so everywhere.
+source-val videos (when the manifest keeps any). ``best.pt`` is chosen by
+``train.select``:
+
+* ``source_val``: lowest video-level HTER at the source-val EER threshold (ties: higher AUC);
+* ``last``: the checkpoint at the end of the fixed budget (no source-val needed, so all
+  source videos can train);
+* ``target_oracle``: lowest *frame-level* HTER on the *target* with the threshold swept on
+  the target (the official code's MIN_HTER); that leaks the test set and is labelled so
+  everywhere.
 
 Under ``torchrun --nproc_per_node=N`` the same loop runs data-parallel (``distributed``):
 each rank draws its own batches, gradients are averaged after every backward, and only
@@ -34,10 +39,11 @@ from ..atomic import remove_temp_files, write_json
 from ..config import ConfigError, Params
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
-from ..inference import score_videos
+from ..inference import pick_frames, score_frames
 from ..tracking import flat_params, git_commit, open_run, run_tags
 from . import checkpoint as ckpt
 from . import distributed
+from ..models.weights import describe_weights
 from .algorithms import alternating_step, bilevel_step
 from .data import DomainSampler
 
@@ -87,16 +93,25 @@ def fingerprint(params: Params, protocol: str, manifest: Path) -> str:
 
 def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device: torch.device,
              prefix: str = "val") -> dict[str, float]:
-    """Video-level AUC, EER and HTER at the EER threshold (and the sweep-oracle min HTER).
+    """Video-level AUC, EER and HTER at the EER threshold, the sweep-oracle min HTER, and the
+    frame-level AUC and min HTER (what the official trainer selects on).
 
     Videos are scored exactly as the evaluate stage scores them (``evaluate.num_frames``,
-    ``evaluate.batch_size``), so the stored source-val threshold applies to its scores.
+    ``evaluate.batch_size``, ``evaluate.precision``), so the stored source-val threshold
+    applies to its scores.
     """
-    scores = score_videos(model, [r.faces for r in rows], params.model.input_size,
-                          params.evaluate.batch_size, device, params.evaluate.num_frames)
+    cfg = params.evaluate
+    picked = [pick_frames(r.faces, cfg.num_frames) for r in rows]
+    frames = score_frames(model, [f for faces in picked for f in faces], params.model.input_size,
+                          cfg.batch_size, device, cfg.precision)
+    sizes = [len(faces) for faces in picked]
+    ends = np.cumsum(sizes)
+    scores = np.array([frames[e - n:e].mean() for n, e in zip(sizes, ends)])
     labels = np.array([r.is_live for r in rows])
+    frame_labels = np.repeat(labels, sizes)
     rate, threshold = eer(scores, labels, where=f"{prefix} videos")
     min_hter, min_threshold = best_hter(scores, labels, where=f"{prefix} videos")
+    frame_min_hter, frame_min_threshold = best_hter(frames, frame_labels, where=f"{prefix} frames")
     return {
         "auc": roc_auc(scores, labels, where=f"{prefix} videos"),
         "eer": rate,
@@ -104,8 +119,32 @@ def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device
         "threshold": threshold,
         "min_hter": min_hter,
         "min_hter_threshold": min_threshold,
+        "frame_auc": roc_auc(frames, frame_labels, where=f"{prefix} frames"),
+        "frame_min_hter": frame_min_hter,
+        "frame_min_hter_threshold": frame_min_threshold,
         "videos": float(len(rows)),
     }
+
+
+def _validation(model: torch.nn.Module, by_role: dict[str, list[Any]], params: Params, device: torch.device,
+                it: int) -> tuple[dict[str, float], tuple[float, float]]:
+    """Score source-val (and, for the target oracle, the target); return the record and the
+    selection key of ``train.select`` (smaller is better)."""
+    select = params.train.select
+    val: dict[str, float] = {}
+    if by_role["source-val"]:
+        val = validate(model, by_role["source-val"], params, device, "source-val")
+        log.info("it %d: source-val AUC %.4f HTER@EER-thr %.4f (thr %.4f)", it, val["auc"], val["hter"],
+                 val["threshold"])
+    if select == "target_oracle":
+        tgt = validate(model, by_role["target"], params, device, "target")
+        val.update({f"target_{k}": v for k, v in tgt.items()})
+        log.info("it %d: target frame-level min-HTER %.4f, frame AUC %.4f (oracle: selects on the target)",
+                 it, tgt["frame_min_hter"], tgt["frame_auc"])
+        return val, (tgt["frame_min_hter"], -tgt["frame_auc"])
+    if select == "last":
+        return val, (-float(it), 0.0)  # the latest checkpoint always wins
+    return val, (val["hter"], -val["auc"])
 
 
 def _better(new: tuple[float, float], old: tuple[float, float] | None) -> bool:
@@ -152,6 +191,15 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
         raise TrainingError(f"{manifest}: source-train domains {have} differ from protocol {protocol} "
                            f"sources {sorted(sources)}")
 
+    if params.data.source == "real" and not params.model.pretrained:
+        raise ConfigError(
+            "model.pretrained: empty, but data.source is 'real': the paper's numbers need ImageNet "
+            "weights. Set it to a local torchvision ResNet file (the paper: resnet50-19c8e357.pth), "
+            "or to 'random' to train from random weights on purpose"
+        )
+    if cfg.select == "source_val" and not by_role["source-val"]:
+        raise TrainingError(f"{manifest}: no source-val videos, but train.select is 'source_val' "
+                            "(set train.select to 'last' or 'target_oracle', or manifests.val_fraction > 0)")
     ctx = distributed.context_from_env()
     device = distributed.rank_device(resolve_device(cfg.device), ctx)
     owns_group = ctx.enabled and not torch.distributed.is_initialized()
@@ -178,11 +226,11 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    if not params.model.pretrained:
+    if params.model.random_init:
         log.warning("!" * 72)
-        log.warning("model.pretrained is empty: BOTH streams start from RANDOM weights, not ImageNet. "
+        log.warning("model.pretrained is %r: BOTH streams start from RANDOM weights, not ImageNet. "
                     "Numbers will be far from the paper's; set model.pretrained to a local "
-                    "torchvision ResNet weights file.")
+                    "torchvision ResNet weights file.", params.model.pretrained or "empty")
         log.warning("!" * 72)
 
     meta = any(True for _ in model.pattern_parameters())
@@ -226,9 +274,11 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(out_dir)  # a checkpoint write cut short by a kill leaves one behind
-        tracker, info = open_run(params.tracking.experiment,
-                                 run_tags(protocol, params, params_file, git_commit(), ctx.world_size),
-                                 flat_params(params), resume_id=run_id)
+        tags = run_tags(protocol, params, params_file, git_commit(), ctx.world_size)
+        if model.pretrained_sha256:
+            tags.update(pretrained_sha256=model.pretrained_sha256,
+                        pretrained_file=describe_weights(model.pretrained_sha256))
+        tracker, info = open_run(params.tracking.experiment, tags, flat_params(params), resume_id=run_id)
     sync = ctx.average_gradients if ctx.enabled else None
     step_times: list[float] = []
     try:
@@ -237,8 +287,9 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
             log.info("MLflow run %s (%s) in %s", info.run_id, "resumed" if info.resumed else "new",
                      info.tracking_uri)
             if cfg.select == "target_oracle":
-                log.warning("train.select=target_oracle: best.pt is chosen on the TARGET set (as the "
-                            "official code does); its target numbers are optimistic (test-set leakage)")
+                log.warning("train.select=target_oracle: best.pt is chosen on the TARGET set (frame-level "
+                            "min-HTER, as the official code does); its target numbers are optimistic "
+                            "(test-set leakage)")
         for it in range(start + 1, cfg.iterations + 1):
             t0 = time.perf_counter()
             domains = list(sources)
@@ -253,9 +304,10 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
             meta_train = [sampler.batch(d).to(device) for d in train_doms]
             if cfg.algorithm == "bilevel" and meta:
                 stats = bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], cfg.first_order, device,
-                                     sync=sync)
+                                     precision=cfg.precision, sync=sync)
             else:
-                stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device, sync=sync)
+                stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device,
+                                         precision=cfg.precision, sync=sync)
             stats = ctx.mean_stats(stats)
             if any(not math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
@@ -275,19 +327,9 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
             if validate_now or checkpoint_now:
                 ctx.average_buffers(model)  # one model to validate and save, whichever rank
             if validate_now and main:
-                val = validate(model, by_role["source-val"], params, device, "source-val")
-                metrics = {f"val_{k}": v for k, v in val.items() if k != "videos"}
-                key = (val["hter"], -val["auc"])
-                if cfg.select == "target_oracle":
-                    tgt = validate(model, by_role["target"], params, device, "target")
-                    metrics.update({f"target_{k}": v for k, v in tgt.items() if k != "videos"})
-                    val.update({f"target_{k}": v for k, v in tgt.items()})
-                    key = (tgt["min_hter"], -tgt["auc"])
-                tracker.log_metrics(metrics, step=it)
-                log.info("it %d: source-val AUC %.4f HTER@EER-thr %.4f (thr %.4f)%s", it, val["auc"],
-                         val["hter"], val["threshold"],
-                         f" | target min-HTER {val['target_min_hter']:.4f} (oracle)"
-                         if cfg.select == "target_oracle" else "")
+                val, key = _validation(model, by_role, params, device, it)
+                tracker.log_metrics({k if k.startswith("target_") else f"val_{k}": v
+                                     for k, v in val.items() if not k.endswith("videos")}, step=it)
                 if _better(key, best_key):
                     best_key = key
                     best_record = {"iteration": it, "key": list(key), "val": val}
@@ -295,7 +337,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                         "model": _state_cpu(model),
                         "model_config": dataclasses.asdict(params.model),
                         "iteration": it, "protocol": protocol, "select": cfg.select,
-                        "val": val, "threshold": val["threshold"],
+                        "val": val, "threshold": val.get("threshold"),
                         "run_id": info.run_id, "fingerprint": fp,
                     }, best_path)
                     tracker.log_metrics({"best_iteration": it}, step=it)
