@@ -117,7 +117,7 @@ def test_stage_writes_faces_failures_metrics_and_sheet(tmp_path, detector):
     records = _dataset(root)
     ecfg = ExtractConfig(frames_per_video=3, workers=1, max_failure_rate=0.5)
     run_extract(records, root, tmp_path / "frames", ecfg, rel_to=tmp_path, dataset="O", progress=False)
-    cfg = AlignConfig(crop_size=CROP, max_failure_rate=0.5)
+    cfg = AlignConfig(crop_size=CROP, max_failed_videos={"O": 0.2})
     metrics, sheet = tmp_path / "metrics/align_O.json", tmp_path / "plots/faces_O.png"
     summary = run_align(records, tmp_path / "frames/frames.csv", tmp_path / "faces", cfg, rel_to=tmp_path,
                         metrics_path=metrics, sheet_path=sheet, detector=detector, dataset="O", progress=False)
@@ -136,24 +136,100 @@ def test_stage_writes_faces_failures_metrics_and_sheet(tmp_path, detector):
     assert float(big["x2"]) - float(big["x1"]) > 500  # box in 4K pixels, not detection pixels
 
     failures = read_csv(tmp_path / "faces/failures.csv")
-    reasons = {(f["video_id"], f["frame"], f["reason"]) for f in failures}
-    assert {("O/v/noface.avi", str(i), "no_face") for i in (0, 6, 11)} <= reasons
-    assert ("O/v/noface.avi", "", "no_face_video") in reasons
-    assert ("O/v/zero.avi", "", "no_frames") in reasons
+    reasons = {(f["video_id"], f["frame"], f["severity"], f["reason"]) for f in failures}
+    assert {("O/v/noface.avi", str(i), "error", "no_face") for i in (0, 6, 11)} <= reasons
+    assert ("O/v/noface.avi", "", "error", "no_face_in_video") in reasons
+    assert ("O/v/zero.avi", "", "warning", "no_frames") in reasons
+    assert not any(f["reason"] == "no_face_in_video" and f["video_id"] != "O/v/noface.avi" for f in failures)
 
     m = json.loads(metrics.read_text())
     assert m["frames"] == 15 and m["faces"] == 12 and m["detection_rate"] == pytest.approx(0.8)
-    assert m["failures_by_reason"]["no_face"] == 3
+    assert (m["frames_without_face"], m["frames_without_face_rate"]) == (3, pytest.approx(0.2))
+    # the zero-byte video has no frames: the extract stage's failure, not held against align
+    assert (m["videos"], m["videos_with_faces"], m["videos_without_face"], m["videos_without_frames"]) == (7, 5, 1, 1)
+    assert m["videos_without_face_rate"] == pytest.approx(1 / 6, abs=1e-6) and m["max_failed_videos"] == 0.2
+    assert m["failures_by_reason"] == {"no_face": 3, "no_face_in_video": 1, "no_frames": 1}
     assert m["per_class"]["live"] == {"videos": 3, "videos_with_faces": 1, "frames": 6, "faces": 3,
                                       "detection_rate": 0.5}
     assert m["per_class"]["replay"]["faces"] == 5
-    assert summary.failure_rate == pytest.approx(0.2)
+    assert summary.videos_without_face == 1
     img = cv2.imread(str(sheet))
     assert img is not None and img.shape[0] > 3 * 96
 
-    with pytest.raises(AlignError, match=r"align O: 3 of 15 frames.*align\.max_failure_rate=0\.1"):
-        run_align(records, tmp_path / "frames/frames.csv", tmp_path / "faces", replace(cfg, max_failure_rate=0.1),
-                  rel_to=tmp_path, detector=detector, dataset="O", progress=False)
+    with pytest.raises(AlignError, match=r"align O \(OULU-NPU\): 1 of 6 videos have no face in any sampled "
+                                         r"frame \(16\.7%\), more than align\.max_failed_videos\.O=0\.1; "
+                                         r"see .*failures\.csv"):
+        run_align(records, tmp_path / "frames/frames.csv", tmp_path / "faces",
+                  replace(cfg, max_failed_videos={"O": 0.1}), rel_to=tmp_path, detector=detector, dataset="O",
+                  progress=False)
+
+
+def _frame_dataset(base: Path, code: str, plan: dict[str, list[bool]]) -> list:
+    """Frames written straight to ``frames.csv`` (no video decoding): True is a real face, False a blank frame."""
+    head = cv2.cvtColor(data.astronaut()[:300, 80:380], cv2.COLOR_RGB2BGR)  # small frames keep MTCNN quick
+    face = cv2.resize(head, (128, 128), interpolation=cv2.INTER_AREA)
+    blank = np.full((128, 128, 3), 90, np.uint8)
+    records, lines = [], ["video_id,frame,path,checksum"]
+    for i, (name, has_face) in enumerate(plan.items()):
+        rec = record(f"v/{name}.avi", (Label.LIVE, Label.PRINT)[i % 2], dataset=code)
+        records.append(rec)
+        for f, yes in enumerate(has_face):
+            rel = f"frames/{code}/v/{name}/f{f:05d}.png"
+            (base / rel).parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(base / rel), face if yes else blank)
+            lines.append(f"{rec.video_id},{f},{rel},")
+    (base / f"frames/{code}/frames.csv").write_text("\n".join(lines) + "\n")
+    return records
+
+
+def _align(base: Path, code: str, records: list, cfg: AlignConfig, detector) -> dict:
+    run_align(records, base / f"frames/{code}/frames.csv", base / f"faces/{code}", cfg, rel_to=base,
+              metrics_path=base / f"metrics/align_{code}.json", detector=detector, dataset=code, progress=False)
+    return json.loads((base / f"metrics/align_{code}.json").read_text())
+
+
+def test_frames_without_a_face_never_fail_the_stage(tmp_path, detector):
+    """Two thirds of the frames have no face, yet every video has one: the stage passes even at a 0 limit."""
+    records = _frame_dataset(tmp_path, "I", {n: [False, True, False] for n in "abc"})
+    m = _align(tmp_path, "I", records, AlignConfig(crop_size=CROP, max_failed_videos={"I": 0.0}), detector)
+    assert (m["frames"], m["faces"], m["frames_without_face"]) == (9, 3, 6)
+    assert m["frames_without_face_rate"] == pytest.approx(2 / 3, abs=1e-6)
+    assert (m["videos_with_faces"], m["videos_without_face"], m["videos_without_face_rate"]) == (3, 0, 0.0)
+    assert m["max_failed_videos"] == 0.0
+    failures = read_csv(tmp_path / "faces/I/failures.csv")
+    assert sorted((f["video_id"], f["frame"], f["reason"]) for f in failures) == [
+        (f"I/v/{n}.avi", str(i), "no_face") for n in "abc" for i in (0, 2)]
+    assert {r["video_id"]: r["frame"] for r in read_csv(tmp_path / "faces/I/faces.csv")} == {
+        f"I/v/{n}.avi": "1" for n in "abc"}
+
+
+def test_faceless_videos_fail_only_past_their_datasets_limit(tmp_path, detector):
+    """One video in five without any face (20 %): under I's limit of 0.25, over O's of 0.1."""
+    plan = {"a": [True], "b": [True], "c": [True, False], "d": [True], "e": [False, False]}
+    cfg = AlignConfig(crop_size=CROP, max_failed_videos={"O": 0.1, "I": 0.25})
+    records = _frame_dataset(tmp_path, "I", plan)
+    m = _align(tmp_path, "I", records, cfg, detector)
+    assert (m["videos"], m["videos_with_faces"], m["videos_without_face"]) == (5, 4, 1)
+    assert (m["videos_without_face_rate"], m["max_failed_videos"]) == (0.2, 0.25)
+    failures = read_csv(tmp_path / "faces/I/failures.csv")
+    video_level = [(f["video_id"], f["severity"], f["reason"]) for f in failures if not f["frame"]]
+    assert video_level == [("I/v/e.avi", "error", "no_face_in_video")]
+    assert "I/v/e.avi" not in {r["video_id"] for r in read_csv(tmp_path / "faces/I/faces.csv")}
+
+    # a marker from an earlier version still carries its own video-level warning: reported once, renamed
+    marker_path = tmp_path / "faces/I/v/e" / MARKER
+    marker = json.loads(marker_path.read_text())
+    marker["issues"].append({"frame": None, "reason": "no_face_video", "severity": "warning", "detail": "old"})
+    marker_path.write_text(json.dumps(marker))
+    again = _align(tmp_path, "I", records, cfg, None)  # everything resumed: no detector needed
+    assert again["skipped"] == 5 and read_csv(tmp_path / "faces/I/failures.csv") == failures
+
+    records = _frame_dataset(tmp_path, "O", plan)
+    with pytest.raises(AlignError, match=r"align O \(OULU-NPU\): 1 of 5 videos .*\(20\.0%\), more than "
+                                         r"align\.max_failed_videos\.O=0\.1; see .*faces/O/failures\.csv"):
+        _align(tmp_path, "O", records, cfg, detector)
+    m = json.loads((tmp_path / "metrics/align_O.json").read_text())  # written before the stage stops
+    assert (m["videos_without_face"], m["max_failed_videos"]) == (1, 0.1)
 
 
 def test_resume_and_param_change(tmp_path, detector):

@@ -1,10 +1,11 @@
+import logging
 from dataclasses import replace
 
 import pytest
 
 from mpfas.config import ManifestsConfig, Protocol
 from mpfas.datasets import Label, VideoRecord
-from mpfas.manifests import (ManifestError, build_manifest, check_manifest, count_rows,
+from mpfas.manifests import (ManifestError, build_manifest, check_manifest, count_rows, plan_manifest,
                              read_manifest, write_manifest)
 
 SPLITS = {"O": ["train", "dev", "test"], "C": ["train", "test"], "I": ["train", "dev", "test"],
@@ -58,12 +59,43 @@ def test_target_set(target_set, splits):
     assert {r.split for r in rows if r.role == "target"} == splits
 
 
-def test_videos_without_faces_are_left_out():
+def test_videos_without_faces_are_left_out_and_counted(caplog):
     videos, faces = make_videos()
-    gone = videos["M"][0].video_id
-    faces[gone] = []
+    cfg = replace(CFG, target_set="test")
+    full = plan_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg)
+    assert full.excluded == [] and full.excluded_counts(cfg.protocols["OCI-M"]) == {
+        "source-train": {"C": 0, "I": 0, "O": 0}, "source-val": {"C": 0, "I": 0, "O": 0}, "target": {"M": 0}}
+    role = {r.video_id: r.role for r in full.rows}
+    train = next(r for r in full.rows if r.role == "source-train" and r.domain == "O").video_id
+    val = [r.video_id for r in full.rows if r.role == "source-val" and r.domain == "C"][:2]
+    target = next(r.video_id for r in videos["M"] if r.split == "test")
+    outside = next(r.video_id for r in videos["M"] if r.split == "train")  # not in target_set: not counted
+    gone = [train, *val, target, outside]
+    for vid in gone:
+        faces[vid] = []
+    with caplog.at_level(logging.WARNING, logger="mpfas.manifests"):
+        plan = plan_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg)
+    assert not set(gone) & {r.video_id for r in plan.rows}
+    assert all(r.faces for r in plan.rows)
+    assert [r for r in full.rows if r.video_id not in gone] == plan.rows  # no other video moves
+    assert {(e.video_id, e.role) for e in plan.excluded} == {(v, role[v]) for v in [train, *val, target]}
+    assert plan.excluded_counts(cfg.protocols["OCI-M"]) == {
+        "source-train": {"C": 0, "I": 0, "O": 1}, "source-val": {"C": 2, "I": 0, "O": 0}, "target": {"M": 1}}
+    assert "OCI-M: 4 video(s) without any aligned face left out" in caplog.text
+    assert "source-val C: 2" in caplog.text
+    assert build_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg) == plan.rows
+
+
+def test_a_faceless_row_never_reaches_training_or_evaluation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    videos, faces = make_videos(4)
     rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
-    assert gone not in {r.video_id for r in rows}
+    faceless = rows[:1] + [replace(rows[1], faces=[])] + rows[2:]
+    with pytest.raises(ManifestError, match=f"without an aligned face, e.g. {rows[1].video_id}"):
+        check_manifest("OCI-M", faceless, CFG.protocols["OCI-M"])
+    write_manifest(faceless, tmp_path / "faceless.csv")
+    with pytest.raises(ManifestError, match=f"faceless.csv:3: video {rows[1].video_id} has no aligned face"):
+        read_manifest(tmp_path / "faceless.csv")
 
 
 def test_source_without_spoof_fails():
