@@ -126,7 +126,7 @@ def run_ours(videos, roots, out: Path, params) -> dict:
             run_extract(recs, roots[code], out / "frames" / code, replace(params.extract, max_failure_rate=1.0),
                         rel_to=out, progress=False)
     t1 = time.perf_counter()
-    cfg = replace(params.align, max_failure_rate=1.0)
+    cfg = replace(params.align, max_failed_videos={c: 1.0 for c in DATASET_CODES})
     detector = detector_for(cfg)
     for code in DATASET_CODES:
         recs = [r for r in videos if r.dataset == code]

@@ -10,8 +10,10 @@ from mpfas.evaluation.report import write_report
 def main(params) -> None:
     summary = write_report(params)
     for name, p in summary["protocols"].items():
+        at_val = "n/a" if p["hter_val_pct"] is None else f"{p['hter_val_pct']:.2f}%"
         print(f"{name}: AUC {p['auc_pct']:.2f}%, HTER@EER {p['hter_eer_pct']:.2f}%, "
-              f"HTER@source-val {p['hter_val_pct']:.2f}% ({summary['data_source']} data)")
+              f"HTER@source-val {at_val}, frame oracle HTER {p['frame_hter_oracle_pct']:.2f}% "
+              f"({p['selection']} checkpoint, {summary['data_source']} data)")
     print("wrote metrics/summary.json, reports/summary.md, plots/summary.png")
 
 

@@ -3,6 +3,7 @@
     mpfas predict PATH... [--model CKPT | --protocol NAME] [--format json|csv] [--threshold X]
     mpfas export --model CKPT --out model.onnx
     mpfas log-model --protocol NAME
+    mpfas preset paper [--params YAML] [--pretrained FILE] [--dry-run | --dvc-args]
 
 Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
 printed); 2 bad usage, params or checkpoint (nothing done).
@@ -104,6 +105,39 @@ def cmd_log_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_preset(args: argparse.Namespace) -> int:
+    from .presets import apply_preset, differences, dvc_set_args, get_preset
+
+    preset = get_preset(args.name)
+    overrides = {"model.pretrained": args.pretrained} if args.pretrained else {}
+    if args.dvc_args:
+        print(" ".join(_shell_quote(a) for a in dvc_set_args(preset, overrides)))
+        return 0
+    path = Path(args.params or os.environ.get("MPFAS_PARAMS") or "params.yaml")
+    if not path.is_file():
+        raise MpfasError(f"{path}: parameter file not found")
+    if args.dry_run:
+        from .config import load_params
+
+        diff = differences(load_params(path), preset)
+        for key, d in diff.items():
+            print(f"{key}: {d['ours']!r} -> {d['preset']!r}")
+        print(f"{len(diff)} knob(s) of {path} differ from preset {preset.name!r}")
+        return 0
+    changed = apply_preset(path, preset, overrides)
+    for key, d in changed.items():
+        print(f"{key}: {d['old']!r} -> {d['new']!r}")
+    print(f"{path}: preset {preset.name!r} applied ({len(changed)} knob(s) changed); "
+          "data.source and data.roots are yours to set")
+    return 0
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
 def _default_ckpt(params, protocol: str | None) -> Path:
     from .predict import default_checkpoint
 
@@ -155,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-id", help="MLflow run (default: models/<protocol>/run.json)")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///<repo root>/mlflow.db")
     p.set_defaults(func=cmd_log_model)
+
+    p = sub.add_parser("preset", help="switch params.yaml to a named setting (paper: the official HFN+MP)",
+                       description="Write every knob of the preset into params.yaml in place (comments kept, "
+                                   "validated before writing). data.source and data.roots are not touched.")
+    p.add_argument("name", choices=("paper",))
+    p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
+    p.add_argument("--pretrained", metavar="FILE",
+                   help="ImageNet ResNet-50 weights (default: weights/resnet50-19c8e357.pth, from the repo root)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--dry-run", action="store_true", help="list the knobs that would change; write nothing")
+    g.add_argument("--dvc-args", action="store_true",
+                   help="print the preset as `-S key=value` arguments for `dvc exp run` instead")
+    p.set_defaults(func=cmd_preset)
     return parser
 
 

@@ -108,7 +108,10 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
              world_size: int = 1) -> dict[str, str]:
     """Tags every training run carries (protocol, commit, DVC experiment, init, selection,
     and how many data-parallel processes trained it)."""
-    pretrained = params.model.pretrained or "random-init"
+    from .presets import PAPER, differences
+
+    pretrained = params.model.pretrained if not params.model.random_init else "random-init"
+    differs = differences(params, PAPER)
     tags = {
         "protocol": protocol,
         "git_commit": commit,
@@ -117,7 +120,9 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
         "algorithm": params.train.algorithm,
         "select": params.train.select,
         "leakage": "target-oracle (selects on the target set)" if params.train.select == "target_oracle"
-        else "none (selects on source-val)",
+        else f"none (selects on {'source-val' if params.train.select == 'source_val' else 'the last iteration'})",
+        # every knob that is not the paper's setting (`python -m mpfas preset paper`), as key=ours
+        "paper_preset_differs": "; ".join(f"{k}={v['ours']}" for k, v in differs.items()) or "none",
         "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "mlflow.runName": protocol,
         "world_size": str(world_size),
