@@ -150,7 +150,7 @@ class InputResult:
 
     @property
     def score(self) -> float | None:
-        """The video score: mean of the frame scores of ``score_frames`` (DESIGN §4); an image's
+        """The video score: mean of the frame scores of ``score_frames`` (docs/method.md); an image's
         is its face's."""
         used = [f.score for f in self.faces if f.frame in self.score_frames]
         return float(np.mean(used)) if used else None

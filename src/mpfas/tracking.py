@@ -1,6 +1,6 @@
 """MLflow for the training stage: where runs go, how they are named, tagged and resumed.
 
-DVC owns orchestration and params; MLflow owns per-run curves and artifacts (DESIGN §7).
+DVC owns orchestration and params; MLflow owns per-run curves and artifacts.
 Two traps shape this module:
 
 * ``dvc exp run --temp`` and queued experiments run in a copy under

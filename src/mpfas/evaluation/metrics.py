@@ -1,4 +1,4 @@
-"""Face anti-spoofing metrics, defined once (DESIGN §5).
+"""Face anti-spoofing metrics, defined once (docs/method.md, "Metrics").
 
 Conventions used everywhere in the project:
 

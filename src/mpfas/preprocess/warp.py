@@ -1,4 +1,4 @@
-"""5-point similarity warp of a face to the mean-face template (DESIGN §4).
+"""5-point similarity warp of a face to the mean-face template.
 
 As in the official pipeline's MTCNN alignment: rotation and scale come from the
 least-squares similarity between the five landmarks (eyes, nose tip, mouth corners)
