@@ -132,10 +132,10 @@ def detection_rates(params: Params, metrics_dir: Path = Path("metrics")) -> dict
             continue
         m = json.loads(path.read_text())
         videos = int(m.get("videos", 0))
-        with_faces = int(m.get("videos_with_faces", videos))
+        without = m.get("videos_without_face", videos - int(m.get("videos_with_faces", videos)))
         out[code] = {
             "videos": videos,
-            "videos_without_face": videos - with_faces,
+            "videos_without_face": int(without),
             "frames": int(m.get("frames", 0)),
             "frame_detection_rate_pct": _pct(m.get("detection_rate", 0.0)),
         }
