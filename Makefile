@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test bench ui clean
+.PHONY: setup demo test bench gpu-check ui clean
 
 setup: $(VENV)/.installed
 
@@ -27,6 +27,9 @@ test: setup
 bench: setup
 	$(BIN)/python bench/preprocess.py
 	$(BIN)/python bench/train_step.py
+
+gpu-check: setup
+	$(BIN)/python bench/gpu_check.py
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -24,6 +24,7 @@ import resource
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -50,15 +51,24 @@ CONFIGS = {
     "paper": BenchConfig("paper", "resnet50", 256),
 }
 
-# Dense peak TFLOP/s (no sparsity) by precision, for MFU. Matched on the device name.
+# Dense peak TFLOP/s (no sparsity) by precision, for MFU; the first key contained in the
+# device name wins, so the PCIe/NVL variants come before their SXM names. fp32 is the
+# non-tensor-core FP32 rate; tf32 the tensor-core rate that cuDNN convolutions use by default
+# in "fp32" (torch.backends.cudnn.allow_tf32). Sources: NVIDIA's datasheets, which quote the
+# tensor-core rates with 2:4 sparsity (halved here): H100 Tensor Core GPU datasheet (SXM, PCIe,
+# NVL columns), H200 Tensor Core GPU product brief (SXM and NVL), A100 datasheet (SXM 80GB).
 PEAK_TFLOPS = {
-    "H100": {"bf16": 989.0, "fp32": 67.0},  # SXM; fp32 = non-tensor-core FP32
-    "H200": {"bf16": 989.0, "fp32": 67.0},
-    "A100": {"bf16": 312.0, "fp32": 19.5},
+    "H100 PCIe": {"bf16": 756.0, "tf32": 378.0, "fp32": 51.0},
+    "H100 NVL": {"bf16": 835.5, "tf32": 417.5, "fp32": 60.0},
+    "H100": {"bf16": 989.0, "tf32": 494.5, "fp32": 67.0},  # SXM5
+    "H200 NVL": {"bf16": 835.5, "tf32": 417.5, "fp32": 60.0},
+    "H200": {"bf16": 989.0, "tf32": 494.5, "fp32": 67.0},  # SXM
+    "A100": {"bf16": 312.0, "tf32": 156.0, "fp32": 19.5},
 }
 
 
 def peak_tflops(precision: str, override: float | None) -> float | None:
+    """The current card's dense peak for ``precision`` (a PEAK_TFLOPS column), or None."""
     if override:
         return override
     if not torch.cuda.is_available():
@@ -79,6 +89,40 @@ def batch(cfg: BenchConfig, domain: str, device: torch.device, channels_last: bo
     return DomainBatch(domain, rgb, is_live)
 
 
+def make_optimizers(model: torch.nn.Module, meta_lr: float, inner_loops: int,
+                    momentum: float = 0.9) -> tuple[torch.optim.SGD, torch.optim.SGD]:
+    """(MP, HFN) SGD optimisers as the training loop builds them: MP lr = meta_lr x K."""
+    mp_opt = torch.optim.SGD(model.pattern_parameters(), lr=meta_lr * inner_loops, momentum=momentum)
+    hfn_opt = torch.optim.SGD(model.hfn_parameters(), lr=meta_lr, momentum=momentum)
+    return mp_opt, hfn_opt
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued CUDA work, so wall-clock timings cover it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def count_flops(step: Callable[[], object]) -> int:
+    """Run ``step`` once under torch's FLOP counter and return its FLOPs."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    return counter.get_total_flops()
+
+
+def timed(step: Callable[[], object], iters: int, device: torch.device) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all threads) per call of ``step``, over ``iters`` calls."""
+    sync(device)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(iters):
+        step()
+    sync(device)
+    return (time.perf_counter() - t0) / iters, (time.process_time() - c0) / iters
+
+
 def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: int, algorithm: str,
         peak_override: float | None) -> dict:
     torch.manual_seed(0)
@@ -89,8 +133,7 @@ def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: 
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     model.train()
-    mp_opt = torch.optim.SGD(model.pattern_parameters(), lr=4e-3, momentum=0.9)
-    hfn_opt = torch.optim.SGD(model.hfn_parameters(), lr=1e-3, momentum=0.9)
+    mp_opt, hfn_opt = make_optimizers(model, meta_lr=1e-3, inner_loops=cfg.inner_loops)
     n_test = cfg.inner_loops if algorithm == "alternating" else 1
     meta_test = [batch(cfg, "T", device, channels_last) for _ in range(n_test)]
     meta_train = [batch(cfg, f"S{i}", device, channels_last) for i in range(cfg.meta_train_domains)]
@@ -102,27 +145,13 @@ def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: 
         else:
             bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], False, device, precision="bf16" if bf16 else "fp32")
 
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    from torch.utils.flop_counter import FlopCounterMode
-
-    counter = FlopCounterMode(display=False)
-    with counter:  # also the first warm-up iteration
-        step()
-    flops = counter.get_total_flops()
+    flops = count_flops(step)  # also the first warm-up iteration
     for _ in range(max(0, warmup - 1)):
         step()
-    sync()
+    sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(iters):
-        step()
-    sync()
-    seconds = (time.perf_counter() - t0) / iters
-    cpu_seconds = (time.process_time() - c0) / iters
+    seconds, cpu_seconds = timed(step, iters, device)
     achieved = flops / seconds / 1e12
     precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
     peak = peak_tflops(precision, peak_override) if device.type == "cuda" else None

@@ -1,0 +1,108 @@
+"""bench/gpu_check.py without a GPU: its CPU mode runs the same code path, so CI can tell that
+the prepared GPU check works before anyone spends GPU time on it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "bench" / "gpu_check.py"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OUT"}
+    return {**env, **extra}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[subprocess.CompletedProcess, dict]:
+    """One CPU run in tiny mode, its JSON going to $OUT as on the device machine."""
+    out = tmp_path_factory.mktemp("out")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--tiny"], cwd=REPO,
+                          env=_env(OUT=str(out)), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done, json.loads((out / "gpu_check.json").read_text())
+
+
+def _finite_positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_report_fields_and_verdict(tiny):
+    done, report = tiny
+    assert report["verdict"] == "PASS" and report["error"] is None
+    env = report["environment"]
+    assert env["device"] == "cpu" and env["torch"] == torch.__version__ and env["device_name"]
+    assert report["config"]["bench"]["backbone"] == "resnet18" and report["config"]["bench"]["input_size"] == 64
+    assert any("no-op" in note for note in report["notes"])  # says the CPU comparison is trivial
+    assert "VERDICT: PASS" in done.stdout and "spearman" in done.stdout
+
+
+def test_training_numbers_are_sane(tiny):
+    _, report = tiny
+    steps = report["config"]["warmup"] + report["config"]["iters"]
+    for precision in ("fp32", "bf16"):
+        run = report["train"][precision]
+        for key in ("seconds_per_iteration", "images_per_second", "tflop_per_iteration", "achieved_tflops"):
+            assert _finite_positive(run[key]), (precision, key, run[key])
+        assert run["mfu"] is None and run["peak_memory_gib"] is None  # CUDA-only numbers
+        assert len(run["losses"]) == steps
+        assert all(_finite_positive(v) for step in run["losses"] for v in step.values())
+    assert report["train"]["fp32"]["tflop_per_iteration"] == report["train"]["bf16"]["tflop_per_iteration"]
+
+
+def test_scoring_and_metrics(tiny):
+    _, report = tiny
+    for precision in ("fp32", "bf16"):
+        run = report["score"][precision]
+        assert _finite_positive(run["faces_per_second"]) and run["output_dtype"] == "float32"
+        assert set(run["metrics"]) == {"auc", "eer", "eer_threshold", "best_hter", "best_hter_threshold",
+                                       "far", "frr", "hter"}
+        assert all(0 <= run["metrics"][k] <= 1 for k in ("auc", "eer", "best_hter", "far", "frr", "hter"))
+    assert report["score"]["fp32"]["metrics"] == report["score"]["bf16"]["metrics"]
+
+
+def test_agreement_is_exact_on_cpu(tiny):
+    _, report = tiny
+    agree = report["agreement"]
+    for key in ("score_mean_abs", "score_max_abs", "flip_fraction", "weights_rel_l2", "loss_max_abs"):
+        assert agree[key] == 0.0, key
+    assert agree["spearman"] == pytest.approx(1.0) and agree["kendall"] == pytest.approx(1.0)
+    assert agree["end_to_end"]["score_max_abs"] == 0.0
+    status = {c["name"]: c["status"] for c in report["checks"]}
+    assert status["bf16 autocast active"] == "not judged"
+    assert all(s in ("pass", "not judged") for s in status.values())
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message for a machine without CUDA")
+def test_cuda_without_a_gpu_fails_fast(tmp_path):
+    target = tmp_path / "never.json"
+    done = subprocess.run([sys.executable, str(SCRIPT), "--device", "cuda", "--json", str(target)], cwd=REPO,
+                          env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and not target.exists()
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no CUDA device" in lines[0]
+
+
+def test_out_of_memory_is_reported(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import gpu_check
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\n(details)")
+
+    monkeypatch.setattr(gpu_check, "train_run", oom)
+    target = tmp_path / "oom.json"
+    assert gpu_check.main(["--device", "cpu", "--tiny", "--faces", "4", "--json", str(target)]) == 1
+    report = json.loads(target.read_text())
+    assert report["verdict"] == "FAIL"
+    assert report["error"] == ("CUDA out of memory during training fp32: "
+                               "CUDA out of memory. Tried to allocate 20.00 GiB")
