@@ -3,6 +3,8 @@ videos, faces MTCNN can find, visibly different domains, and the contact sheet."
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 import cv2
@@ -12,9 +14,14 @@ import pytest
 from mpfas.config import DATASET_CODES, DATASET_NAMES, DemoConfig
 from mpfas.datasets import Label, adapter_for
 from mpfas.datasets.msu import read_subject_list
-from mpfas.demo import contact_sheet, synthesize_demo
+from mpfas.demo import contact_sheet, synthesize_demo, synth
 from mpfas.demo.check import read_frames
+from mpfas.demo.faces import identity_pool
+from mpfas.demo.layout import MSU_TEST, MSU_TRAIN
+from mpfas.demo.render import render_video
 from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H
+
+from name_trees import TREES
 
 SMALL = DemoConfig(seed=3, subjects=4, frames=6, fps=12, scale=1.0)
 
@@ -172,4 +179,138 @@ def test_contact_sheet(demo, tmp_path):
 def test_too_many_subjects_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="demo.subjects"):
         synthesize_demo(DemoConfig(subjects=40), tmp_path, progress=False)
+
+
+# --- demo.size: full (planned, and written with a stub renderer: 7030 real videos take minutes)
+
+FULL = DemoConfig(size="full")
+OFFICIAL = {  # live, print, replay per split, from the datasets' full file lists
+    "O": {"train": (360, 720, 720), "dev": (270, 540, 540), "test": (360, 720, 720)},
+    "C": {"train": (60, 120, 60), "test": (90, 180, 90)},
+    "I": {"train": (60, 60, 240), "dev": (60, 60, 240), "test": (80, 80, 320)},
+    "M": {"train": (30, 30, 60), "test": (40, 40, 80)},
+}
+# the official adapters' split names, by the top folder (or, for MSU, the client's list)
+_SPLIT_DIR = {"Train_files": "train", "Dev_files": "dev", "Test_files": "test", "train_release": "train",
+              "test_release": "test", "train": "train", "devel": "dev", "test": "test"}
+
+
+@pytest.fixture(scope="module")
+def full_plan():
+    return synth.plan_demo(FULL)
+
+
+def _counts(pairs) -> dict[str, tuple[int, int, int]]:
+    """(split, label) pairs -> {split: (live, print, replay)}."""
+    out: dict[str, list[int]] = {}
+    for split, label in pairs:
+        out.setdefault(split, [0, 0, 0])[("live", "print", "replay").index(label)] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def test_full_plan_has_the_official_counts(full_plan):
+    assert sum(len(p.videos) for p in full_plan.values()) == 7030
+    msu_split = {c: s for s, ids in (("train", MSU_TRAIN), ("test", MSU_TEST)) for c in ids}
+    for code, p in full_plan.items():
+        assert len({v.relpath for v in p.videos}) == len(p.videos)
+        if code == "M":
+            pairs = [(msu_split[int(v.relpath.split("client")[1][:3])], v.label) for v in p.videos]
+        else:
+            pairs = [(_SPLIT_DIR[v.relpath.split("/")[0]], v.label) for v in p.videos]
+        assert _counts(pairs) == OFFICIAL[code], code
+
+
+def _name_tree(root: Path, code: str) -> set[str]:
+    TREES[code](root)
+    rels = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")}
+    rels = {r for r in rels if not r.startswith("enroll/")}
+    if code == "O":  # OULU-NPU writes users with two digits (1_1_01_1.avi); name_trees does not pad
+        rels = {re.sub(r"_(\d+)_(\d)\.avi$", lambda m: f"_{int(m[1]):02d}_{m[2]}.avi", r) for r in rels}
+    return rels
+
+
+@pytest.mark.parametrize("code", DATASET_CODES)
+def test_full_plan_has_the_official_names(full_plan, tmp_path, code):
+    assert {v.relpath for v in full_plan[code].videos} == _name_tree(tmp_path, code)
+    if code == "M":
+        for name, text in full_plan[code].side_files.items():
+            assert read_subject_list(tmp_path / name) == {int(c) for c in text.split()}
+
+
+def test_full_plan_renders_each_kind_as_the_small_demo(full_plan):
+    small = synth.plan_demo(DemoConfig(subjects=12))
+    kinds = {(v.code, v.label, v.medium, v.device, v.support if v.medium != "live" else "")
+             for p in small.values() for v in p.videos}
+    full_kinds = {(v.code, v.label, v.medium, v.device, v.support if v.medium != "live" else "")
+                  for p in full_plan.values() for v in p.videos}
+    assert kinds <= full_kinds
+    # Replay-Attack: every screen shows photos and videos, held and fixed; CASIA: every quality
+    assert len({k for k in full_kinds if k[0] == "I"}) == 1 + 2 + 2 * 2 * 2
+    assert {v.capture for v in full_plan["C"].videos} == {"low", "normal", "high"}
+    assert len({v.capture for v in full_plan["O"].videos}) == 18
+
+
+def test_full_plan_renders(full_plan):
+    seen = set()
+    for code, p in full_plan.items():
+        for i, v in enumerate(p.videos):
+            key = (code, v.medium, v.device, v.support, v.capture if code != "O" else "")
+            if key in seen:
+                continue
+            seen.add(key)
+            frames = render_video(v, p.identities[v.subject], 0, 2, 12, 0.25, i)
+            assert len(frames) == 2 and frames[0].dtype == np.uint8, v.relpath
+    assert len(seen) > 30
+
+
+def test_full_identities_are_distinct_within_a_domain(full_plan):
+    pool = set(identity_pool())
+    uses: dict = {}
+    for code, p in full_plan.items():
+        subjects = {v.subject for v in p.videos}
+        assert subjects == set(range(len(p.identities)))
+        assert len(set(p.identities)) == len(p.identities)  # no face in two subjects, so none in two splits
+        for ident in p.identities:
+            assert ident in pool
+            uses.setdefault(ident, []).append(code)
+    assert max(len(codes) for codes in uses.values()) <= 2
+    assert len(uses) == len(pool)
+    again = synth.plan_demo(FULL)
+    assert [p.identities for p in again.values()] == [p.identities for p in full_plan.values()]
+    other = synth.plan_demo(DemoConfig(size="full", seed=1, subjects=40))  # subjects is ignored
+    assert [p.videos for p in other.values()] == [p.videos for p in full_plan.values()]
+    assert [p.identities for p in other.values()] != [p.identities for p in full_plan.values()]
+
+
+def test_full_demo_written_and_parsed_with_the_official_counts(tmp_path, monkeypatch):
+    def touch(job):  # stands in for rendering: the tree, side files and marker are the real ones
+        Path(job.dest).parent.mkdir(parents=True, exist_ok=True)
+        Path(job.dest).touch()
+        return job.dest
+
+    monkeypatch.setattr(synth, "_run", touch)
+    synthesize_demo(DemoConfig(size="full", frames=2), tmp_path, progress=False, workers=1)
+    for code in DATASET_CODES:
+        result = _scan(tmp_path, code)
+        assert result.unmatched == []
+        assert _counts((r.split, r.label.value) for r in result.records) == OFFICIAL[code], code
+        split_of = {}
+        for r in result.records:
+            assert split_of.setdefault(r.subject, r.split) == r.split
+        assert "size=full" in (tmp_path / DATASET_NAMES[code] / synth.MARKER).read_text()
+    assert not (tmp_path / synth._TMP_DIR).exists()
+
+
+def test_small_plan_is_unchanged():
+    """The committed demo results depend on it: same files, subjects and identities as before full mode."""
+    digests = {}
+    for seed, subjects in ((0, 6), (3, 4)):
+        h = hashlib.sha256()
+        for code, p in synth.plan_demo(DemoConfig(seed=seed, subjects=subjects)).items():
+            h.update(repr((p.videos, sorted(p.side_files.items()), [i.name for i in p.identities])).encode())
+        digests[seed, subjects] = h.hexdigest()
+    assert digests == {
+        (0, 6): "8e6f60efb16fa64ad1d717eae2cb3e4f10ccf86ee0a4467e51c2bf33dfccb50e",
+        (3, 4): "abd23a13b3455e3f58a6d315dadce613deb5b09c0aebfee709dc53e99bbcbfcc",
+    }
 

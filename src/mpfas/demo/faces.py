@@ -4,7 +4,15 @@ Every identity becomes a :class:`Portrait`: a head-and-shoulders RGB image with 
 alpha mask on a fixed canvas, eyes at fixed positions, so the scene, print and
 replay renderers can place any identity the same way. Sources: scikit-image's
 ``lfw_subset`` (the first 100 of its 200 images are 25x25 grayscale faces),
-``astronaut`` and matplotlib's ``grace_hopper``.
+``astronaut`` and matplotlib's ``grace_hopper``: 102 identities.
+
+The small demo gives every domain its own identities. ``demo.size: full`` needs
+55 + 50 + 50 + 35 = 190, more than the pool, so :func:`reuse_identities` deals
+the domains consecutive runs of one seeded permutation of the pool, wrapping
+around: identities stay distinct within a domain (so its splits never share a
+face) and none appears in more than two domains. Unlike the real datasets, the
+full demo's domains then share people; what still differs between domains is
+the cameras, places and attack devices.
 """
 
 from __future__ import annotations
@@ -63,6 +71,19 @@ def assign_identities(seed: int, subjects: int, codes: tuple[str, ...]) -> dict[
     order = np.random.default_rng([seed, 7]).permutation(len(pool))
     return {code: [pool[j] for j in order[i * subjects:(i + 1) * subjects]]
             for i, code in enumerate(codes)}
+
+
+def reuse_identities(seed: int, counts: dict[str, int]) -> dict[str, list[Identity]]:
+    """``counts[code]`` distinct identities per domain; domains share only when the pool runs out."""
+    pool = identity_pool()
+    if max(counts.values()) > len(pool) or sum(counts.values()) > 2 * len(pool):
+        raise ValueError(f"the demo needs {counts} identities; only {len(pool)} face photos ship with the packages")
+    order = np.random.default_rng([seed, 7]).permutation(len(pool))
+    out, start = {}, 0
+    for code, n in counts.items():
+        out[code] = [pool[order[(start + k) % len(pool)]] for k in range(n)]
+        start += n
+    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,8 +193,13 @@ def _hires_portrait(name: str, rng: np.random.Generator) -> Portrait:
     return Portrait(rgb=np.clip(rgb, 0, 1).astype(np.float32), alpha=alpha.astype(np.float32))
 
 
+@functools.lru_cache(maxsize=8)
 def make_portrait(identity: Identity, seed: int = 0) -> Portrait:
-    """Portrait of one identity; ``seed`` only varies colours (hair, shirt, skin tint)."""
+    """Portrait of one identity; ``seed`` only varies colours (hair, shirt, skin tint).
+
+    Cached (read-only for callers): consecutive videos of a subject, dozens per
+    subject in the full demo, reuse it instead of rebuilding it.
+    """
     rng = np.random.default_rng([seed, 11, identity.index, len(identity.source)])
     if identity.source == "lfw":
         return _lfw_portrait(identity.index, rng)

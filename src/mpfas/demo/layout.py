@@ -1,8 +1,9 @@
 """Which files each demo domain gets, named exactly as in the real datasets.
 
-Subjects are dealt round-robin over a dataset's official splits, so every split
-gets one when there are at least as many subjects as splits. Every subject gets
-about five videos covering live, print and replay.
+This is ``demo.size: small`` (full.py lists every official file). Subjects are
+dealt round-robin over a dataset's official splits, so every split gets one when
+there are at least as many subjects as splits. Every subject gets about five
+videos covering live, print and replay.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 
 SPLITS = {"O": ("Train", "Dev", "Test"), "C": ("train", "test"), "I": ("train", "devel", "test"),
           "M": ("train", "test")}
-# MSU-MFSD's own subject lists (the demo uses their first ids)
+# MSU-MFSD's own subject lists (the small demo uses their first ids, full all of them)
 MSU_TRAIN = (2, 3, 5, 6, 7, 8, 9, 11, 12, 21, 22, 34, 53, 54, 55)
 MSU_TEST = (1, 13, 14, 23, 24, 26, 28, 29, 30, 32, 33, 35, 36, 37, 39, 42, 48, 49, 50, 51)
 _OULU_FIRST_USER = {"Train": 1, "Dev": 21, "Test": 36}

@@ -1,7 +1,15 @@
-"""Write the synthetic demo: four datasets in their original layouts and containers."""
+"""Write the synthetic demo: four datasets in their original layouts and containers.
+
+``demo.size: small`` gives each domain ``demo.subjects`` identities with about
+five videos each (layout.plan); ``full`` writes the official file lists, 7030
+videos (full.full_plan), and ignores ``demo.subjects``. Either way every video
+is one independent job for the worker processes, so the cost per video does not
+depend on how many there are; ``demo.frames`` and ``demo.scale`` set that cost.
+"""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import os
 import shutil
@@ -12,13 +20,38 @@ import cv2
 import numpy as np
 
 from ..config import DATASET_CODES, DATASET_NAMES, DemoConfig
-from .faces import Identity, assign_identities
+from . import full
+from .faces import Identity, assign_identities, reuse_identities
 from .layout import VideoSpec, plan
 from .render import render_video
+
+log = logging.getLogger(__name__)
 
 MARKER = "SYNTHETIC_DEMO.txt"
 FOURCC = {".avi": "MJPG", ".mov": "mp4v", ".mp4": "mp4v"}  # written and read back by OpenCV's FFmpeg
 _TMP_DIR = ".demo-tmp"
+
+
+@dataclass(frozen=True)
+class DomainPlan:
+    """What one domain gets: its videos, side files (relative path -> text) and identities."""
+
+    videos: list[VideoSpec]
+    side_files: dict[str, str]
+    identities: list[Identity]
+
+
+def plan_demo(cfg: DemoConfig) -> dict[str, DomainPlan]:
+    """Every domain's plan, with no rendering (cheap enough to check the full layouts in tests)."""
+    if cfg.size == "full":
+        log.info("demo.size=full: the official file lists, %d videos; demo.subjects (%d) is ignored",
+                 sum(full.VIDEOS.values()), cfg.subjects)
+        identities = reuse_identities(cfg.seed, full.SUBJECTS)
+        return {code: DomainPlan(*full.full_plan(code), identities[code]) for code in DATASET_CODES}
+    if cfg.size != "small":
+        raise ValueError(f"demo.size: {cfg.size!r}; expected small or full")
+    identities = assign_identities(cfg.seed, cfg.subjects, DATASET_CODES)
+    return {code: DomainPlan(*plan(code, cfg.subjects, cfg.seed), identities[code]) for code in DATASET_CODES}
 
 
 @dataclass(frozen=True)
@@ -88,7 +121,7 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
     """Write ``out_root/<dataset name>/...`` for O, C, I, M (same seed -> same videos)."""
     cfg.validate()
     out_root = Path(out_root)
-    identities = assign_identities(cfg.seed, cfg.subjects, DATASET_CODES)
+    plans = plan_demo(cfg)
     tmp_dir = out_root / _TMP_DIR
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
@@ -96,13 +129,13 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
     for code in DATASET_CODES:
         root = out_root / DATASET_NAMES[code]
         _prepare_root(root)
-        specs, side_files = plan(code, cfg.subjects, cfg.seed)
-        _write_text(root / MARKER, _marker_text(code, cfg, identities[code]))
-        for rel, text in side_files.items():
+        domain = plans[code]
+        _write_text(root / MARKER, _marker_text(code, cfg, domain.identities))
+        for rel, text in domain.side_files.items():
             _write_text(root / rel, text)
-        for i, spec in enumerate(specs):
+        for i, spec in enumerate(domain.videos):
             ext = Path(spec.relpath).suffix
-            jobs.append(_Job(spec, identities[code][spec.subject], i, cfg.seed, cfg.frames, cfg.fps, cfg.scale,
+            jobs.append(_Job(spec, domain.identities[spec.subject], i, cfg.seed, cfg.frames, cfg.fps, cfg.scale,
                              str(tmp_dir / f"{code}-{i:04d}{ext}"), str(root / spec.relpath)))
     bar = None
     if progress:
@@ -128,10 +161,11 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
 
 
 def _marker_text(code: str, cfg: DemoConfig, identities: list[Identity]) -> str:
+    size = f"subjects={cfg.subjects}" if cfg.size == "small" else "size=full"
     return (
         f"Synthetic {DATASET_NAMES[code]} demo written by mpfas.demo (not the real dataset).\n"
         f"Same folder and file names as the original; faces are package sample photos with\n"
         f"simulated cameras and simulated print / replay attacks.\n"
-        f"seed={cfg.seed} subjects={cfg.subjects} frames={cfg.frames} fps={cfg.fps} scale={cfg.scale}\n"
+        f"seed={cfg.seed} {size} frames={cfg.frames} fps={cfg.fps} scale={cfg.scale}\n"
         f"identities: {', '.join(i.name for i in identities)}\n"
     )
