@@ -45,8 +45,8 @@ from train_step import BenchConfig, batch, count_flops, make_optimizers, peak_tf
 
 from mpfas.config import ModelConfig
 from mpfas.evaluation import metrics
-from mpfas.inference import autocast, to_device
-from mpfas.models import ModelOutput, build_model, frame_score
+from mpfas.inference import score_batch
+from mpfas.models import build_model
 from mpfas.training.algorithms import alternating_step
 from mpfas.training.checkpoint import seed_everything
 from mpfas.training.data import DomainBatch
@@ -298,12 +298,9 @@ def score_faces(model: torch.nn.Module, faces: torch.Tensor, batch_size: int, de
     model.eval()
     scores, dtype = [], ""
     for start in range(0, len(faces), batch_size):
-        rgb = to_device(faces[start : start + batch_size], device)
-        with autocast(device, precision):
-            out = model(rgb)
-        dtype = str(out.logits.dtype).removeprefix("torch.")
-        out = ModelOutput(map=out.map.float(), logits=out.logits.float(), pattern=None)
-        scores.append(frame_score(out).cpu().numpy())
+        batch_scores, out_dtype = score_batch(model, faces[start : start + batch_size], device, precision)
+        dtype = str(out_dtype).removeprefix("torch.")
+        scores.append(batch_scores)
     return np.concatenate(scores).astype(np.float64), dtype
 
 

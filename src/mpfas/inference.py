@@ -77,22 +77,32 @@ def score_frames(model: nn.Module, paths: Sequence[str | Path], size: int, batch
     The forward pass runs in ``precision``; the score itself is computed in fp32. The
     model's train/eval mode is restored afterwards so validation can run mid-training.
     """
-    from .models import frame_score
-
     device = torch.device(device)
     was_training = model.training
     model.eval()
     scores: list[np.ndarray] = []
     try:
         for start in range(0, len(paths), batch_size):
-            rgb = to_device(load_faces(paths[start : start + batch_size], size), device)
-            with autocast(device, precision):
-                out = model(rgb)
-            out = type(out)(map=out.map.float(), logits=out.logits.float(), pattern=None)
-            scores.append(frame_score(out).cpu().numpy())
+            rgb = load_faces(paths[start : start + batch_size], size)
+            scores.append(score_batch(model, rgb, device, precision)[0])
     finally:
         model.train(was_training)
     return np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
+
+
+@torch.no_grad()
+def score_batch(model: nn.Module, rgb: Tensor, device: torch.device,
+                precision: str = "fp32") -> tuple[np.ndarray, torch.dtype]:
+    """Frame scores of one in-memory B x 3 x S x S batch in [0, 1] (the model as it is, no
+    mode change), and the dtype its forward pass produced (bf16 shows autocast was on).
+    The forward pass runs in ``precision``; the score is computed in fp32."""
+    from .models import ModelOutput, frame_score
+
+    with autocast(device, precision):
+        out = model(to_device(rgb, device))
+    dtype = out.logits.dtype
+    out = ModelOutput(map=out.map.float(), logits=out.logits.float(), pattern=None)
+    return frame_score(out).cpu().numpy(), dtype
 
 
 def score_videos(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
