@@ -18,7 +18,7 @@ def oulu_tree(root: Path) -> None:
             for session in range(1, 4):
                 for user in users:
                     for f in range(1, 6):
-                        _touch(root, f"{split}_files/{phone}_{session}_{user}_{f}.avi")
+                        _touch(root, f"{split}_files/{phone}_{session}_{user:02d}_{f}.avi")  # users have two digits
     _touch(root, "Train_files/1_1_01_1.txt")  # eye-position side files are ignored
 
 

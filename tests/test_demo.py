@@ -4,7 +4,6 @@ videos, faces MTCNN can find, visibly different domains, and the contact sheet."
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
 
 import cv2
@@ -224,8 +223,6 @@ def _name_tree(root: Path, code: str) -> set[str]:
     TREES[code](root)
     rels = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.suffix in (".avi", ".mov", ".mp4")}
     rels = {r for r in rels if not r.startswith("enroll/")}
-    if code == "O":  # OULU-NPU writes users with two digits (1_1_01_1.avi); name_trees does not pad
-        rels = {re.sub(r"_(\d+)_(\d)\.avi$", lambda m: f"_{int(m[1]):02d}_{m[2]}.avi", r) for r in rels}
     return rels
 
 
