@@ -115,7 +115,7 @@ def astronaut_videos(args) -> tuple[dict[str, Path], dict[str, list[VideoRecord]
     return {"O": root}, {"O": records}, f"astronaut videos {w}x{h}, {args.frames} frames"
 
 
-def run_ours(videos, roots, out: Path, params) -> dict:
+def run_ours(videos, roots, out: Path, params, threads: int) -> dict:
     from mpfas.preprocess.align import detector_for, run_align
 
     shutil.rmtree(out, ignore_errors=True)  # timed from scratch, never resumed
@@ -127,7 +127,7 @@ def run_ours(videos, roots, out: Path, params) -> dict:
                         rel_to=out, progress=False)
     t1 = time.perf_counter()
     cfg = replace(params.align, max_failed_videos={c: 1.0 for c in DATASET_CODES})
-    detector = detector_for(cfg)
+    detector = detector_for(cfg, threads=threads)
     for code in DATASET_CODES:
         recs = [r for r in videos if r.dataset == code]
         if recs:
@@ -147,12 +147,13 @@ def run_ours(videos, roots, out: Path, params) -> dict:
     return {"extract_s": t1 - t0, "align_s": t2 - t1, "total_s": t2 - t0, "boxes": sampled}
 
 
-def run_baseline(videos, roots, params) -> dict:
+def run_baseline(videos, roots, params, threads: int) -> dict:
     """The official approach: every frame decoded, MTCNN on every full-resolution frame, every crop encoded."""
     from mpfas.preprocess.detect import FaceDetector, select_main
 
     t0 = time.perf_counter()
-    detector = FaceDetector(max_side=0, min_face_size=OFFICIAL_MIN_FACE, select=params.align.select)
+    detector = FaceDetector(max_side=0, min_face_size=OFFICIAL_MIN_FACE, select=params.align.select,
+                            threads=threads)
     boxes: dict[tuple[str, int], tuple | None] = {}
     frames = 0
     for rec in videos:
@@ -247,8 +248,8 @@ def main() -> None:
           f"{params.extract.workers}, align.detect_max_side={params.align.detect_max_side}, "
           f"align.min_face_size={params.align.min_face_size}, torch threads {args.threads}", flush=True)
 
-    ours = run_ours(videos, roots, work / "ours", params)
-    base = run_baseline(videos, roots, params)
+    ours = run_ours(videos, roots, work / "ours", params, args.threads)
+    base = run_baseline(videos, roots, params, args.threads)
     agr = agreement(ours["boxes"], base["boxes"], args.min_iou)
     n = len(videos)
     ours_vps, base_vps = n / ours["total_s"], n / base["total_s"]

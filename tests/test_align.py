@@ -96,6 +96,44 @@ def test_warp_output_is_the_crop_size(detector):
     assert crop.shape == (112, 112, 3) and crop.std() > 20
 
 
+def test_mtcnn_runs_on_one_cpu_thread_and_restores_the_callers_count(detector, monkeypatch):
+    # MTCNN's R-Net/O-Net resample every candidate box separately: hundreds of tiny ops a
+    # frame. With torch's default (one thread per core) each op waits at an OpenMP barrier,
+    # and on a busy 2-core machine the align stage of the full-size demo ran 2-10x slower.
+    import torch
+
+    from mpfas.preprocess.align import detector_for
+    from mpfas.preprocess.detect import torch_threads
+
+    seen: list[int] = []
+    inner = detector.mtcnn.detect
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(detector.mtcnn, "detect", spy)
+    astro = data.astronaut()
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        (face,) = detector.detect([astro])
+        assert face is not None and seen == [1]
+        assert torch.get_num_threads() == 2  # the caller's setting is back
+        keep = FaceDetector(max_side=640, min_face_size=20, threads=None)  # opt out: torch's own setting
+        monkeypatch.setattr(keep.mtcnn, "detect", spy)
+        keep.detect([astro])
+        assert seen == [1, 2]
+        with pytest.raises(RuntimeError), torch_threads(1):  # restored on an error too
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert detector.threads == 1 and detector_for(AlignConfig()).threads == 1  # the align stage's detector
+    with pytest.raises(ValueError, match="threads"):
+        FaceDetector(threads=0)
+
+
 # ---------------------------------------------------------------- the stage
 
 def _dataset(root: Path) -> list:

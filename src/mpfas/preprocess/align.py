@@ -114,10 +114,10 @@ def align_params(cfg: AlignConfig) -> dict[str, Any]:
             "select": cfg.select, "min_face_size": cfg.min_face_size}
 
 
-def detector_for(cfg: AlignConfig, device: str = "cpu") -> FaceDetector:
-    """The MTCNN detector the align params describe."""
+def detector_for(cfg: AlignConfig, device: str = "cpu", threads: int | None = 1) -> FaceDetector:
+    """The MTCNN detector the align params describe (``threads``: see :class:`FaceDetector`)."""
     return FaceDetector(max_side=cfg.detect_max_side, min_face_size=cfg.min_face_size, select=cfg.select,
-                        device=device)
+                        device=device, threads=threads)
 
 
 def _load_bgr(path: Path) -> np.ndarray | None:

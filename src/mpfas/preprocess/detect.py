@@ -5,12 +5,21 @@ its ``forward`` crashes in batch mode when a frame has no face, so only
 ``detect(..., landmarks=True)`` is used and the warp is done in :mod:`.warp`.
 Detecting on a copy whose longest side is ``max_side`` cuts the image pyramid's
 cost roughly with the pixel count; FAS faces are large, so little is lost.
+
+On CPU, MTCNN runs with one torch intra-op thread (``FaceDetector(threads=1)``): its
+R-Net and O-Net stages resample every candidate box separately, hundreds of tiny ops
+per frame, and splitting each over OpenMP threads only adds a barrier per op. On a
+busy machine every barrier waits for a descheduled thread: with torch's default (one
+thread per core) on a 2-core machine under a load of 4, a 3-frame video took 0.9-5 s
+instead of 0.35-0.5 s (real-size 1920 x 1080 frames: 7-28 s instead of 2.4 s), which
+turned the align stage of the full-size demo (7030 videos) from minutes into hours.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,22 +64,44 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads, then restore the previous count
+    (``None``: leave torch's setting alone)."""
+    old = torch.get_num_threads()
+    if n is None or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 class FaceDetector:
     """facenet-pytorch MTCNN (weights ship with the package) with batching and downscaling.
 
-    ``max_side`` <= 0 disables downscaling (detect at full resolution).
+    ``max_side`` <= 0 disables downscaling (detect at full resolution). ``threads`` is the
+    torch intra-op thread count while MTCNN runs on CPU (default 1, see the module
+    docstring; ``None`` keeps torch's setting); the caller's count is restored afterwards.
     """
 
     def __init__(self, max_side: int = 640, min_face_size: int = 20, select: Select = "largest",
                  device: str | torch.device = "cpu", batch_size: int = 16,
-                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709) -> None:
+                 thresholds: Sequence[float] = (0.6, 0.7, 0.7), factor: float = 0.709,
+                 threads: int | None = 1) -> None:
         from facenet_pytorch import MTCNN  # heavy import, only where detection happens
 
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads: {threads} must be >= 1 (or None to keep torch's setting)")
+        self.device = torch.device(device)
+        self.threads = threads if self.device.type == "cpu" else None
         self.max_side = max_side
         self.select = select
         self.batch_size = batch_size
         self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=list(thresholds), factor=factor,
-                           keep_all=True, device=torch.device(device))
+                           keep_all=True, device=self.device)
         self.mtcnn.eval()
 
     def detect_all(self, frames: Sequence[np.ndarray]) -> list[list[Face]]:
@@ -81,11 +112,12 @@ class FaceDetector:
                 raise ValueError(f"frame {i}: expected an H x W x 3 uint8 RGB image, got {frame.shape} {frame.dtype}")
             by_shape[frame.shape].append(i)
         out: list[list[Face]] = [[] for _ in frames]
-        for shape, idxs in by_shape.items():
-            for start in range(0, len(idxs), self.batch_size):
-                chunk = idxs[start:start + self.batch_size]
-                for i, faces in zip(chunk, self._detect_batch([frames[i] for i in chunk], shape)):
-                    out[i] = faces
+        with torch_threads(self.threads):
+            for shape, idxs in by_shape.items():
+                for start in range(0, len(idxs), self.batch_size):
+                    chunk = idxs[start:start + self.batch_size]
+                    for i, faces in zip(chunk, self._detect_batch([frames[i] for i in chunk], shape)):
+                        out[i] = faces
         return out
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[Face | None]:
