@@ -19,7 +19,8 @@ def write(tmp_path, mutate):
 def test_repo_params_load():
     params = load_params(ROOT / "params.yaml")
     assert isinstance(params, Params)
-    assert params.train.meta_lr == pytest.approx(1e-3)
+    assert params.train.meta_lr == pytest.approx(1e-2)
+    assert params.model.pyramid_init == "official" and params.train.precision == "fp32"
     assert set(params.train.protocols) <= set(params.manifests.protocols)
     assert len(params.manifests.protocols) == 6
 
