@@ -1,6 +1,6 @@
 """A real `dvc exp run --queue` sweep in a throwaway copy of the repo.
 
-Queued experiments run in copies under ``.dvc/tmp/exps/``, two at a time here, yet every
+Queued experiments run in copies in DVC's temporary experiments folder, two at a time here, yet every
 training run must land in the copy's *root* ``mlflow.db`` (no lost DB inside the temp
 copy, no "database is locked"), tagged with its DVC experiment name and carrying the
 swept value.

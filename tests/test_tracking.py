@@ -12,6 +12,8 @@ import pytest
 from mpfas import tracking
 from mpfas.config import Params
 
+EXP_COPY = Path(".dvc", "tmp", "exps", "tmpabc123")  # where DVC runs a temp or queued experiment
+
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
@@ -19,7 +21,7 @@ def repo(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "main"
     (root / ".git").mkdir(parents=True)
     (root / ".dvc").mkdir()
-    exp = root / ".dvc/tmp/exps/tmpabc123"
+    exp = root / EXP_COPY
     (exp / ".dvc").mkdir(parents=True)
     (exp / "stages").mkdir()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -29,7 +31,7 @@ def repo(tmp_path, monkeypatch) -> Path:
 
 
 def test_uri_resolves_to_main_root_from_a_dvc_exp_copy(repo, monkeypatch):
-    exp = repo / ".dvc/tmp/exps/tmpabc123"
+    exp = repo / EXP_COPY
     assert tracking.main_root(exp / "stages") == repo.resolve()
     monkeypatch.chdir(exp)
     assert tracking.tracking_uri() == f"sqlite:///{repo.resolve().as_posix()}/mlflow.db"
@@ -40,7 +42,7 @@ def test_uri_outside_a_copy_and_env_override(repo, monkeypatch):
     (repo / "src/deep").mkdir(parents=True)
     assert tracking.tracking_uri(repo / "src/deep") == f"sqlite:///{repo.resolve().as_posix()}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert tracking.tracking_uri(repo / ".dvc/tmp/exps/tmpabc123") == "http://tracking.example:5000"
+    assert tracking.tracking_uri(repo / EXP_COPY) == "http://tracking.example:5000"
     assert tracking.artifact_location(repo) is None  # the server decides
 
 
@@ -73,7 +75,7 @@ def test_pipeline_run_tag(repo, monkeypatch):
 def test_run_resumes_by_id_and_records_failure(repo, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    monkeypatch.chdir(repo / ".dvc/tmp/exps/tmpabc123")
+    monkeypatch.chdir(repo / EXP_COPY)
     params = tracking.flat_params(Params())
     tracker = tracking.Tracker("exp")
     info = tracker.start({"protocol": "OCI-M", "mlflow.runName": "OCI-M"}, params)

@@ -1,8 +1,9 @@
 """Where the repository is, also from inside DVC's temporary experiment copies.
 
-``dvc exp run --temp`` and queued experiments run in a copy of the workspace under
-``<root>/.dvc/tmp/exps/``. Files that live only in the main workspace (the MLflow
-database, ImageNet weights the user placed there) must be found from the copy too.
+``dvc exp run --temp`` and queued experiments run in a copy of the workspace in DVC's
+temporary experiments folder (``tmp`` then ``exps`` inside the root's ``.dvc``). Files
+that live only in the main workspace (the MLflow database, ImageNet weights the user
+placed there) must be found from the copy too.
 """
 
 from __future__ import annotations
