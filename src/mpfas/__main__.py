@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -111,7 +112,7 @@ def cmd_preset(args: argparse.Namespace) -> int:
     preset = get_preset(args.name)
     overrides = {"model.pretrained": args.pretrained} if args.pretrained else {}
     if args.dvc_args:
-        print(" ".join(_shell_quote(a) for a in dvc_set_args(preset, overrides)))
+        print(shlex.join(dvc_set_args(preset, overrides)))
         return 0
     path = Path(args.params or os.environ.get("MPFAS_PARAMS") or "params.yaml")
     if not path.is_file():
@@ -130,12 +131,6 @@ def cmd_preset(args: argparse.Namespace) -> int:
     print(f"{path}: preset {preset.name!r} applied ({len(changed)} knob(s) changed); "
           "data.source and data.roots are yours to set")
     return 0
-
-
-def _shell_quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
 
 
 def _default_ckpt(params, protocol: str | None) -> Path:

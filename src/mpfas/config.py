@@ -174,6 +174,10 @@ class ModelConfig:
             raise ConfigError(f"model.input_size: {self.input_size} must be a multiple of 32")
 
 
+LEAKAGE_FREE_SELECTIONS = ("source_val", "last")
+"""``train.select`` rules that choose the checkpoint without looking at the target."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     protocols: list[str] = field(default_factory=list)
@@ -262,15 +266,20 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: parameter file not found")
+    return parse_params(path.read_text(), str(path))
+
+
+def parse_params(text: str, where: str = "params.yaml") -> Params:
+    """Validate params given as YAML text (``where`` names it in errors)."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
     try:
         params = _build(Params, raw, "")
         params.validate()
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(f"{where}: {exc}") from None
     return params
 
 

@@ -105,19 +105,21 @@ def score_batch(model: nn.Module, rgb: Tensor, device: torch.device,
     return frame_score(out).cpu().numpy(), dtype
 
 
+def score_video_frames(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
+                       device: str | torch.device, num_frames: int, precision: str = "fp32") -> list[np.ndarray]:
+    """Each video's frame scores over ``pick_frames(faces, num_frames)``, in one scoring pass."""
+    picked = [pick_frames(faces, num_frames) for faces in videos]
+    frame_scores = score_frames(model, [p for frames in picked for p in frames], size, batch_size, device,
+                                precision)
+    ends = np.cumsum([len(frames) for frames in picked], dtype=int)
+    return np.split(frame_scores, ends[:-1]) if picked else []
+
+
 def score_videos(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
                  device: str | torch.device, num_frames: int, precision: str = "fp32") -> np.ndarray:
     """Video scores: the mean frame score over ``pick_frames(faces, num_frames)``.
 
     A video without faces gets NaN (callers decide whether that is an error).
     """
-    picked = [pick_frames(faces, num_frames) for faces in videos]
-    flat = [p for frames in picked for p in frames]
-    frame_scores = score_frames(model, flat, size, batch_size, device, precision)
-    out = np.full(len(videos), np.nan)
-    start = 0
-    for i, frames in enumerate(picked):
-        if frames:
-            out[i] = frame_scores[start : start + len(frames)].mean()
-        start += len(frames)
-    return out
+    per_video = score_video_frames(model, videos, size, batch_size, device, num_frames, precision)
+    return np.array([s.mean() if s.size else np.nan for s in per_video])

@@ -14,13 +14,12 @@ Where each value comes from is documented in ``docs/method.md``.
 from __future__ import annotations
 
 import io
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .config import ConfigError, Params, flatten, load_params
+from .config import ConfigError, Params, flatten, parse_params
 
 PAPER_WEIGHTS = "weights/resnet50-19c8e357.pth"
 """Where the paper preset expects torchvision's V1 ResNet-50 file, relative to the repo root."""
@@ -129,10 +128,7 @@ def apply_preset(path: str | Path, preset: Preset, overrides: dict[str, Any] | N
     buf = io.StringIO()
     yaml.dump(doc, buf)
     text = buf.getvalue()
-    with tempfile.TemporaryDirectory() as tmp:  # refuse a result that would not load
-        check = Path(tmp) / path.name
-        check.write_text(text)
-        load_params(check)
+    parse_params(text, str(path))  # refuse a result that would not load
     atomic.write_text(path, text)
     return changed
 

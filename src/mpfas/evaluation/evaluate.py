@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from mpfas import atomic
-from mpfas.config import EvaluateConfig
+from mpfas.config import LEAKAGE_FREE_SELECTIONS, EvaluateConfig
 from mpfas.errors import MpfasError
 from mpfas.evaluation.bootstrap import bootstrap_ci
 from mpfas.evaluation.metrics import (
@@ -221,7 +221,7 @@ def evaluate(
         )
     metrics["counts"] = {"target": _counts(target), "source_val": _counts(val)}
     metrics["leakage_free"] = {  # whether the checkpoint and the threshold were fixed without the target
-        "checkpoint": metrics.get("selection") in ("source_val", "last"),
+        "checkpoint": metrics.get("selection") in LEAKAGE_FREE_SELECTIONS,
         "threshold_source_val": bool(val),
     }
     metrics["notes"] = _notes(metrics)

@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mpfas import atomic  # noqa: E402
-from mpfas.config import DATASET_NAMES, Params, Protocol  # noqa: E402
+from mpfas.config import DATASET_NAMES, LEAKAGE_FREE_SELECTIONS, Params, Protocol  # noqa: E402
 from mpfas.errors import MpfasError  # noqa: E402
 
 # HTER %, AUC % on real data, leave-one-domain-out, checkpoints selected on the target
@@ -48,7 +48,6 @@ SELECTION_TEXT = {
     "target_oracle": "the checkpoint with the lowest frame-level HTER on the TARGET set, threshold swept "
                      "on the target, as the official code and the published numbers do (leaks the test set)",
 }
-LEAKAGE_FREE_SELECTIONS = ("source_val", "last")
 
 
 class ReportError(MpfasError, ValueError):

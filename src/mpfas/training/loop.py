@@ -39,11 +39,11 @@ from ..atomic import remove_temp_files, write_json
 from ..config import ConfigError, Params
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
-from ..inference import pick_frames, score_frames
+from ..inference import score_video_frames
+from ..models.weights import describe_weights
 from ..tracking import flat_params, git_commit, open_run, run_tags
 from . import checkpoint as ckpt
 from . import distributed
-from ..models.weights import describe_weights
 from .algorithms import alternating_step, bilevel_step
 from .data import DomainSampler
 
@@ -101,14 +101,12 @@ def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device
     applies to its scores.
     """
     cfg = params.evaluate
-    picked = [pick_frames(r.faces, cfg.num_frames) for r in rows]
-    frames = score_frames(model, [f for faces in picked for f in faces], params.model.input_size,
-                          cfg.batch_size, device, cfg.precision)
-    sizes = [len(faces) for faces in picked]
-    ends = np.cumsum(sizes)
-    scores = np.array([frames[e - n:e].mean() for n, e in zip(sizes, ends)])
+    per_video = score_video_frames(model, [r.faces for r in rows], params.model.input_size, cfg.batch_size,
+                                   device, cfg.num_frames, cfg.precision)
+    scores = np.array([s.mean() for s in per_video])
+    frames = np.concatenate(per_video)
     labels = np.array([r.is_live for r in rows])
-    frame_labels = np.repeat(labels, sizes)
+    frame_labels = np.repeat(labels, [s.size for s in per_video])
     rate, threshold = eer(scores, labels, where=f"{prefix} videos")
     min_hter, min_threshold = best_hter(scores, labels, where=f"{prefix} videos")
     frame_min_hter, frame_min_threshold = best_hter(frames, frame_labels, where=f"{prefix} frames")
