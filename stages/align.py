@@ -20,7 +20,7 @@ def main(params, code: str = "") -> None:
     index = Path(f"data/index/{code}.csv")
     if not index.is_file():
         raise MpfasError(f"{index}: not found; run the raw stage first")
-    summary = run_align(read_index(index), Path(f"data/frames/{code}/frames.csv"), Path("data/faces") / code,
+    summary = run_align(read_index(index, code), Path(f"data/frames/{code}/frames.csv"), Path("data/faces") / code,
                         params.align, metrics_path=Path(f"metrics/align_{code}.json"),
                         sheet_path=Path(f"plots/faces_{code}.png"), dataset=code)  # the code picks the limit
     print(f"align {code}: {summary.faces} faces from {summary.frames} frames "

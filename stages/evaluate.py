@@ -23,7 +23,7 @@ def main(params, protocol: str = "") -> None:
     model, info = load_checkpoint(Path(f"models/{protocol}/best.pt"), device)
     info["data_source"] = params.data.source
     info["target_set"] = params.manifests.target_set
-    rows = read_manifest(Path(f"data/manifests/{protocol}.csv"))
+    rows = read_manifest(Path(f"data/manifests/{protocol}.csv"), protocol=params.manifests.protocols[protocol])
 
     def score_fn(paths: list[str]):
         return score_frames(model, paths, model.input_size, cfg.batch_size, device, cfg.precision)

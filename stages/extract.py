@@ -21,8 +21,8 @@ def main(params, code: str = "") -> None:
     index = Path(f"data/index/{code}.csv")
     if not index.is_file():
         raise MpfasError(f"{index}: not found; run the raw stage first")
-    summary = run_extract(read_index(index), params.data.root(code), Path("data/frames") / code, params.extract,
-                          dataset=code)
+    summary = run_extract(read_index(index, code), params.data.root(code), Path("data/frames") / code,
+                          params.extract, dataset=code)
     atomic.write_json(Path(f"metrics/extract_{code}.json"), summary.as_dict())
     print(f"extract {code}: {summary.videos} videos ({summary.skipped} already done), {summary.frames} frames, "
           f"{summary.errors} unreadable, {summary.warnings} warnings")

@@ -19,7 +19,7 @@ OUT = Path("data/manifests")
 
 @stage_main
 def main(params) -> None:
-    videos = {code: read_index(Path(f"data/index/{code}.csv")) for code in DATASET_CODES}
+    videos = {code: read_index(Path(f"data/index/{code}.csv"), code) for code in DATASET_CODES}
     faces: dict[str, list[str]] = {}
     for code in DATASET_CODES:
         faces.update(read_faces_index(Path(f"data/faces/{code}/faces.csv")))
@@ -28,7 +28,7 @@ def main(params) -> None:
         manifest = plan_manifest(name, protocol, videos, faces, params.manifests)
         rows = manifest.rows
         write_manifest(rows, OUT / f"{name}.csv")
-        read_manifest(OUT / f"{name}.csv")  # re-read: refuses faceless rows and paths outside data/faces
+        read_manifest(OUT / f"{name}.csv", protocol=protocol)  # re-read: the checks every reader runs
         summary["protocols"][name] = count_rows(rows)
         summary["excluded_no_face"][name] = manifest.excluded_counts(protocol)
         roles = Counter(row.role for row in rows)

@@ -94,7 +94,7 @@ def test_a_faceless_row_never_reaches_training_or_evaluation(tmp_path, monkeypat
     with pytest.raises(ManifestError, match=f"without an aligned face, e.g. {rows[1].video_id}"):
         check_manifest("OCI-M", faceless, CFG.protocols["OCI-M"])
     write_manifest(faceless, tmp_path / "faceless.csv")
-    with pytest.raises(ManifestError, match=f"faceless.csv:3: video {rows[1].video_id} has no aligned face"):
+    with pytest.raises(ManifestError, match=f"faceless.csv line 3, field faces: video {rows[1].video_id} has no aligned face"):
         read_manifest(tmp_path / "faceless.csv")
 
 

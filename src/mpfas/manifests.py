@@ -14,7 +14,6 @@ faceless row is refused wherever a manifest is checked or read.
 
 from __future__ import annotations
 
-import csv
 import logging
 import random
 from collections import Counter, defaultdict
@@ -22,9 +21,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .atomic import write_csv
-from .config import DATASET_NAMES, ManifestsConfig, Protocol
+from .config import DATASET_CODES, DATASET_NAMES, ManifestsConfig, Protocol
 from .datasets import Label, VideoRecord
-from .errors import MpfasError
+from .datasets.records import LABELS, SPLITS
+from .rows import CsvLine, RowError, one_of, read_csv_rows, read_faces_csv
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ ROLES = ("source-train", "source-val", "target")
 TARGET_SPLITS = {"all": None, "train+test": {"train", "test"}, "test": {"test"}}
 
 
-class ManifestError(MpfasError, ValueError):
+class ManifestError(RowError):
     """A manifest would leak data between roles, lacks a class, or points outside its root."""
 
 
@@ -135,17 +135,9 @@ def check_manifest(name: str, rows: list[ManifestRow], protocol: Protocol) -> No
     if faceless:
         raise ManifestError(f"{name}: {len(faceless)} video(s) without an aligned face, e.g. {faceless[0]}; "
                             "they cannot be trained on or scored")
-    roles: dict[str, str] = {}
-    for row in rows:
-        if roles.setdefault(row.video_id, row.role) != row.role:
-            raise ManifestError(f"{name}: video {row.video_id} is in two roles "
-                                f"({roles[row.video_id]}, {row.role})")
-    by_role: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for row in rows:
-        by_role[row.role].add((row.domain, row.subject))
-    shared = by_role["source-train"] & by_role["source-val"]
-    if shared:
-        raise ManifestError(f"{name}: subjects in both source-train and source-val: {sorted(shared)[:5]}")
+    leak = find_leak(rows)
+    if leak is not None:
+        raise ManifestError(f"{name}: {leak.message}")
     for role, domains in (("source-train", protocol.sources), ("source-val", protocol.sources),
                           ("target", [protocol.target])):
         for domain in domains:
@@ -163,26 +155,78 @@ def write_manifest(rows: list[ManifestRow], path: Path) -> None:
     write_csv(path, ({**asdict(row), "faces": ";".join(row.faces)} for row in rows), COLUMNS)
 
 
-def read_manifest(path: str | Path, faces_root: str | Path = "data/faces") -> list[ManifestRow]:
-    """Read a manifest, refusing a row without faces or any face path that leaves ``faces_root``."""
-    path, root = Path(path), Path(faces_root).resolve()
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames != COLUMNS:
-            raise ManifestError(f"{path}: expected columns {COLUMNS}, found {reader.fieldnames}")
-        rows = []
-        for line, raw in enumerate(reader, start=2):
-            face_paths = [p for p in raw["faces"].split(";") if p]
-            if not face_paths:
-                raise ManifestError(f"{path}:{line}: video {raw['video_id']} has no aligned face; the manifests "
-                                    "stage leaves such videos out (rebuild with `dvc repro manifests`)")
-            for p in face_paths:
-                if not Path(p).resolve().is_relative_to(root):
-                    raise ManifestError(f"{path}:{line}: face path {p!r} is outside the faces root {faces_root}")
-            if raw["role"] not in ROLES:
-                raise ManifestError(f"{path}:{line}: unknown role {raw['role']!r}")
-            rows.append(ManifestRow(**{**raw, "is_live": int(raw["is_live"]), "faces": face_paths}))
+@dataclass(frozen=True)
+class Leak:
+    """Row ``index`` repeats a video or a subject of row ``earlier`` in a way no manifest may."""
+
+    index: int
+    earlier: int
+    field: str
+    message: str
+
+
+def find_leak(rows: list[ManifestRow]) -> Leak | None:
+    """The first row that lists a video twice, or puts a subject (per domain) in a second role:
+    source-train and source-val, or a source role and the target, would share a person."""
+    videos: dict[str, int] = {}
+    subjects: dict[tuple[str, str], int] = {}
+    for i, row in enumerate(rows):
+        j = videos.setdefault(row.video_id, i)
+        if j != i:
+            twice = "listed twice" if rows[j].role == row.role else f"in two roles ({rows[j].role}, {row.role})"
+            return Leak(i, j, "video_id", f"video {row.video_id} is {twice}")
+        j = subjects.setdefault((row.domain, row.subject), i)
+        if rows[j].role != row.role:
+            return Leak(i, j, "subject", f"subject {row.subject} of domain {row.domain} is in both "
+                                         f"{rows[j].role} and {row.role}")
+    return None
+
+
+def read_manifest(path: str | Path, faces_root: str | Path = "data/faces",
+                  protocol: Protocol | None = None) -> list[ManifestRow]:
+    """Read a manifest, checking on every read what the manifests stage checked when it wrote it.
+
+    Each row: known domain, label, split and role; ``is_live`` 1 for live and 0 for attacks;
+    at least one face, every face path inside ``faces_root``. Across rows: no video twice and
+    no subject in two roles. With ``protocol``, each role holds only that protocol's domains.
+    """
+    path, faces_root = Path(path), Path(faces_root)
+    lines = read_csv_rows(path, COLUMNS, ManifestError, made_by="manifests")
+    rows = [_parse_row(line, faces_root) for line in lines]
+    leak = find_leak(rows)
+    if leak is not None:
+        raise lines[leak.index].fail(leak.field, f"{leak.message} (see line {lines[leak.earlier].line})")
+    if protocol is not None:
+        for line, row in zip(lines, rows):
+            _check_domain(line, row, protocol)
     return rows
+
+
+def _parse_row(line: CsvLine, faces_root: Path) -> ManifestRow:
+    domain = line.choice("domain", DATASET_CODES)
+    video_id = line.text("video_id")
+    if not video_id.startswith(f"{domain}/"):
+        raise line.fail("video_id", f"{video_id!r} does not start with its domain {domain!r}")
+    label = line.choice("label", LABELS)
+    is_live = int(line.choice("is_live", ("0", "1")))
+    if is_live != int(label == Label.LIVE.value):
+        raise line.fail("is_live", f"{is_live} disagrees with label {label!r} (live is 1, print and replay 0)")
+    faces = [p for p in line.values["faces"].split(";") if p]
+    if not faces:
+        raise line.fail("faces", f"video {video_id} has no aligned face; the manifests stage leaves such "
+                                 "videos out (rebuild with `dvc repro manifests`)")
+    return ManifestRow(
+        dataset=line.values["dataset"], domain=domain, video_id=video_id, subject=line.text("subject"),
+        split=line.choice("split", SPLITS), label=label, is_live=is_live, attack=line.values["attack"],
+        role=line.choice("role", ROLES), faces=[line.path_in("faces", faces_root, p, kind="faces") for p in faces],
+    )
+
+
+def _check_domain(line: CsvLine, row: ManifestRow, protocol: Protocol) -> None:
+    allowed = [protocol.target] if row.role == "target" else protocol.sources
+    if row.domain not in allowed:
+        raise line.fail("domain", f"{row.domain!r} in role {row.role}, but the protocol's "
+                                  f"{'target is' if row.role == 'target' else 'sources are'} {one_of(allowed)}")
 
 
 def count_rows(rows: list[ManifestRow]) -> dict[str, dict[str, dict[str, int]]]:
@@ -194,12 +238,11 @@ def count_rows(rows: list[ManifestRow]) -> dict[str, dict[str, dict[str, int]]]:
     return {role: {d: dict(c) for d, c in sorted(doms.items())} for role, doms in sorted(counts.items())}
 
 
-def read_faces_index(path: Path) -> dict[str, list[str]]:
+def read_faces_index(path: Path, rel_to: str | Path = ".") -> dict[str, list[str]]:
     """Aligned face paths per video id, in frame order, from an align stage's faces.csv."""
     per_video: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    with Path(path).open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            per_video[row["video_id"]].append((int(row["frame"]), row["path"]))
+    for row in read_faces_csv(path, rel_to):
+        per_video[row.video_id].append((row.frame, row.path))
     return {vid: [p for _, p in sorted(items)] for vid, items in per_video.items()}
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, fields
 from enum import Enum
 from pathlib import Path
 
 from ..atomic import write_csv
+from ..config import DATASET_CODES
+from ..rows import CsvLine, first_repeat, path_problem, read_csv_rows
+
+SPLITS = ("train", "dev", "test")  # what the dataset adapters name their official splits
 
 
 class Label(str, Enum):
@@ -18,6 +21,9 @@ class Label(str, Enum):
     @property
     def is_live(self) -> bool:
         return self is Label.LIVE
+
+
+LABELS = tuple(label.value for label in Label)
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,25 @@ def write_index(records: list[VideoRecord], path: Path) -> None:
     write_csv(path, ({**asdict(r), "label": r.label.value} for r in records), INDEX_COLUMNS)
 
 
-def read_index(path: Path) -> list[VideoRecord]:
-    with Path(path).open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    if rows and set(rows[0]) != set(INDEX_COLUMNS):
-        raise ValueError(f"{path}: expected columns {INDEX_COLUMNS}, found {list(rows[0])}")
-    return [
-        VideoRecord(**{**row, "label": Label(row["label"]), "size": int(row["size"] or 0)})
-        for row in rows
-    ]
+def read_index(path: str | Path, dataset: str | None = None) -> list[VideoRecord]:
+    """Read an index CSV, refusing unknown datasets, labels or splits, paths that leave the
+    dataset root and duplicated videos; ``dataset``, when given, is the only code allowed."""
+    path = Path(path)
+    lines = read_csv_rows(path, INDEX_COLUMNS, made_by="raw")
+    codes = (dataset,) if dataset else DATASET_CODES
+    records = [_record(line, codes) for line in lines]
+    first_repeat(lines, [r.relpath for r in records], "relpath", "this video")
+    return records
+
+
+def _record(line: CsvLine, codes: tuple[str, ...]) -> VideoRecord:
+    relpath = line.values["relpath"]
+    problem = path_problem(relpath, "the dataset root")
+    if problem:
+        raise line.fail("relpath", problem)
+    return VideoRecord(
+        dataset=line.choice("dataset", codes), relpath=relpath, subject=line.text("subject"),
+        split=line.choice("split", SPLITS), label=Label(line.choice("label", LABELS)),
+        attack=line.values["attack"], capture=line.values["capture"],
+        size=line.integer("size") if line.values["size"] else 0,
+    )

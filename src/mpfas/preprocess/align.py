@@ -15,9 +15,8 @@ videos exceed ``align.max_failed_videos.<code>`` of the dataset.
 
 from __future__ import annotations
 
-import csv
 import logging
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from .. import atomic
 from ..config import DATASET_NAMES, AlignConfig
 from ..datasets import Label, VideoRecord
 from ..errors import MpfasError
+from ..rows import FrameEntry, read_frames_index
 from .detect import FaceDetector
 from .extract import (FAILURE_COLUMNS, MARKER, Issue, check_folders, fingerprint, read_marker, rel_path,
                       remove_stale, reset_folder)
@@ -49,33 +49,6 @@ _LEGACY_VIDEO_REASONS = {"no_face_video"}  # written into markers by earlier ver
 
 class AlignError(MpfasError):
     """Too many videos of a dataset have no detectable face in any sampled frame."""
-
-
-@dataclass(frozen=True)
-class FrameEntry:
-    """One row of the extract stage's ``frames.csv``."""
-
-    video_id: str
-    frame: int
-    path: str
-    checksum: str = ""
-
-
-def read_frames_index(path: str | Path) -> dict[str, list[FrameEntry]]:
-    """``frames.csv`` grouped by video id, frames in order."""
-    path = Path(path)
-    if not path.is_file():
-        raise MpfasError(f"{path}: frame index not found; run the extract stage first")
-    per_video: dict[str, list[FrameEntry]] = defaultdict(list)
-    with path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"video_id", "frame", "path"} - set(reader.fieldnames or [])
-        if missing:
-            raise MpfasError(f"{path}: missing column(s) {sorted(missing)}")
-        for row in reader:
-            per_video[row["video_id"]].append(
-                FrameEntry(row["video_id"], int(row["frame"]), row["path"], row.get("checksum", "")))
-    return {vid: sorted(rows, key=lambda e: e.frame) for vid, rows in per_video.items()}
 
 
 @dataclass
@@ -175,8 +148,8 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
     out_dir, rel_to = Path(out_dir), Path(rel_to)
     dataset = dataset or (records[0].dataset if records else out_dir.name)
     limit = cfg.failed_video_limit(dataset)
-    frames = read_frames_index(frames_csv)
-    folders = check_folders(records)
+    frames = read_frames_index(frames_csv, rel_to)
+    folders = check_folders(records, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.remove_temp_files(out_dir)
     remove_stale(out_dir, folders, keep_top=("faces.csv", "failures.csv"))

@@ -32,6 +32,7 @@ from .. import atomic
 from ..config import ExtractConfig
 from ..datasets import VideoRecord
 from ..errors import MpfasError
+from ..rows import escapes, path_problem
 from .frames import VideoReadError, read_sampled_frames
 
 log = logging.getLogger(__name__)
@@ -73,11 +74,17 @@ def video_folder(relpath: str) -> str:
     return p.with_suffix("").as_posix()
 
 
-def check_folders(records: Sequence[VideoRecord]) -> dict[str, VideoRecord]:
-    """Map output folder -> record; refuse two videos that would share or nest folders."""
+def check_folders(records: Sequence[VideoRecord], out_dir: Path | None = None) -> dict[str, VideoRecord]:
+    """Map output folder -> record; refuse two videos that would share or nest folders, and a
+    folder outside ``out_dir`` (``..``, absolute, a symlink out): its reset would delete files there."""
     out: dict[str, VideoRecord] = {}
     for rec in records:
         folder = video_folder(rec.relpath)
+        problem = path_problem(folder, f"the output folder {out_dir or '.'}")
+        if problem is None and out_dir is not None and escapes(out_dir / folder, out_dir):
+            problem = f"{folder!r} is outside the output folder {out_dir}: a symlinked folder leads out"
+        if problem:
+            raise MpfasError(f"{rec.video_id}: {problem}; fix the dataset index")
         if folder in out:
             raise MpfasError(f"{rec.video_id} and {out[folder].video_id} would share the output folder "
                              f"{folder!r}; rename one of them")
@@ -287,7 +294,7 @@ def run_extract(records: Sequence[VideoRecord], root: str | Path, out_dir: str |
     root, out_dir, rel_to = Path(root), Path(out_dir), Path(rel_to)
     dataset = dataset or (records[0].dataset if records else out_dir.name)
     workers = cfg.workers if workers is None else workers
-    folders = check_folders(records)
+    folders = check_folders(records, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.remove_temp_files(out_dir)
     removed = remove_stale(out_dir, folders, keep_top=("frames.csv", "failures.csv"))

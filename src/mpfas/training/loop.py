@@ -182,7 +182,7 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
     manifest, out_dir = Path(manifest), Path(out_dir)
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found (run the manifests stage)")
-    rows = [r for r in read_manifest(manifest) if r.faces]
+    rows = read_manifest(manifest, protocol=params.manifests.protocols[protocol])  # checked: every row has faces
     by_role = {role: [r for r in rows if r.role == role] for role in ("source-train", "source-val", "target")}
     have = sorted({r.domain for r in by_role["source-train"]})
     if have != sorted(sources):
