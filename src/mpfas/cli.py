@@ -28,7 +28,10 @@ def quiet_network() -> None:
         os.environ.setdefault(key, value)
 
 
-def stage_main(*, reads: Sequence[str], untracked: Sequence[str] = ()) -> Callable[[Callable[..., None]], Callable[[], int]]:
+StageBody = Callable[..., None]
+
+
+def stage_main(*, reads: Sequence[str], untracked: Sequence[str] = ()) -> Callable[[StageBody], Callable[[], int]]:
     """Wrap a stage body: params validated before any work, one-line errors, exit codes.
 
     The body gets a view of the params in which only ``reads`` (the stage's params in
@@ -37,9 +40,9 @@ def stage_main(*, reads: Sequence[str], untracked: Sequence[str] = ()) -> Callab
     during which a ``reads`` key changed in the params file fails (DVC would record the
     new value for outputs built with the old one).
     """
-    declaration = Declaration(tuple(reads), tuple(untracked))
+    declaration = Declaration(tuple(dict.fromkeys(reads)), tuple(dict.fromkeys(untracked)))
 
-    def wrap(fn: Callable[..., None]) -> Callable[[], int]:
+    def wrap(fn: StageBody) -> Callable[[], int]:
         @functools.wraps(fn)
         def run() -> int:
             quiet_network()
@@ -51,11 +54,11 @@ def stage_main(*, reads: Sequence[str], untracked: Sequence[str] = ()) -> Callab
                 path = Path(os.environ.get("MPFAS_PARAMS", "params.yaml"))
                 if not path.is_file():
                     raise ConfigError(f"{path}: parameter file not found")
-                text = path.read_text()
+                text = path.read_text()  # parsed and snapshotted from the same bytes
                 params = parse_params(text, str(path))
                 before = values_at(text, keys.reads)
                 fn(view(params, keys.allowed, seen), *args)
-                check_unchanged(path, before)
+                check_unchanged(path, before)  # DVC reads the file again when the stage ends
             except (MpfasError, FileNotFoundError) as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2

@@ -127,7 +127,8 @@ def _section(section: Any, name: str, allowed: tuple[str, ...], seen: set[str] |
                               for k, v in value.items()}
         else:
             values[f.name] = Undeclared(key)
-    traced = _traced(type(section)).__new__(_traced(type(section)))
+    cls = _traced(type(section))
+    traced = cls.__new__(cls)
     for field_name, value in values.items():
         object.__setattr__(traced, field_name, value)
     object.__setattr__(traced, "_mpfas_where", (name, seen))
