@@ -13,7 +13,7 @@ from mpfas.errors import MpfasError
 from mpfas.preprocess.align import run_align
 
 
-@stage_main
+@stage_main(reads=("align",))
 def main(params, code: str = "") -> None:
     if code not in DATASET_CODES:
         raise MpfasError(f"usage: python stages/align.py <dataset code>, one of {DATASET_CODES}; got {code!r}")

@@ -13,7 +13,8 @@ from mpfas.manifests import read_manifest
 log = logging.getLogger("evaluate")
 
 
-@stage_main
+@stage_main(reads=("evaluate", "train.device", "data.source", "manifests.target_set"),
+            untracked=("manifests.protocols.${item}",))  # only to refuse an unknown protocol
 def main(params, protocol: str = "") -> None:
     if protocol not in params.manifests.protocols:
         raise EvaluationError(f"usage: python stages/evaluate.py <protocol>; got {protocol!r}, "
@@ -32,7 +33,7 @@ def main(params, protocol: str = "") -> None:
     artifacts = write_outputs(
         ev,
         scores_csv=Path(f"data/scores/{protocol}.csv"),
-        metrics_json=Path(f"metrics/{protocol}.json"),
+        metrics_json=Path(f"metrics/evaluate/{protocol}.json"),
         roc_json=Path(f"plots/roc/{protocol}.json"),
         plot_dir=Path(f"plots/{protocol}"),
     )

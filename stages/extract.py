@@ -14,7 +14,7 @@ from mpfas.errors import MpfasError
 from mpfas.preprocess.extract import run_extract
 
 
-@stage_main
+@stage_main(reads=("extract", "data.source", "data.demo_root", "data.roots.${item}"))
 def main(params, code: str = "") -> None:
     if code not in DATASET_CODES:
         raise MpfasError(f"usage: python stages/extract.py <dataset code>, one of {DATASET_CODES}; got {code!r}")

@@ -17,7 +17,7 @@ from mpfas.manifests import count_rows, plan_manifest, read_faces_index, read_ma
 OUT = Path("data/manifests")
 
 
-@stage_main
+@stage_main(reads=("manifests",))
 def main(params) -> None:
     videos = {code: read_index(Path(f"data/index/{code}.csv"), code) for code in DATASET_CODES}
     faces: dict[str, list[str]] = {}

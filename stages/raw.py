@@ -8,7 +8,7 @@ from mpfas.atomic import write_json
 from mpfas.raw import build_raw
 
 
-@stage_main
+@stage_main(reads=("data.source", "data.demo_root", "data.roots", "demo"))
 def main(params) -> None:
     counts = build_raw(params, Path("data/index"), Path("plots/datasets.png"))
     write_json(Path("metrics/raw.json"), counts)

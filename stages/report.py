@@ -4,9 +4,12 @@ import sys
 
 from mpfas.cli import stage_main
 from mpfas.evaluation.report import write_report
+from mpfas.presets import PAPER
 
 
-@stage_main
+# the report lists every knob that differs from the paper preset
+@stage_main(reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
+                   *PAPER.values))
 def main(params) -> None:
     summary = write_report(params)
     for name, p in summary["protocols"].items():

@@ -17,7 +17,17 @@ from mpfas.cli import stage_main
 from mpfas.config import ConfigError
 
 
-@stage_main
+@stage_main(
+    reads=("data.source", "model", "manifests.protocols.${item}",
+           "evaluate.num_frames", "evaluate.batch_size", "evaluate.precision",  # source-val scoring
+           "train.algorithm", "train.first_order", "train.iterations", "train.inner_loops", "train.meta_lr",
+           "train.momentum", "train.batch_live", "train.batch_spoof", "train.num_frames", "train.seed",
+           "train.eval_every", "train.select", "train.device", "train.precision"),
+    # cannot change best.pt, last.pt or the metrics: MLflow's experiment, resume and checkpoint
+    # cadence, loader threads, and knobs that only enter the run's paper-preset tag
+    untracked=("tracking.experiment", "train.resume", "train.checkpoint_every", "train.workers",
+               "align.crop_size", "align.padding", "manifests.val_fraction", "manifests.target_set"),
+)
 def main(params, protocol: str = "", *extra: str) -> None:
     if not protocol or extra:
         raise ConfigError("usage: python stages/train.py <protocol>  (one of manifests.protocols: "

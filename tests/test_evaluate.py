@@ -230,10 +230,10 @@ def _metrics_file(path: Path, auc: float, hter: float) -> None:
 def test_report_table_and_published_numbers(workdir):
     params = load_params(REPO / "params.yaml")
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=["OCI-M", "MI-C"]))
-    _metrics_file(Path("metrics/OCI-M.json"), 0.9, 0.12)
-    with pytest.raises(ReportError, match=r"metrics/MI-C.json"):
+    _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
+    with pytest.raises(ReportError, match=r"metrics/evaluate/MI-C.json"):
         build_summary(params)
-    _metrics_file(Path("metrics/MI-C.json"), 0.8, 0.2)
+    _metrics_file(Path("metrics/evaluate/MI-C.json"), 0.8, 0.2)
     summary = write_report(params)
     oci = summary["protocols"]["OCI-M"]
     assert oci["auc_pct"] == 90.0 and oci["hter_eer_pct"] == 12.0 and oci["hter_val_pct"] == 17.0
@@ -254,8 +254,8 @@ def test_report_table_and_published_numbers(workdir):
     real = dataclasses.replace(params, data=dataclasses.replace(params.data, source="real"))
     assert "DEMO" not in render_markdown(build_summary(real))
     # a target-selected checkpoint: its HTER@source-val is not called leakage-free
-    data = json.loads(Path("metrics/OCI-M.json").read_text())
-    Path("metrics/OCI-M.json").write_text(json.dumps({**data, "selection": "target_oracle"}))
+    data = json.loads(Path("metrics/evaluate/OCI-M.json").read_text())
+    Path("metrics/evaluate/OCI-M.json").write_text(json.dumps({**data, "selection": "target_oracle"}))
     oracle = build_summary(params)["protocols"]["OCI-M"]
     assert oracle["leakage_free"] is False
     assert "17.00 (checkpoint chosen on the target)" in render_markdown(build_summary(params))
@@ -278,7 +278,7 @@ def test_evaluate_stage_script_end_to_end(workdir):
         done = subprocess.run([sys.executable, str(REPO / cmd[0]), *cmd[1:]], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr[-3000:]
-    for p in ("data/scores/OCI-M.csv", "metrics/OCI-M.json", "plots/roc/OCI-M.json",
+    for p in ("data/scores/OCI-M.csv", "metrics/evaluate/OCI-M.json", "plots/roc/OCI-M.json",
               "plots/OCI-M/roc.png", "plots/OCI-M/det.png", "plots/OCI-M/hist.png",
               "metrics/summary.json", "reports/summary.md", "plots/summary.png"):
         assert Path(p).is_file(), p

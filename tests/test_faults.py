@@ -194,9 +194,9 @@ def test_metrics_equal_an_uninterrupted_run(reference, recovered):
     """Also the determinism check: same params, two copies, same numbers (run ids and
     timings aside); one copy was killed five times on the way."""
     repo, _ = recovered
-    names = sorted(p.name for p in (reference / "metrics").glob("*.json"))
-    assert names == sorted(p.name for p in (repo / "metrics").glob("*.json"))
-    assert f"train_{PROTOCOL}.json" in names and f"{PROTOCOL}.json" in names
+    names = sorted(p.relative_to(reference / "metrics").as_posix() for p in (reference / "metrics").rglob("*.json"))
+    assert names == sorted(p.relative_to(repo / "metrics").as_posix() for p in (repo / "metrics").rglob("*.json"))
+    assert f"train_{PROTOCOL}.json" in names and f"evaluate/{PROTOCOL}.json" in names
     differ = [n for n in names if _drop(_json(repo, f"metrics/{n}")) != _drop(_json(reference, f"metrics/{n}"))]
     assert differ == [], differ
     assert _json(repo, f"metrics/train_{PROTOCOL}.json")["resumed_from"] >= 2  # it did resume
@@ -434,7 +434,7 @@ def test_training_survives_an_unwritable_mlflow_store(reference, tmp_path):
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "has no MLflow run" in proc.stderr
-    assert (work / f"metrics/{PROTOCOL}.json").is_file()
+    assert (work / f"metrics/evaluate/{PROTOCOL}.json").is_file()
 
 
 # ---------------------------------------------------------------- stale MLflow runs (unit)

@@ -222,8 +222,8 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
     assert ev.metrics["leakage_free"] == {"checkpoint": True, "threshold_source_val": False}
     assert "no source-val" in ev.metrics["notes"]["video_val_threshold"]
 
-    Path("metrics").mkdir()
-    Path("metrics/OCI-M.json").write_text(json.dumps(ev.metrics, default=float))
+    Path("metrics/evaluate").mkdir(parents=True)
+    Path("metrics/evaluate/OCI-M.json").write_text(json.dumps(ev.metrics, default=float))
     summary = build_summary(Params(**{**params.__dict__}), Path("metrics"))
     page = render_markdown(summary)
     assert summary["protocols"]["OCI-M"]["leakage_free"] is False

@@ -50,7 +50,7 @@ def test_dvc_metrics_and_mlflow_agree(repo):
     assert shown.returncode == 0, shown.stderr
     data = json.loads(shown.stdout)
     workspace = next(iter(data.values()))["data"]
-    video = workspace["metrics/OCI-M.json"]["data"]["video"]
+    video = workspace["metrics/evaluate/OCI-M.json"]["data"]["video"]
     assert 0 <= video["auc"] <= 1 and 0 <= video["hter_eer"] <= 1
 
     run_id = load(repo, "models/OCI-M/run.json")["run_id"]

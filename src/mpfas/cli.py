@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from .config import Params, load_params
+from .config import ConfigError, parse_params
 from .errors import MpfasError
+from .params_view import Declaration, check_unchanged, values_at, view
 
 # Keep DVC and MLflow off the network: no analytics, no update checks, no telemetry.
 QUIET_ENV = {
@@ -25,19 +28,55 @@ def quiet_network() -> None:
         os.environ.setdefault(key, value)
 
 
-def stage_main(fn: Callable[..., None]) -> Callable[[], int]:
-    """Wrap a stage body: params validated before any work, one-line errors, exit codes."""
+StageBody = Callable[..., None]
 
-    @functools.wraps(fn)
-    def run() -> int:
-        quiet_network()
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        try:
-            params: Params = load_params(os.environ.get("MPFAS_PARAMS", "params.yaml"))
-            fn(params, *sys.argv[1:])
-        except (MpfasError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        return 0
 
-    return run
+def stage_main(*, reads: Sequence[str], untracked: Sequence[str] = ()) -> Callable[[StageBody], Callable[[], int]]:
+    """Wrap a stage body: params validated before any work, one-line errors, exit codes.
+
+    The body gets a view of the params in which only ``reads`` (the stage's params in
+    dvc.yaml) and ``untracked`` (read, but unable to change the outputs) are usable; see
+    :mod:`mpfas.params_view`. ``${item}`` in a key is the stage's first argument. A run
+    during which a ``reads`` key changed in the params file fails (DVC would record the
+    new value for outputs built with the old one).
+    """
+    declaration = Declaration(tuple(dict.fromkeys(reads)), tuple(dict.fromkeys(untracked)))
+
+    def wrap(fn: StageBody) -> Callable[[], int]:
+        @functools.wraps(fn)
+        def run() -> int:
+            quiet_network()
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            args = sys.argv[1:]
+            keys = declaration.expand(args[0] if args else "")
+            seen: set[str] = set()
+            try:
+                path = Path(os.environ.get("MPFAS_PARAMS", "params.yaml"))
+                if not path.is_file():
+                    raise ConfigError(f"{path}: parameter file not found")
+                text = path.read_text()  # parsed and snapshotted from the same bytes
+                params = parse_params(text, str(path))
+                before = values_at(text, keys.reads)
+                fn(view(params, keys.allowed, seen), *args)
+                check_unchanged(path, before)  # DVC reads the file again when the stage ends
+            except (MpfasError, FileNotFoundError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
+            finally:
+                _trace(Path(sys.argv[0]).stem, args, keys, seen)
+            return 0
+
+        run.declaration = declaration  # type: ignore[attr-defined]  # read by tests/test_dvc_yaml.py
+        return run
+
+    return wrap
+
+
+def _trace(stage: str, args: list[str], keys: Declaration, seen: set[str]) -> None:
+    """With ``MPFAS_PARAMS_TRACE=<folder>``: write which declared keys the stage accessed."""
+    folder = os.environ.get("MPFAS_PARAMS_TRACE")
+    if folder:
+        name = f"{stage}@{args[0]}" if args else stage
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}.json").write_text(json.dumps(
+            {"reads": list(keys.reads), "untracked": list(keys.untracked), "seen": sorted(seen)}, indent=1))

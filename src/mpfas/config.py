@@ -284,7 +284,10 @@ def parse_params(text: str, where: str = "params.yaml") -> Params:
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten a params tree to ``a.b.c`` keys (for MLflow)."""
+    """Flatten a params tree to ``a.b.c`` keys (for MLflow); keys a stage's view of the
+    params leaves undeclared (``mpfas.params_view``) are left out."""
+    from .params_view import Undeclared
+
     if dataclasses.is_dataclass(obj):
         obj = dataclasses.asdict(obj)
     out: dict[str, Any] = {}
@@ -292,7 +295,8 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
         for k, v in obj.items():
             out.update(flatten(v, f"{prefix}{k}."))
         return out
-    out[prefix.rstrip(".")] = obj
+    if not isinstance(obj, Undeclared):
+        out[prefix.rstrip(".")] = obj
     return out
 
 

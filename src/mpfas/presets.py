@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from . import atomic
-from .config import ConfigError, Params, flatten, parse_params
+from .config import ConfigError, Params, parse_params
 
 PAPER_WEIGHTS = "weights/resnet50-19c8e357.pth"
 """Where the paper preset expects torchvision's V1 ResNet-50 file, relative to the repo root."""
@@ -81,10 +81,10 @@ def get_preset(name: str) -> Preset:
 
 def differences(params: Params, preset: Preset = PAPER) -> dict[str, dict[str, Any]]:
     """``key -> {"ours": value, "preset": value}`` for every preset knob set otherwise."""
-    ours = flatten(params)
     out = {}
     for key, want in preset.values.items():
-        have = ours[key]
+        section, name = key.split(".")
+        have = getattr(getattr(params, section), name)  # a stage's view refuses an undeclared key here
         if isinstance(want, float) or isinstance(have, float):
             same = float(have) == float(want)
         else:

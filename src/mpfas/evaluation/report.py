@@ -1,6 +1,6 @@
 """The report stage's library: one table over all protocols, beside published numbers.
 
-Our numbers come from ``metrics/<protocol>.json``. The published numbers
+Our numbers come from ``metrics/evaluate/<protocol>.json``. The published numbers
 (docs/method.md, "Published numbers") are HTER % / AUC % on the *real* datasets, with the
 checkpoint and the threshold picked on the target set (the official code's frame-level
 MIN_HTER). The report therefore puts our frame-level oracle HTER and frame AUC next to
@@ -72,7 +72,7 @@ def build_summary(params: Params, metrics_dir: Path = Path("metrics")) -> dict[s
     """Collect every protocol in ``train.protocols``; values in percent."""
     protocols: dict[str, Any] = {}
     for name in params.train.protocols:
-        path = Path(metrics_dir) / f"{name}.json"
+        path = Path(metrics_dir) / "evaluate" / f"{name}.json"  # one folder: the report stage's dep
         if not path.is_file():
             raise ReportError(f"{path}: metrics of protocol {name} not found (run evaluate@{name})")
         m = json.loads(path.read_text())

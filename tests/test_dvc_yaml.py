@@ -1,0 +1,206 @@
+"""dvc.yaml is exact: each stage declares the code it runs and the params it reads, nothing else.
+
+Code: the files a stage runs are its script plus every ``mpfas`` module it imports,
+transitively, at module level or inside functions (imports under ``if TYPE_CHECKING`` do
+not run), each with the package ``__init__.py`` files that importing it executes. A
+stage's code deps in dvc.yaml (paths under ``src/`` and ``stages/``) must name exactly
+those files; a listed folder stands for every ``.py`` file under it, so a folder may be
+listed only when the stage runs all of it.
+
+Params: each stage script declares its keys (``stage_main(reads=..., untracked=...)``) and
+can use no other (``mpfas.params_view``); its dvc.yaml ``params:`` must equal ``reads``
+(compared field by field: ``model`` equals its six fields), and no ``untracked`` key may
+be a DVC param. The slow check runs the tiny pipeline and shows every declared key is
+actually read; keys only real data reads are listed in ``REAL_DATA_ONLY``.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mpfas.config import load_params
+from mpfas.params_view import ITEM, covers, leaf_keys
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+CODE_ROOTS = ("src/", "stages/")
+REAL_DATA_ONLY = {"raw": {"data.roots"}, "extract": {f"data.roots.{ITEM}"}}
+"""Declared keys a demo run does not read: the real dataset roots."""
+
+
+# ---------------------------------------------------------------- static import closure
+
+def _module_file(module: str) -> Path | None:
+    """``src/mpfas/a/b.py`` or ``src/mpfas/a/b/__init__.py`` for ``mpfas.a.b``; None if neither."""
+    base = SRC.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _package_of(path: Path) -> str:
+    return ".".join(path.relative_to(SRC).parts[:-1])  # a/b.py and a/__init__.py: package a
+
+
+def _is_type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def _imported(path: Path) -> set[str]:
+    """``mpfas`` modules the file imports anywhere (absolute and relative), with parents."""
+    package = _package_of(path) if path.is_relative_to(SRC) else ""
+    names: set[str] = set()
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if _is_type_checking(node) for n in ast.walk(node) if n is not node}
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # submodules; others drop below
+    out = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] == "mpfas":
+            out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return {m for m in out if _module_file(m)}
+
+
+def code_closure(script: Path) -> set[str]:
+    """Repo-relative paths of the script and every mpfas file it runs."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo.extend(_module_file(m) for m in _imported(path))
+    return {p.relative_to(REPO).as_posix() for p in seen}
+
+
+def declared_code(deps: list[str]) -> set[str]:
+    """dvc.yaml code deps as files: a folder stands for every .py file under it."""
+    out = set()
+    for dep in deps:
+        path = REPO / dep
+        assert path.exists(), f"dvc.yaml: dep {dep} does not exist"
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        out.update(f.relative_to(REPO).as_posix() for f in files if "__pycache__" not in f.parts)
+    return out
+
+
+# ---------------------------------------------------------------- dvc.yaml and the stage scripts
+
+def dvc_stages() -> dict[str, dict]:
+    """dvc.yaml stages by script name (``stages/<name>.py``), foreach stages by their ``do``."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    out = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        script = body["cmd"].split()[1]
+        assert script == f"stages/{name}.py", f"dvc.yaml: stage {name} runs {script}"
+        out[name] = body
+    return out
+
+
+def declaration(name: str):
+    """The ``stage_main`` declaration of ``stages/<name>.py`` (imported, not run)."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main.declaration
+
+
+STAGES = sorted(dvc_stages())
+
+
+def test_every_stage_script_is_a_dvc_stage():
+    assert STAGES == sorted(p.stem for p in (REPO / "stages").glob("*.py"))
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_code_deps_are_exactly_the_files_the_stage_imports(name):
+    deps = [d for d in dvc_stages()[name]["deps"] if d.startswith(CODE_ROOTS)]
+    declared, used = declared_code(deps), code_closure(REPO / "stages" / f"{name}.py")
+    assert not used - declared, f"dvc.yaml stage {name}: add code deps {sorted(used - declared)}"
+    assert not declared - used, (f"dvc.yaml stage {name}: {sorted(declared - used)} are not imported by "
+                                 f"stages/{name}.py; list the files it imports instead")
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_params_are_exactly_the_keys_the_stage_declares(name):
+    dvc_params = leaf_keys(dvc_stages()[name].get("params", []))
+    decl = declaration(name)
+    reads, untracked = leaf_keys(decl.reads), leaf_keys(decl.untracked)
+    assert reads == dvc_params, (f"stage {name}: dvc.yaml params lack {sorted(reads - dvc_params)}, "
+                                 f"and list {sorted(dvc_params - reads)} that stages/{name}.py does not read")
+    tracked = [k for k in untracked if covers(dvc_params, k) or any(covers([k], d) for d in dvc_params)]
+    assert not tracked, f"stage {name}: untracked keys {tracked} are DVC params in dvc.yaml"
+
+
+def test_output_neutral_knobs_do_not_retrain():
+    """Resume, checkpoint cadence, loader threads and MLflow's experiment leave best.pt alone."""
+    train = leaf_keys(dvc_stages()["train"]["params"])
+    neutral = {"train.resume", "train.checkpoint_every", "train.workers", "tracking.experiment"}
+    assert not neutral & train
+    assert neutral <= leaf_keys(declaration("train").untracked)
+
+
+def test_report_depends_on_what_it_reads():
+    """The report reads metrics/evaluate/<P>.json of each protocol, not the score CSVs."""
+    deps = dvc_stages()["report"]["deps"]
+    assert "metrics/evaluate" in deps and not any(d.startswith("data/") for d in deps)
+    evaluate_metrics = [next(iter(m)) for m in dvc_stages()["evaluate"]["metrics"]]
+    assert evaluate_metrics == [f"metrics/evaluate/{ITEM}.json"]
+
+
+# ---------------------------------------------------------------- the keys are really read
+
+@pytest.mark.slow
+def test_a_demo_run_reads_every_declared_key_and_neutral_knobs_do_not_rerun(tmp_path):
+    """Run the tiny pipeline with MPFAS_PARAMS_TRACE: no stage declares a key it never reads
+    (over-declaring re-runs stages for nothing); then edit the output-neutral knobs."""
+    from pipeline_copy import copy_repo, env
+
+    (tmp_path / "repo").mkdir()
+    repo = copy_repo(tmp_path / "repo")
+    trace = tmp_path / "trace"
+    run_env = {**env(), "MPFAS_PARAMS_TRACE": str(trace)}
+    dvc = str(Path(sys.executable).parent / "dvc")
+    done = subprocess.run([dvc, "repro"], cwd=repo, env=run_env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    traces = {p.stem: json.loads(p.read_text()) for p in trace.glob("*.json")}
+    assert {name.split("@")[0] for name in traces} == set(STAGES)
+    for name, t in traces.items():
+        stage, _, item = name.partition("@")
+        skip = {k.replace(ITEM, item) for k in REAL_DATA_ONLY.get(stage, ())}
+        unread = sorted(k for k in leaf_keys(t["reads"] + t["untracked"]) - skip
+                        if not any(covers([k], s) or covers([s], k) for s in t["seen"]))
+        assert not unread, f"{name}: declared but never read: {unread}"
+
+    text = (repo / "params.yaml").read_text()
+    params = load_params(repo / "params.yaml")
+    for old, new in ((f"workers: {params.train.workers}\n", "workers: 1\n"), ("resume: auto", "resume: never"),
+                     ("experiment: mpfas", "experiment: elsewhere")):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    (repo / "params.yaml").write_text(text)
+    status = subprocess.run([dvc, "status", "--json"], cwd=repo, env=env(), capture_output=True, text=True,
+                            timeout=300)
+    assert status.returncode == 0 and json.loads(status.stdout) == {}, status.stdout
