@@ -102,3 +102,153 @@ def test_run_resumes_by_id_and_records_failure(repo, monkeypatch):
 
     fresh = tracking.Tracker("exp").start({"protocol": "OCI-M"}, params, resume_id="0" * 32)
     assert not fresh.resumed and fresh.run_id != info.run_id
+
+
+# ---------------------------------------------------------------- robustness (issue 11, item 6)
+
+@pytest.fixture(scope="module")
+def empty_db(tmp_path_factory) -> Path:
+    """An empty tracking DB made once by MLflow (its migrations take seconds), copied per test."""
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path_factory.mktemp("seed") / "mlflow.db"
+    MlflowClient(f"sqlite:///{db.as_posix()}").search_experiments()
+    return db
+
+
+def _started(root: Path, monkeypatch, empty_db: Path) -> tracking.Tracker:
+    """A real run in ``root``'s default tracking DB."""
+    import shutil
+
+    shutil.copy(empty_db, root / "mlflow.db")
+    monkeypatch.chdir(root)
+    tracker = tracking.Tracker("exp")
+    tracker.start({"protocol": "OCI-M", "mlflow.runName": "OCI-M"}, {"train.iterations": "4"})
+    return tracker
+
+
+def _artifact_dir(tracker: tracking.Tracker) -> Path:
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    return Path(local_file_uri_to_path(tracker.client.get_run(tracker.run_id).info.artifact_uri))
+
+
+def test_an_artifact_write_failing_for_a_moment_is_retried(repo, monkeypatch, empty_db):
+    """A momentary OSError while copying an artifact (here: a file sits where its folder goes,
+    removed a second later) is retried, and the artifact arrives."""
+    import threading
+
+    tracker = _started(repo, monkeypatch, empty_db)
+    blocker = _artifact_dir(tracker) / "checkpoint"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("in the way for a moment\n")
+    threading.Timer(1.0, blocker.unlink).start()
+    (repo / "run.json").write_text('{"run_id": "x"}\n')
+    tracker.log_artifact(repo / "run.json", "checkpoint")
+    assert (blocker / "run.json").read_text() == '{"run_id": "x"}\n'
+    assert [a.path for a in tracker.client.list_artifacts(tracker.run_id, "checkpoint")] == ["checkpoint/run.json"]
+
+
+def test_a_persistent_failure_names_the_run_and_what_was_not_logged(repo, monkeypatch, empty_db):
+    tracker = _started(repo, monkeypatch, empty_db)
+    monkeypatch.setattr(tracking, "RETRY_SECONDS", 1.0)
+    blocker = _artifact_dir(tracker) / "config"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("always in the way\n")
+    (repo / "params.yaml").write_text("train: {}\n")
+    with pytest.raises(tracking.TrackingError) as failed:
+        tracker.log_artifact(repo / "params.yaml", "config")
+    message = str(failed.value)
+    assert len(message.splitlines()) == 1
+    assert f"MLflow run {tracker.run_id} at {tracker.uri}: could not log artifact" in message
+    assert f"{(repo / 'params.yaml').as_posix()} (into config)" in message
+
+    tracker.client.delete_run(tracker.run_id)  # e.g. deleted in the UI while training
+    with pytest.raises(tracking.TrackingError, match=rf"MLflow run {tracker.run_id} .*could not log metrics "
+                       r"loss, lr at step 7 \(MlflowException: .*deleted"):
+        tracker.log_metrics({"lr": 0.1, "loss": 1.0}, step=7)
+    tracker.end("FAILED")  # called while that error propagates: must not replace it
+
+
+def _older_revision() -> str:
+    """The revision before the installed MLflow's newest schema, from MLflow's own migrations."""
+    import mlflow.store
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory(str(Path(mlflow.store.__file__).parent / "db_migrations"))
+    return scripts.get_revision(scripts.get_current_head()).down_revision
+
+
+@pytest.mark.parametrize("age", ["older", "newer"])
+def test_a_database_of_another_schema_is_refused_with_the_fix(repo, monkeypatch, empty_db, age):
+    """A real MLflow DB whose alembic revision is older than the installed MLflow's (or
+    unknown to it): training refuses with the exact fix instead of running untracked."""
+    import shutil
+    import sqlite3
+
+    shutil.copy(empty_db, repo / "mlflow.db")
+    revision = _older_revision() if age == "older" else "0123456789ab"
+    with sqlite3.connect(repo / "mlflow.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = ?", (revision,))
+    monkeypatch.chdir(repo)
+    uri = f"sqlite:///{repo.resolve().as_posix()}/mlflow.db"
+    with pytest.raises(tracking.TrackingSchemaError) as refused:
+        tracking.open_run("exp", {"protocol": "OCI-M"}, {})
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and f"revision {revision}" in message and "writable" not in message
+    if age == "older":
+        assert message.endswith(f"back it up, then run: mlflow db upgrade {uri}")
+    else:
+        assert "written by a newer MLflow" in message and "db upgrade" not in message
+
+    from mpfas.evaluation.evaluate import log_to_mlflow
+
+    (repo / "run.json").write_text('{"run_id": "0123"}\n')
+    with pytest.raises(tracking.TrackingSchemaError):  # evaluation refuses too, not "run not found"
+        log_to_mlflow(repo / "run.json", {"video": {"auc": 1.0}}, [])
+
+
+@pytest.mark.parametrize("layout", ["nested git checkout", "parent folder under git"])
+def test_the_default_db_is_at_the_repository_root_only(repo, tmp_path, layout):
+    """Only the DVC root (``.dvc``) counts, not any folder holding ``.git``."""
+    if layout == "nested git checkout":  # e.g. a vendored submodule inside the repository
+        cwd = repo / "vendor" / "lib"
+        (cwd / ".git").mkdir(parents=True)
+        expected = repo
+    else:  # a folder without DVC below a git-tracked home directory or monorepo
+        (tmp_path / "home" / ".git").mkdir(parents=True)
+        cwd = tmp_path / "home" / "scratch" / "project"
+        cwd.mkdir(parents=True)
+        expected = cwd
+    assert tracking.main_root(cwd) == expected.resolve()
+    assert tracking.tracking_uri(cwd) == f"sqlite:///{expected.resolve().as_posix()}/mlflow.db"
+
+
+def test_a_repository_path_with_special_characters_tracks(tmp_path, monkeypatch, empty_db):
+    """Spaces, ``#``, ``%``, ``?`` and non-ASCII in the repository path: the run's params,
+    metrics and artifact land in that repository's DB and artifact folder, nowhere else."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path / "r é #%41?x"
+    (root / ".dvc").mkdir(parents=True)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracker = _started(root, monkeypatch, empty_db)
+    tracker.log_metrics({"loss": 0.5}, step=3)
+    (root / "params.yaml").write_text("train: {iterations: 4}\n")
+    tracker.log_artifact(root / "params.yaml", "config")
+    tracker.end()
+
+    with sqlite3.connect(root / "mlflow.db") as db:  # the run is in this repository's DB
+        assert db.execute("SELECT status FROM runs WHERE run_uuid = ?", (tracker.run_id,)).fetchall() == [
+            ("FINISHED",)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [root.name]  # no stray DB or folder beside it
+    client = MlflowClient(tracking.tracking_uri())
+    run = client.get_run(tracker.run_id)
+    assert run.data.params["train.iterations"] == "4" and run.data.metrics["loss"] == 0.5
+    assert run.info.status == "FINISHED"
+    assert [a.path for a in client.list_artifacts(tracker.run_id, "config")] == ["config/params.yaml"]
+    copy = client.download_artifacts(tracker.run_id, "config/params.yaml", str(tmp_path / "back"))
+    assert Path(copy).read_text() == "train: {iterations: 4}\n"
+    assert _artifact_dir(tracker).is_relative_to(root.resolve() / "mlartifacts")

@@ -17,7 +17,9 @@ _EXPS_PARTS = (".dvc", "tmp", "exps")
 def main_root(cwd: str | Path | None = None) -> Path:
     """The main repository root, also inside a DVC temp-experiment copy.
 
-    Outside such a copy, the nearest ancestor holding ``.dvc`` or ``.git`` (else cwd).
+    Outside such a copy, the nearest ancestor holding ``.dvc`` (how DVC finds its root),
+    else cwd. ``.git`` alone does not count: a parent folder under git (a home directory,
+    a monorepo) or a nested git checkout is not this project's root.
     """
     here = Path(cwd or os.getcwd()).resolve()
     parts = here.parts
@@ -25,7 +27,7 @@ def main_root(cwd: str | Path | None = None) -> Path:
         if parts[i : i + len(_EXPS_PARTS)] == _EXPS_PARTS:
             return Path(*parts[:i])
     for candidate in (here, *here.parents):
-        if (candidate / ".dvc").is_dir() or (candidate / ".git").exists():
+        if (candidate / ".dvc").is_dir():
             return candidate
     return here
 

@@ -1,7 +1,7 @@
 """MLflow for the training stage: where runs go, how they are named, tagged and resumed.
 
 DVC owns orchestration and params; MLflow owns per-run curves and artifacts.
-Two traps shape this module:
+These traps shape this module:
 
 * ``dvc exp run --temp`` and queued experiments run in a copy under
   the repository's ``.dvc`` temp-experiments folder (``.dvc``, ``tmp``, ``exps``); a relative ``sqlite:///mlflow.db`` would be written
@@ -12,6 +12,14 @@ Two traps shape this module:
   with "database is locked" after a few seconds, so every tracking call is retried with
   a jittered back-off (``with_retries``); two processes creating the experiment or the
   tables of a fresh DB at the same moment are resolved the same way.
+* A mid-run failure must not lose the run's record silently: every call is retried while
+  the failure looks transient (a held lock; for artifacts also an ``OSError`` such as a
+  momentary full or unmounted disk), and one that persists raises :class:`TrackingError`,
+  one line naming the run and what could not be logged. A database of another MLflow
+  schema is refused with the exact fix (:class:`TrackingSchemaError`).
+* The SQLite URI is built so any folder name works: SQLAlchemy decodes ``%XX`` and cuts
+  the path at ``?``, so those two characters are percent-encoded (spaces, ``#`` and
+  non-ASCII pass as they are).
 * MLflow 3 starts a telemetry client when it is imported. The opt-out is read from the
   environment, so it is set here before ``mlflow`` is ever imported, and the client is
   reset in case someone imported mlflow earlier.
@@ -24,6 +32,8 @@ import hashlib
 import logging
 import os
 import random
+import re
+import shlex
 import socket
 import subprocess
 import time
@@ -33,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Params, flatten
+from .errors import MpfasError
 from .paths import main_root
 
 log = logging.getLogger(__name__)
@@ -43,6 +54,15 @@ ARTIFACT_DIR = "mlartifacts"
 RETRY_SECONDS = 120.0
 """How long tracking calls keep retrying while another process holds the SQLite DB."""
 _TRANSIENT = ("database is locked", "database table is locked", "already exists", "unique constraint failed")
+_OLD_SCHEMA = re.compile(r"out-of-date database schema \(found version (\w+), but expected (\w+)\)")
+
+
+class TrackingError(MpfasError):
+    """MLflow could not record part of a run, even after retrying; says which run and what."""
+
+
+class TrackingSchemaError(TrackingError):
+    """The tracking database was written by another MLflow version; says how to fix it."""
 
 
 def disable_telemetry() -> None:
@@ -62,12 +82,19 @@ def disable_telemetry() -> None:
 disable_telemetry()
 
 
+def sqlite_uri(db: str | Path) -> str:
+    """``sqlite:///<absolute path>``, with the two characters SQLAlchemy's URL parser treats
+    specially in a path (``%`` decodes, ``?`` starts the query) percent-encoded."""
+    path = Path(db).absolute().as_posix()
+    return "sqlite:///" + path.replace("%", "%25").replace("?", "%3F")
+
+
 def tracking_uri(cwd: str | Path | None = None) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<main root>/mlflow.db``."""
     env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if env:
         return env
-    return f"sqlite:///{(main_root(cwd) / DB_NAME).as_posix()}"
+    return sqlite_uri(main_root(cwd) / DB_NAME)
 
 
 def artifact_location(cwd: str | Path | None = None) -> str | None:
@@ -147,21 +174,90 @@ def _transient(exc: BaseException) -> bool:
     return any(marker in text for marker in _TRANSIENT)
 
 
-def with_retries(fn: Callable[..., Any], *args: Any, budget: float | None = None, **kwargs: Any) -> Any:
+def _transient_or_os(exc: BaseException) -> bool:
+    """For artifact copies: also any OS error (a full or briefly unavailable disk)."""
+    return isinstance(exc, OSError) or _transient(exc)
+
+
+def with_retries(fn: Callable[..., Any], *args: Any, budget: float | None = None,
+                 transient: Callable[[BaseException], bool] = _transient, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, retried with jittered exponential back-off while it fails
-    with a transient SQLite error (see ``_transient``), for up to ``budget`` seconds."""
+    with a ``transient`` error (default: a SQLite lock, see ``_transient``), for up to
+    ``budget`` seconds (default ``RETRY_SECONDS``)."""
     deadline = time.monotonic() + (RETRY_SECONDS if budget is None else budget)
     delay = 0.1
     while True:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            if not _transient(exc) or time.monotonic() + delay > deadline:
+            if not transient(exc) or time.monotonic() + delay > deadline:
                 raise
-            log.warning("MLflow tracking DB busy (%s); retrying in %.1f s", str(exc).splitlines()[0][:120],
-                        delay)
+            log.warning("MLflow tracking call failed (%s); retrying in %.1f s", _first_line(exc), delay)
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 5.0)
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+
+
+def _migrations_know(revision: str) -> bool:
+    """Whether the installed MLflow has a migration for ``revision`` (else a newer MLflow wrote it)."""
+    import mlflow.store
+
+    versions = Path(mlflow.store.__file__).parent / "db_migrations" / "versions"
+    return any(versions.glob(f"{revision}_*.py"))
+
+
+def _schema_error(uri: str, exc: BaseException) -> TrackingSchemaError | None:
+    """The fix for a database of another schema, or None if ``exc`` is something else."""
+    import mlflow
+
+    found = _OLD_SCHEMA.search(str(exc))
+    if found is None:
+        return None
+    have, want = found.groups()
+    if _migrations_know(have):
+        return TrackingSchemaError(
+            f"MLflow tracking DB {uri} has an older schema (revision {have}; MLflow {mlflow.__version__} "
+            f"needs {want}); back it up, then run: mlflow db upgrade {shlex.quote(uri)}")
+    return TrackingSchemaError(
+        f"MLflow tracking DB {uri} was written by a newer MLflow (revision {have} is unknown to MLflow "
+        f"{mlflow.__version__}); install that MLflow version, or set MLFLOW_TRACKING_URI to another database")
+
+
+def _undecoded_dirs(uri: str) -> list[Path]:
+    """Folders MLflow would wrongly create for a percent-encoded SQLite URI (it makes the
+    DB's parent folders from the URI text without decoding it), deepest first."""
+    if not uri.startswith("sqlite:///") or "%" not in uri:
+        return []
+    missing = []
+    for folder in Path(uri.removeprefix("sqlite:///")).parents:
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def open_client(uri: str) -> Any:
+    """An ``MlflowClient`` whose store has been opened: a database of another schema raises
+    :class:`TrackingSchemaError` with the fix, other failures propagate as MLflow's."""
+    from mlflow.tracking import MlflowClient
+
+    stray = _undecoded_dirs(uri)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        with_retries(client.search_experiments, max_results=1)
+    except Exception as exc:
+        schema = _schema_error(uri, exc)
+        if schema is None:
+            raise
+        raise schema from exc
+    finally:
+        for folder in stray:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+    return client
 
 
 def _pid_gone(pid: str | None) -> bool:
@@ -194,13 +290,31 @@ class Tracker:
     failing run can be marked FAILED from any frame and nothing leaks between tests.
     """
 
-    def __init__(self, experiment: str, cwd: str | Path | None = None) -> None:
-        from mlflow.tracking import MlflowClient
-
+    def __init__(self, experiment: str | None, cwd: str | Path | None = None) -> None:
         self.uri = tracking_uri(cwd)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        self.experiment_id = with_retries(self._experiment, experiment, artifact_location(cwd))
+        self.client = open_client(self.uri)
+        self.experiment_id = (with_retries(self._experiment, experiment, artifact_location(cwd))
+                              if experiment is not None else None)
         self.run_id: str | None = None
+
+    @classmethod
+    def for_run(cls, run_id: str, cwd: str | Path | None = None) -> Tracker:
+        """The existing run ``run_id`` (evaluation adds to its training run); raises if the
+        store cannot be opened or has no such run."""
+        tracker = cls(None, cwd)
+        tracker.experiment_id = with_retries(tracker.client.get_run, run_id).info.experiment_id
+        tracker.run_id = run_id
+        return tracker
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any,
+              transient: Callable[[BaseException], bool] = _transient, **kwargs: Any) -> Any:
+        """``fn`` retried while the failure is transient; a failure that persists becomes one
+        line naming the run and ``what`` was not logged."""
+        try:
+            return with_retries(fn, *args, transient=transient, **kwargs)
+        except Exception as exc:
+            raise TrackingError(f"MLflow run {self.run_id} at {self.uri}: could not log {what} "
+                                f"({_first_line(exc)})") from exc
 
     def _experiment(self, name: str, artifacts: str | None) -> str:
         """The experiment's id, creating it if needed (a concurrent creator's "already exists"
@@ -277,31 +391,56 @@ class Tracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 
-        with_retries(self.client.log_batch, self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self._call(f"tags {_names(tags)}", self.client.log_batch, self.run_id,
+                   tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's per-batch limit
-            with_retries(self.client.log_batch, self.run_id, params=items[i : i + 100])
+            chunk = items[i : i + 100]
+            self._call(f"params {_names(p.key for p in chunk)}", self.client.log_batch, self.run_id,
+                       params=chunk)
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(_dt.datetime.now().timestamp() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if batch:
-            with_retries(self.client.log_batch, self.run_id, metrics=batch)
+        for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
+            chunk = batch[i : i + 1000]
+            self._call(f"metrics {_names(m.key for m in chunk)} at step {step}", self.client.log_batch,
+                       self.run_id, metrics=chunk)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        """Copy ``path`` into the run; OS errors (a full or briefly unavailable disk) are
+        retried like a held lock."""
+        what = f"artifact {Path(path).as_posix()} (into {artifact_path or 'the run root'})"
+        if not Path(path).is_file():
+            raise TrackingError(f"MLflow run {self.run_id} at {self.uri}: could not log {what} (no such file)")
+        self._call(what, self.client.log_artifact, self.run_id, str(path), artifact_path,
+                   transient=_transient_or_os)
 
     def end(self, status: str = "FINISHED") -> None:
-        """Close the run: FINISHED, FAILED or KILLED."""
-        if self.run_id is not None:
-            with_retries(self.client.set_terminated, self.run_id, status=status)
+        """Close the run: FINISHED, FAILED or KILLED. Only FINISHED raises when it cannot be
+        recorded; the others are called while an error propagates and must not replace it."""
+        if self.run_id is None:
+            return
+        try:
+            self._call(f"its end (status {status})", self.client.set_terminated, self.run_id, status=status)
+        except TrackingError as exc:
+            if status == "FINISHED":
+                raise
+            log.error("%s", exc)
 
+
+
+def _names(keys: Any) -> str:
+    """A short list of the keys for an error line."""
+    keys = sorted(keys)
+    shown = ", ".join(keys[:8])
+    return shown + (f" and {len(keys) - 8} more" if len(keys) > 8 else "")
 
 
 class NullTracker:
@@ -327,11 +466,14 @@ class NullTracker:
 def open_run(experiment: str, tags: dict[str, str], params: dict[str, str],
              resume_id: str | None = None) -> tuple[Tracker | NullTracker, RunInfo]:
     """A started (or resumed) run; if the tracking store is unusable (read-only or missing
-    folder, bad URI), a loud error and a :class:`NullTracker` instead of a crash."""
+    folder, bad URI), a loud error and a :class:`NullTracker` instead of a crash. A database
+    of another MLflow schema is refused (:class:`TrackingSchemaError`): it has a fix."""
     uri = tracking_uri()
     try:
         tracker = Tracker(experiment)
         return tracker, tracker.start(tags, params, resume_id=resume_id)
+    except TrackingSchemaError:
+        raise
     except Exception as exc:  # noqa: BLE001 - MLflow is the index, not the record
         log.error("MLflow tracking at %s cannot be used (%s: %s). Training goes on WITHOUT MLflow; "
                   "models/ and metrics/ are still written. To fix: make that database and its folder "

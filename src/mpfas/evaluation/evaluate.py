@@ -427,26 +427,18 @@ def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[P
         log.warning("%s has no MLflow run: evaluation metrics are not logged to MLflow", run_json)
         return None
 
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-
     from mpfas import tracking
 
-    client = MlflowClient(tracking_uri=tracking.tracking_uri())
-    retry = tracking.with_retries  # another worker (dvc queue -j N, mlflow ui) may hold the SQLite DB
-    try:
-        retry(client.get_run, run_id)
+    try:  # retried while another worker (dvc queue -j N, mlflow ui) holds the SQLite DB
+        tracker = tracking.Tracker.for_run(run_id)
+    except tracking.TrackingSchemaError:
+        raise
     except Exception as exc:  # a run from another tracking DB
         log.warning("MLflow run %s (from %s) not found at %s: not logged (%s)",
                     run_id, run_json, tracking.tracking_uri(), exc)
         return None
-    import time
-
-    now = int(time.time() * 1000)
-    batch = [Metric(k, v, now, step) for k, v in flat_metrics(metrics).items()]
-    for i in range(0, len(batch), 1000):  # MLflow's per-batch metric limit
-        retry(client.log_batch, run_id, metrics=batch[i:i + 1000])
-    retry(client.set_tag, run_id, "eval_selection", str(metrics.get("selection", "unknown")))
+    tracker.log_metrics(flat_metrics(metrics), step)  # a failure that persists: TrackingError
+    tracker.set_tags({"eval_selection": str(metrics.get("selection", "unknown"))})
     for path in artifacts:
-        retry(client.log_artifact, run_id, str(path), "eval")
+        tracker.log_artifact(path, "eval")
     return run_id
