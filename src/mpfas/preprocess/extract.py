@@ -344,6 +344,7 @@ def run_extract(records: Sequence[VideoRecord], root: str | Path, out_dir: str |
         log.info("extract %s: removed %d folder(s) of videos no longer indexed", dataset, len(removed))
 
     fp = extract_fingerprint(cfg)
+    log.info("extract %s: hashing %d video(s) and earlier frames to see what is done", dataset, len(folders))
     checks = _check_all([_Job(rec.video_id, str(root / rec.relpath), str(out_dir / folder), fp,
                               cfg.frames_per_video, cfg.image_ext, cfg.decode)
                          for folder, rec in folders.items()], workers)
