@@ -261,6 +261,11 @@ def test_a_corrupt_face_is_named_in_one_line(workspace):
     with pytest.raises(MpfasError, match=f"^{face.relative_to(root)}: not a readable image"):
         _train(root)
 
+    gone = _picked_face(root)
+    gone.unlink()  # a face training would read is missing: refused before any iteration
+    with pytest.raises(FileNotFoundError, match=f"^{gone.relative_to(root)}: aligned face not found"):
+        _train(root)
+
 
 # ---------------------------------------------------------------- end to end
 
