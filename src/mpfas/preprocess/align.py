@@ -52,7 +52,8 @@ _LEGACY_VIDEO_REASONS = {"no_face_video"}  # written into markers by earlier ver
 
 
 class AlignError(MpfasError):
-    """Too many videos of a dataset have no detectable face in any sampled frame."""
+    """Too many videos of a dataset have no detectable face in any sampled frame, or an
+    input frame is not the one ``frames.csv`` records."""
 
 
 @dataclass(frozen=True)
