@@ -301,11 +301,13 @@ def test_failed_run_is_marked_failed(workspace, mlflow_uri):
 
     from mpfas.training import train
 
+    from mpfas.inference import FaceReadError
+
     victim = next(r for r in _rows(workspace) if r.role == "source-train" and r.domain == "C")
-    for face in victim.faces:
-        Path(face).unlink()
-    with pytest.raises(FileNotFoundError):
-        for _ in range(20):  # the missing video is drawn within a few iterations
+    for face in victim.faces:  # undecodable, found only when drawn (a missing face fails before the run)
+        Path(face).write_bytes(Path(face).read_bytes()[:100])
+    with pytest.raises(FaceReadError):
+        for _ in range(20):  # the broken video is drawn within a few iterations
             train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
                   out_dir="models/OCI-M")
             Path("models/OCI-M/last.pt").unlink()

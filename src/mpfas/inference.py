@@ -18,6 +18,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from .errors import MpfasError
+
 
 def pick_frames(faces: Sequence[str], num_frames: int) -> list[str]:
     """``num_frames`` faces spread evenly over the video, always including the first
@@ -30,6 +32,10 @@ def pick_frames(faces: Sequence[str], num_frames: int) -> list[str]:
     return [faces[i] for i in idx]
 
 
+class FaceReadError(MpfasError):
+    """An aligned face file exists but cannot be decoded."""
+
+
 def load_face(path: str | Path, size: int) -> Tensor:
     """One aligned face as a 3 x size x size float tensor in [0, 1] (bilinear resize)."""
     try:
@@ -40,6 +46,9 @@ def load_face(path: str | Path, size: int) -> Tensor:
             arr = np.asarray(img, dtype=np.uint8)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: aligned face not found (re-run the align stage?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt: PIL's errors, one line
+        raise FaceReadError(f"{path}: not a readable image ({exc}); re-run the align stage (`dvc repro`), "
+                            "which remakes faces that are corrupt") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 

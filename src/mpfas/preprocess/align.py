@@ -3,7 +3,11 @@
 Layout under ``out_dir`` (``data/faces/<code>``) mirrors the extract stage: one folder
 per video with ``f<frame:05d>.png`` crops and a ``.done.json`` marker written last,
 whose fingerprint covers the align params and the checksums of the input frames
-(from ``frames.csv``), so changed params or re-extracted frames redo the video.
+(from ``frames.csv``), so changed params or re-extracted frames redo the video. The
+marker also records each face's content checksum: a re-run verifies them and redoes a
+video whose faces are missing or corrupt (counted as ``repaired``). Input frames are
+checked against their ``frames.csv`` checksums as they are read; one that differs
+cannot give the face it gave before, so the stage fails naming it (re-run extract).
 ``faces.csv`` and ``failures.csv`` are rebuilt from the markers on every run.
 
 A frame without a face is recorded and skipped: the official MTCNN misses faces in a
@@ -32,8 +36,8 @@ from ..datasets import Label, VideoRecord
 from ..errors import MpfasError
 from ..rows import FrameEntry, read_frames_index
 from .detect import FaceDetector
-from .extract import (FAILURE_COLUMNS, MARKER, Issue, check_folders, fingerprint, read_marker, rel_path,
-                      remove_stale, reset_folder)
+from .extract import (FAILURE_COLUMNS, MARKER, Issue, check_folders, checksum, damaged_files, fingerprint,
+                      read_marker, recorded_checksums, rel_path, remove_stale, reset_folder)
 from .warp import warp_face
 
 log = logging.getLogger(__name__)
@@ -48,7 +52,8 @@ _LEGACY_VIDEO_REASONS = {"no_face_video"}  # written into markers by earlier ver
 
 
 class AlignError(MpfasError):
-    """Too many videos of a dataset have no detectable face in any sampled frame."""
+    """Too many videos of a dataset have no detectable face in any sampled frame, or an
+    input frame is not the one ``frames.csv`` records."""
 
 
 @dataclass
@@ -77,6 +82,8 @@ class AlignSummary:
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    repaired: int = 0  # of ``processed``: videos redone because faces were missing or corrupt
+    repaired_files: int = 0  # the faces found missing or corrupt
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -93,10 +100,17 @@ def detector_for(cfg: AlignConfig, device: str = "cpu", threads: int | None = 1)
                         device=device, threads=threads)
 
 
-def _load_bgr(path: Path) -> np.ndarray | None:
+def _load_bgr(path: Path, expected: str = "") -> np.ndarray | None:
+    """The frame as BGR, None if it cannot be decoded; :class:`AlignError` if it is not the
+    frame ``frames.csv`` recorded (``expected`` checksum): the extract stage must remake it."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
+        data = None
+    if expected and (data is None or checksum(data.tobytes()) != expected):
+        raise AlignError(f"{path}: missing, or unlike the checksum frames.csv records for it; re-run the "
+                         "extract stage (`dvc repro`), which remakes it")
+    if data is None:
         return None
     img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     return img
@@ -110,7 +124,7 @@ def align_video(video_id: str, entries: Sequence[FrameEntry], folder: Path, fp: 
                               "frames": len(entries)}
     images, kept = [], []
     for e in entries:
-        img = _load_bgr(rel_to / e.path)
+        img = _load_bgr(rel_to / e.path, e.checksum)
         if img is None:
             marker["issues"].append({"frame": e.frame, "reason": "unreadable_frame", "severity": "error",
                                      "detail": f"cannot decode {e.path}"})
@@ -124,11 +138,11 @@ def align_video(video_id: str, entries: Sequence[FrameEntry], folder: Path, fp: 
                                      "detail": f"MTCNN found no face (min_face_size={cfg.min_face_size} at "
                                                f"detect_max_side={cfg.detect_max_side})"})
             continue
-        crop = warp_face(img, face.landmarks, cfg.crop_size, cfg.padding)
+        data = atomic.encode_image(warp_face(img, face.landmarks, cfg.crop_size, cfg.padding), "png")
         name = f"f{e.frame:05d}.png"
-        atomic.write_image(folder / name, crop)
-        marker["faces"].append({"frame": e.frame, "file": name, "prob": round(face.prob, 6),
-                                "box": [round(v, 2) for v in face.box]})
+        atomic.write_bytes(folder / name, data)
+        marker["faces"].append({"frame": e.frame, "file": name, "checksum": checksum(data),
+                                "prob": round(face.prob, 6), "box": [round(v, 2) for v in face.box]})
     atomic.write_json(folder / MARKER, marker)
     return marker
 
@@ -157,19 +171,25 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
     params = align_params(cfg)
     markers: dict[str, dict] = {}
     todo: list[tuple[str, VideoRecord, str]] = []
+    damaged: dict[str, int] = {}  # video id -> faces missing or corrupt
     for folder, rec in folders.items():
         entries = frames.get(rec.video_id, [])
         fp = fingerprint({"version": ALIGN_VERSION, **params,
                           "frames": [[e.frame, e.path, e.checksum] for e in entries]})
-        marker = read_marker(out_dir / folder)
-        if (marker and marker.get("fingerprint") == fp
-                and all((out_dir / folder / f["file"]).is_file() for f in marker["faces"])):
+        marker = _reusable(out_dir / folder, fp)
+        bad = damaged_files(out_dir / folder, marker["faces"]) if marker else []
+        if marker and not bad:
             markers[rec.video_id] = marker
         else:
             todo.append((folder, rec, fp))
+            if bad:
+                damaged[rec.video_id] = len(bad)
     skipped = len(markers)
     if skipped:
         log.info("align %s: %d video(s) already done, %d to do", dataset, skipped, len(todo))
+    if damaged:
+        log.warning("align %s: %d face(s) of %d video(s) missing or corrupt, remaking them (e.g. %s)",
+                    dataset, sum(damaged.values()), len(damaged), next(iter(damaged)))
     if todo and detector is None:
         detector = detector_for(cfg, device)
     for folder, rec, fp in tqdm(todo, desc=f"align {dataset}", unit="video", disable=not progress or not todo):
@@ -198,6 +218,7 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
     atomic.write_csv(out_dir / "failures.csv", (i.row() for i in issues), FAILURE_COLUMNS)
 
     summary = _summarise(dataset, folders, markers, issues, skipped, len(todo), params, limit)
+    summary.repaired, summary.repaired_files = len(damaged), sum(damaged.values())
     if metrics_path is not None:
         atomic.write_json(metrics_path, summary.as_dict())
     if sheet_path is not None:
@@ -212,6 +233,14 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
             f"align.max_failed_videos.{dataset}={limit}; see {out_dir / 'failures.csv'}"
         )
     return summary
+
+
+def _reusable(folder: Path, fp: str) -> dict | None:
+    """The folder's marker if it was written with fingerprint ``fp`` and records face checksums."""
+    marker = read_marker(folder)
+    if marker and marker.get("fingerprint") == fp and recorded_checksums(marker["faces"]):
+        return marker
+    return None
 
 
 def _summarise(dataset: str, folders: dict[str, VideoRecord], markers: dict[str, dict], issues: list[Issue],

@@ -3,11 +3,14 @@
 Layout under ``out_dir`` (``data/frames/<code>``): one folder per video named after
 its relative path without the extension, holding ``f<frame:05d>.<ext>`` images and a
 ``.done.json`` marker written last. The marker carries a fingerprint of the params
-that shape the output and the video's size, so a re-run skips finished videos and
-redoes those whose params or input changed. ``frames.csv`` and ``failures.csv`` are
-rebuilt from the markers at the end of every run, so an interrupted-then-resumed run
-writes the same bytes as an uninterrupted one. The resume helpers here are shared
-with the ``align`` stage.
+that shape the output, the content checksum of the video and that of every frame
+written. A re-run keeps a video only when its params and video content are unchanged
+and every frame still has its recorded checksum; frames found missing or corrupt are
+remade from the video (counted as ``repaired``), and when the video itself is gone
+the stage fails naming the frame. ``frames.csv`` and ``failures.csv`` are rebuilt
+from the markers at the end of every run, so an interrupted-then-resumed run writes
+the same bytes as an uninterrupted one. The resume and integrity helpers here are
+shared with the ``align`` stage.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import shutil
 import signal
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +110,28 @@ def fingerprint(obj: Any) -> str:
 
 def checksum(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_checksum(path: str | Path) -> str | None:
+    """:func:`checksum` of a file's content, read in chunks; None when it cannot be read."""
+    digest = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)  # releases the GIL: threads hash in parallel
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def damaged_files(folder: Path, entries: Iterable[dict]) -> list[str]:
+    """Names of the marker's ``entries`` (``file``, ``checksum``) missing or unlike their checksum."""
+    return [e["file"] for e in entries if file_checksum(folder / e["file"]) != e.get("checksum")]
+
+
+def recorded_checksums(entries: Iterable[dict]) -> bool:
+    """Whether every entry carries a checksum (markers of earlier versions did not)."""
+    return all(e.get("checksum") for e in entries)
 
 
 def read_marker(folder: Path) -> dict | None:
@@ -203,12 +228,21 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, desc: 
 class _Job:
     video_id: str
     video_path: str
-    video_size: int
     folder: str
     fingerprint: str
     frames_per_video: int
     image_ext: str
     decode: str
+    video_checksum: str | None = None  # None: the video cannot be read
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What an earlier run left for one video: a marker to keep, or the job to redo."""
+
+    job: _Job
+    kept: dict | None  # the marker, when params, video and every frame check out
+    damaged: int = 0  # frames found missing or corrupt under an otherwise valid marker
 
 
 @dataclass
@@ -223,6 +257,8 @@ class ExtractSummary:
     failure_rate: float
     failures_by_reason: dict[str, int] = field(default_factory=dict)
     removed: int = 0  # folders of videos no longer in the index
+    repaired: int = 0  # of ``processed``: videos redone because frames were missing or corrupt
+    repaired_files: int = 0  # the frames found missing or corrupt
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -233,20 +269,33 @@ def extract_fingerprint(cfg: ExtractConfig) -> str:
                         "image_ext": cfg.image_ext, "decode": cfg.decode})
 
 
-def _file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
+def check_video(job: _Job) -> _Check:
+    """Hash the video, then keep its earlier output only if params, video and frames all match.
 
-
-def _is_done(folder: Path, job: _Job) -> dict | None:
+    A video that is gone keeps intact frames (nothing to redo) but cannot remake damaged
+    ones: that fails with :class:`ExtractError` naming the frame.
+    """
+    video = file_checksum(job.video_path)
+    job = replace(job, video_checksum=video)
+    folder = Path(job.folder)
     marker = read_marker(folder)
-    if not marker or marker.get("fingerprint") != job.fingerprint or marker.get("video_size") != job.video_size:
-        return None
-    if any(not (folder / f["file"]).is_file() for f in marker.get("frames", [])):
-        return None
-    return marker
+    if (not marker or marker.get("fingerprint") != job.fingerprint
+            or not recorded_checksums(marker.get("frames", []))
+            or (video is not None and marker.get("video_checksum") != video)):
+        return _Check(job, None)
+    damaged = damaged_files(folder, marker["frames"])
+    if damaged and video is None:
+        raise ExtractError(f"{folder / damaged[0]}: missing or corrupt, and its video {job.video_path} cannot "
+                           "be read to remake it; restore the video, or remove it from the index")
+    return _Check(job, None if damaged else marker, len(damaged))
+
+
+def _check_all(jobs: Sequence[_Job], workers: int) -> list[_Check]:
+    """:func:`check_video` for every job, hashing in ``workers`` threads (hashlib frees the GIL)."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [check_video(job) for job in jobs]
+    with ThreadPoolExecutor(min(workers, len(jobs))) as pool:
+        return list(pool.map(check_video, jobs))
 
 
 def extract_video(job: _Job) -> dict:
@@ -254,7 +303,7 @@ def extract_video(job: _Job) -> dict:
     folder = Path(job.folder)
     reset_folder(folder)
     marker: dict[str, Any] = {"video_id": job.video_id, "fingerprint": job.fingerprint,
-                              "video_size": job.video_size, "frames": [], "issues": []}
+                              "video_checksum": job.video_checksum, "frames": [], "issues": []}
     try:
         sampled = read_sampled_frames(job.video_path, job.frames_per_video, job.decode)  # type: ignore[arg-type]
     except VideoReadError as exc:
@@ -302,20 +351,19 @@ def run_extract(records: Sequence[VideoRecord], root: str | Path, out_dir: str |
         log.info("extract %s: removed %d folder(s) of videos no longer indexed", dataset, len(removed))
 
     fp = extract_fingerprint(cfg)
-    markers: dict[str, dict] = {}
-    todo: list[_Job] = []
-    for folder, rec in folders.items():
-        video = root / rec.relpath
-        job = _Job(rec.video_id, str(video), _file_size(video), str(out_dir / folder), fp,
-                   cfg.frames_per_video, cfg.image_ext, cfg.decode)
-        done = _is_done(out_dir / folder, job)
-        if done is not None:
-            markers[rec.video_id] = done
-        else:
-            todo.append(job)
+    log.info("extract %s: hashing %d video(s) and earlier frames to see what is done", dataset, len(folders))
+    checks = _check_all([_Job(rec.video_id, str(root / rec.relpath), str(out_dir / folder), fp,
+                              cfg.frames_per_video, cfg.image_ext, cfg.decode)
+                         for folder, rec in folders.items()], workers)
+    markers = {c.job.video_id: c.kept for c in checks if c.kept is not None}
+    todo = [c.job for c in checks if c.kept is None]
+    repaired = [c for c in checks if c.damaged and c.kept is None]
     skipped = len(markers)
     if skipped:
         log.info("extract %s: %d video(s) already done, %d to do", dataset, skipped, len(todo))
+    if repaired:
+        log.warning("extract %s: %d frame(s) of %d video(s) missing or corrupt, remaking them (e.g. %s)",
+                    dataset, sum(c.damaged for c in repaired), len(repaired), repaired[0].job.folder)
     for marker in run_jobs(extract_video, todo, workers, f"extract {dataset}", progress):
         markers[marker["video_id"]] = marker
 
@@ -335,6 +383,7 @@ def run_extract(records: Sequence[VideoRecord], root: str | Path, out_dir: str |
         dataset=dataset, videos=len(folders), skipped=skipped, processed=len(todo), frames=len(frame_rows),
         errors=errors, warnings=sum(i.severity == "warning" for i in issues), failure_rate=round(rate, 6),
         failures_by_reason=dict(sorted(Counter(i.reason for i in issues).items())), removed=len(removed),
+        repaired=len(repaired), repaired_files=sum(c.damaged for c in repaired),
     )
     for issue in issues:
         log.warning("extract %s: %s %s: %s (%s)", dataset, issue.severity, issue.video_id, issue.reason, issue.detail)

@@ -39,7 +39,7 @@ from ..atomic import remove_temp_files, write_json
 from ..config import ConfigError, Params
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
-from ..inference import score_video_frames
+from ..inference import pick_frames, score_video_frames
 from ..models.weights import describe_weights
 from ..tracking import flat_params, git_commit, open_run, run_tags
 from . import checkpoint as ckpt
@@ -83,12 +83,44 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fingerprint(params: Params, protocol: str, manifest: Path) -> str:
-    """What ``last.pt`` must match to be resumed: model, learning settings, manifest."""
+def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[str],
+                pretrained_sha256: str = "") -> str:
+    """What ``last.pt`` must match to be resumed: the model and learning settings, how
+    validation scores (it picks ``best.pt``), the manifest, the content of every face
+    training reads (``faces``) and the pretrained weights file's sha256.
+
+    Changed data under unchanged file names (another ``align.padding``, a replaced
+    dataset) thus trains from scratch instead of resuming a model of the old faces.
+    Output-neutral settings (``RESUME_FREE``, ``evaluate.batch_size``, ``tracking``) are left out.
+    """
     train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RESUME_FREE}
+    scoring = {"num_frames": params.evaluate.num_frames, "precision": params.evaluate.precision}
     blob = json.dumps({"protocol": protocol, "model": dataclasses.asdict(params.model), "train": train,
-                       "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest()}, sort_keys=True)
+                       "validation": scoring, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                       "faces": faces_digest(faces), "pretrained_sha256": pretrained_sha256}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def training_faces(by_role: dict[str, list[Any]], params: Params) -> list[str]:
+    """The face files training reads: the frames the sampler picks from source-train videos,
+    and those validation scores (source-val; the target too under ``target_oracle``)."""
+    picked = {p for r in by_role["source-train"] for p in pick_frames(r.faces, params.train.num_frames)}
+    scored = ["source-val"] + (["target"] if params.train.select == "target_oracle" else [])
+    picked.update(p for role in scored for r in by_role[role] for p in pick_frames(r.faces,
+                                                                                 params.evaluate.num_frames))
+    return sorted(picked)
+
+
+def faces_digest(paths: Sequence[str]) -> str:
+    """One sha256 over each face's path and content; a missing face fails naming it."""
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: aligned face not found (re-run the align stage?)") from None
+        digest.update(f"{path}\0{content}\n".encode())
+    return digest.hexdigest()
 
 
 def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device: torch.device,
@@ -247,7 +279,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                  "global batch per domain %d live + %d spoof", ctx.world_size,
                  ctx.world_size * cfg.batch_live, ctx.world_size * cfg.batch_spoof)
 
-    fp = fingerprint(params, protocol, manifest)
+    fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     start, best_key, best_record, run_id = 0, None, None, None
     # rank 0 decides whether and from what to resume; every rank gets the same state

@@ -1,0 +1,310 @@
+"""Fresh or refused (issue 11, items 2 and 3): decisions to skip, resume or reuse cover the
+content of their inputs, and damaged intermediate files are remade or named.
+
+* extract and align verify the content checksums their per-video markers record, remake
+  frames and faces found missing or corrupt (byte-identical, counted in the metrics),
+  and fail naming the file when it cannot be remade;
+* extract redoes a video whose content changed under the same size;
+* training resumes only over the same faces, weights file and validation scoring, and a
+  corrupt face gives one line naming it;
+* end to end: after ``align.padding`` changes, ``dvc repro`` trains from iteration 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from mpfas.config import AlignConfig, ExtractConfig, load_params
+from mpfas.datasets import Label
+from mpfas.errors import MpfasError
+from mpfas.inference import FaceReadError, load_face
+from mpfas.preprocess.align import AlignError, run_align
+from mpfas.preprocess.detect import FaceDetector
+from mpfas.preprocess.extract import ExtractError, run_extract
+from pipeline_copy import TINY, copy_repo, dvc
+from test_extract import make_video, read_csv, record, tree
+from test_training import make_workspace
+
+CROP = 64
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+# ---------------------------------------------------------------- extract
+
+def _extracted(tmp_path: Path, n: int = 3, fourcc: str = "MJPG") -> tuple[list, Path, Path, ExtractConfig]:
+    root, out = tmp_path / "raw", tmp_path / "frames"
+    records = [record(f"s/v{i}.avi") for i in range(n)]
+    for r in records:
+        make_video(root / r.relpath, frames=12, size=(160, 120), fourcc=fourcc)
+    cfg = ExtractConfig(frames_per_video=3, workers=1)
+    first = run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
+    assert (first.processed, first.repaired) == (n, 0)
+    return records, root, out, cfg
+
+
+def test_extract_remakes_corrupt_and_missing_frames(tmp_path):
+    records, root, out, cfg = _extracted(tmp_path)
+    before = tree(out)
+    _truncate(out / "s/v0/f00006.png")
+    (out / "s/v1/f00011.png").unlink()
+
+    again = run_extract(records, root, out, replace(cfg, workers=2), rel_to=tmp_path, progress=False).as_dict()
+    assert tree(out) == before
+    assert (again["skipped"], again["processed"], again["repaired"], again["repaired_files"]) == (1, 2, 2, 2)
+    clean = run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
+    assert (clean.skipped, clean.repaired) == (3, 0)
+
+
+def test_extract_redoes_a_video_whose_content_changed_under_the_same_size(tmp_path):
+    records, root, out, cfg = _extracted(tmp_path, n=2, fourcc="IYUV")  # uncompressed: size fixed by frames
+    video = root / records[1].relpath
+    size, old = video.stat().st_size, (out / "s/v1/f00000.png").read_bytes()
+    make_video(video, frames=12, size=(160, 120), fourcc="IYUV", face=False)
+    assert video.stat().st_size == size
+
+    again = run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
+    assert (out / "s/v1/f00000.png").read_bytes() != old
+    assert (again.skipped, again.processed, again.repaired) == (1, 1, 0)
+
+
+def test_extract_keeps_intact_frames_of_a_lost_video_but_cannot_remake_them(tmp_path):
+    records, root, out, cfg = _extracted(tmp_path, n=2)
+    before = tree(out)
+    (root / records[0].relpath).unlink()
+    kept = run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
+    assert (kept.skipped, kept.errors) == (2, 0) and tree(out) == before
+
+    _truncate(out / "s/v0/f00011.png")
+    with pytest.raises(ExtractError) as err:
+        run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{out / 's/v0/f00011.png'}: missing or corrupt")
+    assert str(root / records[0].relpath) in message
+
+
+# ---------------------------------------------------------------- align
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector(max_side=640, min_face_size=20)
+
+
+def _aligned(tmp_path: Path, detector: FaceDetector) -> tuple[list, dict]:
+    root = tmp_path / "raw"
+    records = [record("s/a.avi", Label.LIVE), record("s/b.avi", Label.PRINT)]
+    for r in records:
+        make_video(root / r.relpath, frames=8)
+    run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
+                rel_to=tmp_path, progress=False)
+    return records, _align(tmp_path, records, detector)
+
+
+def _align(base: Path, records: list, detector: FaceDetector | None) -> dict:
+    run_align(records, base / "frames/frames.csv", base / "faces", AlignConfig(crop_size=CROP), rel_to=base,
+              metrics_path=base / "metrics/align_O.json", detector=detector, dataset="O", progress=False)
+    return json.loads((base / "metrics/align_O.json").read_text())
+
+
+def test_align_remakes_corrupt_and_missing_faces(tmp_path, detector):
+    records, first = _aligned(tmp_path, detector)
+    assert (first["processed"], first["repaired"], first["faces"]) == (2, 0, 4)
+    before = tree(tmp_path / "faces")
+    _truncate(tmp_path / "faces/s/a/f00000.png")
+    (tmp_path / "faces/s/b/f00007.png").unlink()
+
+    again = _align(tmp_path, records, detector)
+    assert tree(tmp_path / "faces") == before
+    assert (again["skipped"], again["processed"], again["repaired"], again["repaired_files"]) == (0, 2, 2, 2)
+    clean = _align(tmp_path, records, None)  # nothing to redo: no detector needed
+    assert (clean["skipped"], clean["repaired"]) == (2, 0)
+
+
+def test_align_refuses_a_frame_unlike_its_recorded_checksum(tmp_path, detector):
+    records, _ = _aligned(tmp_path, detector)
+    frame = tmp_path / "frames/s/a/f00007.png"
+    _truncate(frame)
+    (tmp_path / "faces/s/a/f00000.png").unlink()  # the video must be redone from its frames
+
+    with pytest.raises(AlignError) as err:
+        _align(tmp_path, records, detector)
+    assert str(err.value).startswith(f"{frame}: missing, or unlike the checksum frames.csv records")
+    assert "\n" not in str(err.value)
+    assert [r["video_id"] for r in read_csv(tmp_path / "frames/frames.csv")].count("O/s/a.avi") == 2
+
+
+# ---------------------------------------------------------------- training
+
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory) -> str:
+    """One store for the module: creating an MLflow database takes seconds."""
+    return f"sqlite:///{(tmp_path_factory.mktemp('mlflow') / 'mlflow.db').as_posix()}"
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, mlflow_uri) -> Path:
+    """test_training's synthetic faces and manifest, with a tiny params.yaml, as the working folder."""
+    make_workspace(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
+    return tmp_path
+
+
+def _picked_face(root: Path, role: str = "source-train") -> Path:
+    """A face the sampler (or validation) reads: the first frame of a video of ``role``."""
+    from mpfas.manifests import read_manifest
+
+    row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv") if r.role == role)
+    return root / row.faces[0]
+
+
+def _set_params(root: Path, **sections: dict) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _train(root: Path):
+    from mpfas.training import train
+
+    return train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                 out_dir="models/OCI-M")
+
+
+def _weights(path: Path, seed: int) -> Path:
+    import torchvision
+
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+def test_resume_needs_the_same_faces_and_weights_file(workspace):
+    root = workspace
+    _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
+    assert _train(root).start_iteration == 0
+    assert _train(root).start_iteration == 2  # same inputs: resumed, nothing left to train
+
+    face = _picked_face(root)  # same file name, other content: the model of the old faces is stale
+    Image.open(face).transpose(Image.Transpose.ROTATE_90).save(face)
+    again = _train(root)
+    assert again.start_iteration == 0
+    best = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
+
+    _weights(root / "weights.pth", 1)  # the same weights file name, other content
+    assert _train(root).start_iteration == 0
+    retrained = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
+    assert any(not torch.equal(best["model"][k], retrained["model"][k]) for k in best["model"])
+
+
+def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):
+    from mpfas.training.loop import fingerprint
+
+    root = workspace
+    manifest, face = root / "data/manifests/OCI-M.csv", _picked_face(root, "source-val")
+    params = load_params(root / "params.yaml")
+    base = fingerprint(params, "OCI-M", manifest, [str(face)], "ab")
+
+    def fp_with(**sections) -> str:
+        changed = replace(params, **{s: replace(getattr(params, s), **kv) for s, kv in sections.items()})
+        return fingerprint(changed, "OCI-M", manifest, [str(face)], "ab")
+
+    neutral = [{"evaluate": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"tracking": {"experiment": "x"}},
+               {"train": {"resume": "never"}}, {"train": {"checkpoint_every": 1}}, {"train": {"workers": 2}},
+               {"train": {"device": "cpu"}}, {"train": {"iterations": 50}}]
+    assert [fp_with(**n) for n in neutral] == [base] * len(neutral)
+    shaping = [{"evaluate": {"num_frames": 3}}, {"evaluate": {"precision": "bf16"}}, {"train": {"seed": 1}}]
+    assert base not in {fp_with(**s) for s in shaping}
+    assert fingerprint(params, "OCI-M", manifest, [str(face)], "cd") != base
+    face.write_bytes(face.read_bytes() + b"\0")
+    assert fingerprint(params, "OCI-M", manifest, [str(face)], "ab") != base
+
+
+def test_sampler_batches_do_not_depend_on_workers(workspace):
+    """Why ``train.workers`` may change on resume: threads load, the order stays the sampler's."""
+    from mpfas.manifests import read_manifest
+    from mpfas.training import DomainSampler
+
+    root = workspace
+    rows = [r for r in read_manifest(root / "data/manifests/OCI-M.csv") if r.role == "source-train"]
+    samplers = [DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5, workers=w)
+                for w in (0, 3)]
+    try:
+        for domain in ("O", "C", "O", "I"):
+            a, b = (s.batch(domain) for s in samplers)
+            assert torch.equal(a.rgb, b.rgb) and torch.equal(a.is_live, b.is_live)
+    finally:
+        for s in samplers:
+            s.close()
+
+
+def test_a_corrupt_face_is_named_in_one_line(workspace):
+    root = workspace
+    face = _picked_face(root, "source-val")  # validation (at iteration 2) scores it
+    _truncate(face)
+    with pytest.raises(FaceReadError) as err:
+        load_face(face, 32)
+    assert str(err.value).startswith(f"{face}: not a readable image") and "\n" not in str(err.value)
+
+    with pytest.raises(MpfasError, match=f"^{face.relative_to(root)}: not a readable image"):
+        _train(root)
+
+    gone = _picked_face(root)
+    gone.unlink()  # a face training would read is missing: refused before any iteration
+    with pytest.raises(FileNotFoundError, match=f"^{gone.relative_to(root)}: aligned face not found"):
+        _train(root)
+
+
+# ---------------------------------------------------------------- end to end
+
+def _model(repo: Path) -> dict[str, torch.Tensor]:
+    return torch.load(repo / "models/OCI-M/best.pt", weights_only=True)["model"]
+
+
+def _metrics(repo: Path, name: str) -> dict:
+    return json.loads((repo / f"metrics/{name}.json").read_text())
+
+
+@pytest.mark.slow  # the real pipeline up to train@OCI-M, three times: ~3 min on 2 cores
+def test_dvc_repro_repairs_damage_and_retrains_after_a_padding_change(tmp_path):
+    repo = copy_repo(tmp_path, TINY)
+    first = dvc(repo, "repro", "train@OCI-M")
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert _metrics(repo, "train_OCI-M")["resumed_from"] == 0
+    model = _model(repo)
+
+    # damage a frame and a face as a bad restore would: the re-run remakes both, and nothing else
+    frame = next((repo / "data/frames/O").rglob("f*.png"))
+    face = next((repo / "data/faces/C").rglob("f*.png"))
+    originals = {frame: frame.read_bytes(), face: face.read_bytes()}
+    _truncate(frame)
+    face.unlink()
+    repaired = dvc(repo, "repro", "train@OCI-M")
+    assert repaired.returncode == 0, repaired.stdout[-3000:] + repaired.stderr[-3000:]
+    assert {p: p.read_bytes() for p in originals} == originals
+    assert (_metrics(repo, "extract_O")["repaired"], _metrics(repo, "extract_O")["repaired_files"]) == (1, 1)
+    assert (_metrics(repo, "align_C")["repaired"], _metrics(repo, "align_C")["repaired_files"]) == (1, 1)
+    assert "Running stage 'train@OCI-M'" not in repaired.stdout  # same faces: nothing to retrain
+
+    # other faces under the same file names: train starts over instead of resuming at the end
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["align"]["padding"] = 0.5
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = dvc(repo, "repro", "train@OCI-M")
+    assert changed.returncode == 0, changed.stdout[-3000:] + changed.stderr[-3000:]
+    assert face.read_bytes() != originals[face]
+    assert _metrics(repo, "train_OCI-M")["resumed_from"] == 0
+    retrained = _model(repo)
+    assert any(not torch.equal(model[k], retrained[k]) for k in model)
