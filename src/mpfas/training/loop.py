@@ -46,6 +46,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .algorithms import alternating_step, bilevel_step
 from .data import DomainSampler
+from .meta import PREPROCESS_KEY, Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -334,6 +335,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                     ckpt.save_atomic({
                         "model": _state_cpu(model),
                         "model_config": dataclasses.asdict(params.model),
+                        PREPROCESS_KEY: Preprocess.from_params(params).as_dict(),
                         "iteration": it, "protocol": protocol, "select": cfg.select,
                         "val": val, "threshold": val.get("threshold"),
                         "run_id": info.run_id, "fingerprint": fp,
@@ -348,6 +350,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                     state = {
                         "model": _state_cpu(model),
                         "model_config": dataclasses.asdict(params.model),
+                        PREPROCESS_KEY: Preprocess.from_params(params).as_dict(),
                         "iteration": it, "protocol": protocol, "select": cfg.select,
                         "val": best_record["val"] if best_record else {},
                         "optim_mp": mp_opt.state_dict() if mp_opt is not None else None,
