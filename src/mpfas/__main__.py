@@ -159,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
 
     p = sub.add_parser("predict", help="score faces in images, videos or folders",
-                       description="Detect and align faces as the pipeline does (align and extract sections of "
-                                   "params.yaml), score them, and print per-face and per-input scores with a "
-                                   "live/spoof decision (live iff score >= threshold).")
+                       description="Detect and align faces as the pipeline does (with the align and extract "
+                                   "settings the checkpoint was trained on), score them, and print per-face and "
+                                   "per-input scores with a live/spoof decision (live iff score >= threshold).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image, video, or folder (searched recursively)")
     model_args(p)
     p.add_argument("--format", choices=("json", "csv"), default="json", help="output on stdout (default json)")

@@ -6,8 +6,9 @@ is found and warped by the align stage's MTCNN detector and 5-point warp, and th
 crops go through the same PNG round trip and ``mpfas.inference.score_frames`` as
 evaluation, so a face gets the score it would get in ``evaluate``. The extract and
 align settings are those the checkpoint records it was trained with
-(``mpfas.training.meta``); params.yaml only fills in for a checkpoint that records none. The decision rule is the evaluation's: live iff score >= threshold,
-with the checkpoint's source-val EER threshold unless the caller gives one.
+(``mpfas.training.meta``); params.yaml only fills in for a checkpoint that records none.
+The decision rule is the evaluation's: live iff score >= threshold, with the
+checkpoint's source-val EER threshold unless the caller gives one.
 """
 
 from __future__ import annotations
