@@ -19,6 +19,9 @@ from mpfas.config import ConfigError
 
 @stage_main(
     reads=("data.source", "model", "manifests.protocols.${item}",
+           # recorded in the checkpoints (mpfas.training.meta.Preprocess)
+           "align.crop_size", "align.padding", "align.detect_max_side", "align.select", "align.min_face_size",
+           "extract.frames_per_video", "extract.image_ext", "extract.decode",
            "evaluate.num_frames", "evaluate.batch_size", "evaluate.precision",  # source-val scoring
            "train.algorithm", "train.first_order", "train.iterations", "train.inner_loops", "train.meta_lr",
            "train.momentum", "train.batch_live", "train.batch_spoof", "train.num_frames", "train.seed",
@@ -26,7 +29,7 @@ from mpfas.config import ConfigError
     # cannot change best.pt, last.pt or the metrics: MLflow's experiment, resume and checkpoint
     # cadence, loader threads, and knobs that only enter the run's paper-preset tag
     untracked=("tracking.experiment", "train.resume", "train.checkpoint_every", "train.workers",
-               "align.crop_size", "align.padding", "manifests.val_fraction", "manifests.target_set"),
+               "manifests.val_fraction", "manifests.target_set"),
 )
 def main(params, protocol: str = "", *extra: str) -> None:
     if not protocol or extra:

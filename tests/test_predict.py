@@ -25,17 +25,20 @@ import yaml
 from skimage import data
 
 from mpfas.__main__ import main
-from mpfas.config import AlignConfig, DemoConfig, ExtractConfig, ModelConfig
+from mpfas.config import AlignConfig, DemoConfig, EvaluateConfig, ExtractConfig, ModelConfig, Params
 from mpfas.datasets import Label, adapter_for
 from mpfas.inference import score_frames
 from mpfas.models import RandomInitWarning, build_model
 from mpfas.predict import CSV_COLUMNS, load_model
 from mpfas.training.checkpoint import save_atomic
+from mpfas.training.meta import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # crop and model input: small keeps the tests fast
 ALIGN = AlignConfig(crop_size=SIZE)
 EXTRACT = ExtractConfig(frames_per_video=3, workers=1)
+# what make_checkpoint records its faces were made with: the `project` fixture's params.yaml
+TRAINED_ON = Preprocess.from_params(Params(align=ALIGN, extract=EXTRACT, evaluate=EvaluateConfig(num_frames=2)))
 _CACHE: dict[str, object] = {}
 # a real face photo, downscaled so MTCNN's pyramid stays cheap (BGR, as written to disk)
 ASTRONAUT = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256), interpolation=cv2.INTER_AREA)
@@ -86,9 +89,10 @@ def real_faces(factory: pytest.TempPathFactory) -> list[Path]:
     return _CACHE["faces"]  # type: ignore[return-value]
 
 
-def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0,
-                    backbone: str = "resnet18") -> Path:
-    """A randomly initialised eval-mode model saved in the training checkpoint format."""
+def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0, backbone: str = "resnet18",
+                    preprocess: Preprocess | None = TRAINED_ON) -> Path:
+    """A randomly initialised eval-mode model saved in the training checkpoint format
+    (``preprocess=None``: the format before checkpoints recorded their preprocessing)."""
     torch.manual_seed(seed)
     cfg = ModelConfig(backbone=backbone, input_size=SIZE, pattern="meta")
     with warnings.catch_warnings():
@@ -106,6 +110,8 @@ def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0,
     model.eval()
     ckpt = {"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "iteration": 7,
             "protocol": "OCI-M", "select": "source_val"}
+    if preprocess is not None:
+        ckpt["preprocess"] = preprocess.as_dict()
     if threshold is not None:
         ckpt["val"] = {"threshold": threshold}
         ckpt["threshold"] = threshold
@@ -283,3 +289,74 @@ def test_python_dash_m_entry_point(project, demo):
     doc = json.loads(proc.stdout)
     assert doc["inputs"][0]["status"] == "ok" and doc["inputs"][0]["kind"] == "image"
     assert 0.0 <= doc["inputs"][0]["score"] <= 1.0
+
+
+# ------------------------------------------------------------------ the checkpoint's preprocessing
+
+# a params.yaml made with other align/extract/evaluate settings than the checkpoint's faces
+OTHER = {"align": {"crop_size": 96, "padding": 0.2, "detect_max_side": 320, "min_face_size": 40},
+         "extract": {"frames_per_video": 2}, "evaluate": {"num_frames": 0}}
+
+
+def _params_file(project: Path, path: Path, changes: dict) -> Path:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for section, values in changes.items():
+        params[section].update(values)
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def _meta_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "mpfas.training.meta"]
+
+
+def test_predict_applies_the_checkpoints_preprocessing(project, demo, tmp_path, monkeypatch, capsys, caplog):
+    """A params.yaml edited after training changes nothing: the faces are cut as the checkpoint's
+    were (crop size, padding, detection, sampled frames, frames per video score); one warning
+    names each differing key with both values."""
+    monkeypatch.chdir(project)
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), ASTRONAUT)
+    video = demo / "MSU-MFSD" / demo_videos(demo, "M")["live"][0].relpath
+    other = _params_file(project, tmp_path / "other.yaml", OTHER)
+    args = ["predict", str(image), str(video), "--no-progress"]
+
+    rc, out, err = run_cli([*args, "--params", "params.yaml"], capsys)
+    assert rc == 0, err
+    assert _meta_warnings(caplog) == []  # params.yaml matches the checkpoint: nothing to say
+    rc, other_out, err = run_cli([*args, "--params", str(other), "--save-faces", str(tmp_path / "crops")], capsys)
+    assert rc == 0, err
+
+    expected, got = json.loads(out), json.loads(other_out)
+    for ref, item in zip(expected["inputs"], got["inputs"]):
+        assert item["score"] == ref["score"] and item["score_frames"] == ref["score_frames"]
+        assert item["frames"] == ref["frames"] and [f["box"] for f in item["faces"]] == [f["box"] for f in ref["faces"]]
+    assert got["inputs"][1]["frames"] == EXTRACT.frames_per_video and len(got["inputs"][1]["score_frames"]) == 2
+    assert all(cv2.imread(f["face_path"]).shape == (SIZE, SIZE, 3) for i in got["inputs"] for f in i["faces"])
+    (warning,) = _meta_warnings(caplog)
+    for key, ours, theirs in (("align.crop_size", SIZE, 96), ("align.padding", 0.37, 0.2),
+                              ("align.detect_max_side", 640, 320), ("align.min_face_size", 20, 40),
+                              ("extract.frames_per_video", 3, 2), ("evaluate.num_frames", 2, 0)):
+        assert f"{key} checkpoint {ours!r} vs params.yaml {theirs!r}" in warning, warning
+    assert "align.select" not in warning and len(warning.splitlines()) == 1
+    assert got["model"]["preprocess"] == TRAINED_ON.as_dict()
+
+
+def test_checkpoint_without_preprocessing_falls_back_to_params_yaml(project, tmp_path, monkeypatch, capsys,
+                                                                   caplog):
+    """A checkpoint written before checkpoints recorded their preprocessing: params.yaml's is used, and
+    a warning says the checkpoint records none."""
+    monkeypatch.chdir(project)
+    old = make_checkpoint(tmp_path / "old.pt", preprocess=None)
+    image = tmp_path / "astronaut.png"
+    cv2.imwrite(str(image), ASTRONAUT)
+    other = _params_file(project, tmp_path / "other.yaml", {"align": {"crop_size": 96}})
+    rc, out, err = run_cli(["predict", str(image), "--model", str(old), "--params", str(other),
+                            "--save-faces", str(tmp_path / "crops")], capsys)
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert cv2.imread(doc["inputs"][0]["faces"][0]["face_path"]).shape == (96, 96, 3)  # params.yaml's crop
+    (warning,) = _meta_warnings(caplog)
+    assert f"{old} records no preprocessing" in warning and "using params.yaml's" in warning
+    assert doc["model"]["preprocess"] is None
+

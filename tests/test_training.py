@@ -27,6 +27,7 @@ from mpfas.manifests import ManifestRow, write_manifest
 from mpfas.models import build_model
 from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.training.algorithms import split_parameters
+from mpfas.training.meta import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 CAST = {"O": (1.0, 0.95, 0.9), "C": (0.9, 1.0, 1.05), "I": (1.05, 1.0, 0.85), "M": (0.95, 0.9, 1.0)}
@@ -273,6 +274,8 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     assert "optim_hfn" not in best
     last = torch.load("models/OCI-M/last.pt", weights_only=True)
     assert last["iteration"] == 3 and last["optim_hfn"]["state"] and last["run_id"] == result.run_id
+    for ckpt in (best, last):  # the faces' preprocessing, for predict, export and the MLflow model
+        assert ckpt["preprocess"] == Preprocess.from_params(params).as_dict()
     model = build_model(params.model)
     model.load_state_dict(best["model"])
     run = json.loads(Path("models/OCI-M/run.json").read_text())

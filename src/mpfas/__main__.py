@@ -76,10 +76,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .export import export_onnx
 
-    params = _params(args.params) if not args.model else None
+    params = _params(args.params)  # also what the checkpoint's preprocessing is compared with
     checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
-    report = export_onnx(checkpoint, out, dynamo=not args.legacy, opset=args.opset, tolerance=args.tolerance)
+    report = export_onnx(checkpoint, out, dynamo=not args.legacy, opset=args.opset, tolerance=args.tolerance,
+                         params=params)
     print(json.dumps(report.as_dict(), indent=2))
     return 0
 
@@ -89,8 +90,8 @@ def cmd_log_model(args: argparse.Namespace) -> int:
     from .predict import PredictError
 
     protocol = args.protocol
+    params = _params(args.params)  # what the checkpoint's preprocessing is compared with
     if not args.model and not protocol:
-        params = _params(args.params)
         if not params.train.protocols:
             raise PredictError("no --model or --protocol given and train.protocols is empty")
         protocol = params.train.protocols[0]
@@ -101,8 +102,9 @@ def cmd_log_model(args: argparse.Namespace) -> int:
         if not run_json.is_file():
             raise MpfasError(f"--run-id not given and {run_json} not found")
         run_id = json.loads(run_json.read_text())["run_id"]
-    info = log_model(run_id, checkpoint, tracking_uri=args.tracking_uri)
-    print(json.dumps({"run_id": run_id, "model_uri": info.model_uri, "checkpoint": checkpoint.as_posix()}))
+    info = log_model(run_id, checkpoint, tracking_uri=args.tracking_uri, params=params)
+    print(json.dumps({"run_id": run_id, "model_uri": info.model_uri, "onnx_model_uri": info.onnx.model_uri,
+                      "onnx_seconds": round(info.onnx_seconds, 2), "checkpoint": checkpoint.as_posix()}))
     return 0
 
 
@@ -157,9 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
 
     p = sub.add_parser("predict", help="score faces in images, videos or folders",
-                       description="Detect and align faces as the pipeline does (align and extract sections of "
-                                   "params.yaml), score them, and print per-face and per-input scores with a "
-                                   "live/spoof decision (live iff score >= threshold).")
+                       description="Detect and align faces as the pipeline does (with the align and extract "
+                                   "settings the checkpoint was trained on), score them, and print per-face and "
+                                   "per-input scores with a live/spoof decision (live iff score >= threshold).")
     p.add_argument("paths", nargs="+", metavar="PATH", help="image, video, or folder (searched recursively)")
     model_args(p)
     p.add_argument("--format", choices=("json", "csv"), default="json", help="output on stdout (default json)")
@@ -179,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="max abs difference allowed vs PyTorch")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("log-model", help="log a checkpoint as an MLflow pyfunc model into its training run")
+    p = sub.add_parser("log-model", help="log a checkpoint as MLflow pyfunc and ONNX models into its training run")
     model_args(p)
     p.add_argument("--run-id", help="MLflow run (default: models/<protocol>/run.json)")
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///<repo root>/mlflow.db")

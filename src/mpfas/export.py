@@ -4,7 +4,8 @@ The graph takes ``rgb``: float32 B x 3 x S x S, RGB in [0, 1], S = the checkpoin
 ``model.input_size`` (aligned faces, as ``mpfas.inference.load_faces`` makes them),
 with a dynamic batch, and returns ``score`` (B, the frame score: higher = live),
 ``map`` (B x 1 x S/8 x S/8) and ``logits`` (B x 2, index 1 = live). The checkpoint's
-threshold, protocol and model config are stored as ONNX metadata.
+threshold, protocol, model config and preprocessing (the align/extract settings its
+training faces were made with, ``preprocess`` as JSON) are stored as ONNX metadata.
 
 The default exporter is ``torch.onnx.export(..., dynamo=True)`` (torch.export +
 onnxscript, the maintained path); ``dynamo=False`` selects the legacy TorchScript
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -27,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
+from .config import Params
 from .errors import MpfasError
 from .predict import LoadedModel, load_model
 
@@ -68,8 +71,9 @@ class ExportReport:
                 "input_size": self.input_size, "max_abs_diff": self.max_abs_diff, "check_batch": self.check_batch}
 
 
-def _metadata(loaded: LoadedModel) -> dict[str, str]:
+def _metadata(loaded: LoadedModel, params: Params | None) -> dict[str, str]:
     cfg = loaded.model_config
+    preprocess, source = loaded.meta.resolve(params)
     return {
         "mpfas_version": __version__,
         "protocol": loaded.protocol,
@@ -83,6 +87,9 @@ def _metadata(loaded: LoadedModel) -> dict[str, str]:
         "input": f"{INPUT_NAME}: float32 B x 3 x {loaded.input_size} x {loaded.input_size}, RGB in [0, 1], "
                  "MTCNN-aligned face",
         "decision_rule": "live iff score >= threshold",
+        # how to make the faces (align/extract settings): those the checkpoint was trained on
+        "preprocess": json.dumps(preprocess.as_dict() if preprocess else None, sort_keys=True),
+        "preprocess_source": source,  # checkpoint | params.yaml (an older checkpoint) | unknown
     }
 
 
@@ -136,11 +143,14 @@ def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: Sequ
 
 
 def export_onnx(checkpoint: str | Path, out: str | Path, *, dynamo: bool = True, opset: int = DEFAULT_OPSET,
-                tolerance: float = DEFAULT_TOLERANCE, check_batch: int = 3, seed: int = 0) -> ExportReport:
+                tolerance: float = DEFAULT_TOLERANCE, check_batch: int = 3, seed: int = 0,
+                params: Params | None = None) -> ExportReport:
     """Export ``checkpoint`` to ``out`` and check it with onnxruntime on random faces.
 
     The check batch differs from the export batch (2), so the dynamic batch is
-    exercised too. ``out`` is replaced only when the check passes.
+    exercised too. ``out`` is replaced only when the check passes. The metadata records
+    the checkpoint's preprocessing (``params``: warn where it differs; the fallback for a
+    checkpoint that records none).
     """
     import onnx
 
@@ -158,7 +168,7 @@ def export_onnx(checkpoint: str | Path, out: str | Path, *, dynamo: bool = True,
             hint = " (the dynamo exporter needs onnxscript; try --legacy)" if dynamo else ""
             raise ExportError(f"{checkpoint}: ONNX export failed{hint}: {type(exc).__name__}: {exc}") from exc
         proto = onnx.load(str(tmp))
-        onnx.helper.set_model_props(proto, _metadata(loaded))
+        onnx.helper.set_model_props(proto, _metadata(loaded, params))
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
         rng = np.random.default_rng(seed)

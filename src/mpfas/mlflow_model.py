@@ -1,24 +1,33 @@
-"""A trained checkpoint as an MLflow pyfunc model, logged into its protocol's run.
+"""A trained checkpoint as two MLflow models, logged into its protocol's run.
 
 Load with ``mlflow.pyfunc.load_model(uri)``. Input: a float32 numpy array
 B x 3 x S x S, RGB in [0, 1], S = the checkpoint's ``model.input_size``: aligned faces
 as ``mpfas.inference.load_faces`` makes them (e.g. ``load_faces(paths, S).numpy()``).
 Output: a float32 array of B frame scores (higher = live). The checkpoint's
-source-val threshold and model config are in the model's metadata
+source-val threshold, model config and preprocessing (the align/extract settings the
+faces must be made with: the checkpoint's) are in the model's metadata
 (``model.metadata.metadata``); live iff score >= threshold.
 
-The artifact holds ``best.pt`` itself, and the mpfas source as code_paths so the
+The pyfunc artifact holds ``best.pt`` itself, and the mpfas source as code_paths so the
 model loads where mpfas is not installed (its pinned requirements are logged too).
+Loading it unpickles a Python object (cloudpickle): load it only from a trusted store.
+``<name>_onnx`` is the same model in MLflow's ONNX flavour (``mlflow.onnx.load_model``, or
+pyfunc: ``predict(faces)["score"]``): no code of ours runs when it loads, and it is logged
+only after onnxruntime matched PyTorch (``mpfas.export``).
 """
 
 from __future__ import annotations
 
+import tempfile
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .config import Params
 from . import tracking  # noqa: F401  (MLflow telemetry off before mlflow is imported)
 import mlflow  # noqa: E402
 import mlflow.pyfunc  # noqa: E402
@@ -71,12 +80,15 @@ def _signature(size: int):
                           outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]))
 
 
-def _requirements() -> list[str]:
+PYFUNC_DISTS = ("mlflow", "torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pyyaml")
+
+
+def _requirements(dists: tuple[str, ...] = PYFUNC_DISTS) -> list[str]:
     """Pins of what loading and scoring import, as installed here (torch's local tag dropped)."""
     from importlib.metadata import PackageNotFoundError, version
 
     pins = []
-    for dist in ("mlflow", "torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pyyaml"):
+    for dist in dists:
         try:
             pins.append(f"{dist}=={version(dist).split('+')[0]}")
         except PackageNotFoundError:
@@ -84,44 +96,69 @@ def _requirements() -> list[str]:
     return pins
 
 
-def checkpoint_metadata(checkpoint: str | Path) -> dict[str, Any]:
-    """What the logged model says about itself (without building it)."""
-    from .predict import _checkpoint_meta
+def checkpoint_metadata(checkpoint: str | Path, params: Params | None = None, warn: bool = True) -> dict[str, Any]:
+    """What the logged model says about itself (without building it), with the preprocessing
+    of ``CheckpointMeta.resolve`` (warns where ``params`` differs)."""
+    from .predict import PredictError
+    from .training.meta import CheckpointMetaError, read_meta
 
-    meta = _checkpoint_meta(Path(checkpoint))
-    if "model_config" not in meta:
-        from .predict import PredictError
-
+    try:
+        meta = read_meta(Path(checkpoint))
+    except CheckpointMetaError as exc:
+        raise PredictError(str(exc)) from None
+    if not meta.is_training_checkpoint:
         raise PredictError(f"{checkpoint}: not a training checkpoint (no model_config)")
-    val = meta.get("val") if isinstance(meta.get("val"), dict) else {}
-    threshold = meta.get("threshold", val.get("threshold"))
+    preprocess, source = meta.resolve(params, warn)
     return {
-        "protocol": str(meta.get("protocol", "")),
-        "iteration": int(meta.get("iteration", -1)),
-        "selection": str(meta.get("select", "unknown")),
-        "threshold": None if threshold is None or not np.isfinite(threshold) else float(threshold),
-        "model_config": {k: v for k, v in dict(meta["model_config"]).items() if k != "pretrained"},
-        "input": "float32 B x 3 x S x S, RGB in [0, 1], S = model_config.input_size (aligned faces)",
+        "protocol": meta.protocol,
+        "iteration": meta.iteration,
+        "selection": meta.selection,
+        "threshold": meta.threshold,
+        "model_config": {k: v for k, v in meta.model_config.items() if k != "pretrained"},
+        "preprocess": preprocess.as_dict() if preprocess else None,
+        "preprocess_source": source,
+        "input": "float32 B x 3 x S x S, RGB in [0, 1], S = model_config.input_size (faces aligned with "
+                 "the 'preprocess' settings)",
         "output": "float32 frame score per face, higher = live; live iff score >= threshold",
     }
 
 
-def log_model(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | None = None,
-              name: str = DEFAULT_NAME, batch_size: int = 32):
-    """Log ``checkpoint_path`` as a pyfunc model into run ``run_id``; return MLflow's ModelInfo
-    (``.model_uri`` loads it). The tracking URI defaults to ``mpfas.tracking.tracking_uri()``."""
-    import mpfas
-    from mlflow.models import Model
+@dataclass(frozen=True)
+class LoggedModels:
+    """The two models :func:`log_model` puts into a run."""
 
+    pyfunc: Any  # mlflow ModelInfo: runs mpfas code (cloudpickle), for trusted stores only
+    onnx: Any  # mlflow ModelInfo of the ONNX flavour: no pickled code to run
+    onnx_seconds: float  # what the ONNX model added (export, parity check, logging)
+
+    @property
+    def model_uri(self) -> str:
+        return self.pyfunc.model_uri
+
+    @property
+    def model_id(self) -> str:
+        return self.pyfunc.model_id
+
+
+def log_model(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | None = None,
+              name: str = DEFAULT_NAME, batch_size: int = 32, params: Params | None = None) -> LoggedModels:
+    """Log ``checkpoint_path`` into run ``run_id`` as a pyfunc model (``name``) and as an ONNX
+    model (``<name>_onnx``, checked against PyTorch first; nothing is logged if that fails).
+    The tracking URI defaults to ``mpfas.tracking.tracking_uri()``; ``params`` is compared
+    with the checkpoint's preprocessing (a warning when they differ)."""
     checkpoint_path = Path(checkpoint_path)
     if not checkpoint_path.is_file():
         from .predict import PredictError
 
         raise PredictError(f"{checkpoint_path}: checkpoint not found")
-    meta = checkpoint_metadata(checkpoint_path)
     uri = tracking_uri or tracking.tracking_uri()
     client = mlflow.MlflowClient(tracking_uri=uri)
-    before = client.get_run(run_id).info  # fails early, naming the run, when it is not in this store
+    before = _run_info(client, run_id, uri)  # fails early, naming the run, when it is not in this store
+    with tempfile.TemporaryDirectory(prefix="mpfas-onnx-") as tmp:
+        start = time.perf_counter()
+        onnx_model = _checked_onnx(checkpoint_path, Path(tmp) / "model.onnx", params)  # warns, once
+        export_seconds = time.perf_counter() - start
+    meta = checkpoint_metadata(checkpoint_path, params, warn=False)
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
@@ -130,18 +167,77 @@ def log_model(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | N
         with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             # the signature is explicit; an input example would only add a 3 x S x S array to the artifact
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            info = Model.log(
-                artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
-                python_model=FASPyfuncModel(batch_size=batch_size),
-                artifacts={ARTIFACT_KEY: str(checkpoint_path)},
-                code_paths=[str(Path(mpfas.__file__).parent)],
-                signature=_signature(int(meta["model_config"]["input_size"])),
-                pip_requirements=_requirements(), metadata=meta,
-                tags={"protocol": meta["protocol"], "selection": meta["selection"]},
-                step=max(meta["iteration"], 0),
-            )
+            pyfunc = _log_pyfunc(run_id, checkpoint_path, name, batch_size, meta)
+            start = time.perf_counter()
+            onnx_info = _log_onnx(onnx_model, f"{name}_onnx", meta)
+            onnx_seconds = export_seconds + time.perf_counter() - start
     finally:
         mlflow.set_tracking_uri(previous)
         if before.status != "RUNNING":  # give the run back as it was (status, end time)
             client.set_terminated(run_id, status=before.status, end_time=before.end_time)
-    return info
+    return LoggedModels(pyfunc, onnx_info, onnx_seconds)
+
+
+def _run_info(client, run_id: str, uri: str):
+    from mlflow.exceptions import MlflowException
+
+    from .predict import PredictError
+
+    try:
+        return client.get_run(run_id).info
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise PredictError(f"run {run_id} not found in {uri} (--run-id, or the run id in run.json)") from None
+
+
+def _log_pyfunc(run_id: str, checkpoint_path: Path, name: str, batch_size: int, meta: dict[str, Any]):
+    import mpfas
+    from mlflow.models import Model
+
+    return Model.log(
+        artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
+        python_model=FASPyfuncModel(batch_size=batch_size),
+        artifacts={ARTIFACT_KEY: str(checkpoint_path)},
+        code_paths=[str(Path(mpfas.__file__).parent)],
+        signature=_signature(int(meta["model_config"]["input_size"])),
+        pip_requirements=_requirements(), metadata=meta,
+        tags={"protocol": meta["protocol"], "selection": meta["selection"]},
+        step=max(meta["iteration"], 0),
+    )
+
+
+def _checked_onnx(checkpoint_path: Path, out: Path, params: Params | None):
+    """The checkpoint as an ONNX model that onnxruntime has matched against PyTorch (``export``).
+
+    The TorchScript exporter: the same parity check, at half the dynamo exporter's time.
+    """
+    import onnx
+
+    from .export import export_onnx
+
+    export_onnx(checkpoint_path, out, dynamo=False, params=params)
+    return onnx.load(str(out))
+
+
+def _onnx_signature(proto):
+    """Input and output tensors as the graph declares them (symbolic dimensions as -1)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def specs(values) -> Schema:
+        return Schema([TensorSpec(np.dtype(np.float32), tuple(d.dim_value or -1 for d in v.type.tensor_type.shape.dim),
+                                  v.name) for v in values])
+
+    return ModelSignature(inputs=specs(proto.graph.input), outputs=specs(proto.graph.output))
+
+
+def _log_onnx(proto, name: str, meta: dict[str, Any]):
+    import mlflow.onnx
+
+    return mlflow.onnx.log_model(
+        proto, name=name, signature=_onnx_signature(proto), metadata=meta,
+        pip_requirements=_requirements(("mlflow", "onnx", "onnxruntime", "numpy")),
+        save_as_external_data=False, tags={"protocol": meta["protocol"], "selection": meta["selection"]},
+        step=max(meta["iteration"], 0),
+    )

@@ -2,11 +2,13 @@
 
 Nothing here re-implements the pipeline: video frames are sampled as the extract
 stage samples them (``extract.frames_per_video``, ``extract.decode``), the main face
-is found and warped by the align stage's MTCNN detector and 5-point warp (``align``
-section of params.yaml), and the crops go through the same PNG round trip and
-``mpfas.inference.score_frames`` as evaluation, so a face gets the score it would
-get in ``evaluate``. The decision rule is the evaluation's: live iff score >= threshold,
-with the checkpoint's source-val EER threshold unless the caller gives one.
+is found and warped by the align stage's MTCNN detector and 5-point warp, and the
+crops go through the same PNG round trip and ``mpfas.inference.score_frames`` as
+evaluation, so a face gets the score it would get in ``evaluate``. The extract and
+align settings are those the checkpoint records it was trained with
+(``mpfas.training.meta``); params.yaml only fills in for a checkpoint that records none.
+The decision rule is the evaluation's: live iff score >= threshold, with the
+checkpoint's source-val EER threshold unless the caller gives one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import cv2
 import numpy as np
@@ -26,6 +28,9 @@ import numpy as np
 from . import atomic
 from .config import ExtractConfig, Params
 from .errors import MpfasError
+
+if TYPE_CHECKING:  # importing mpfas.training loads torch and MLflow: only when a model is loaded
+    from .training.meta import CheckpointMeta
 
 IMAGE_EXTS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 VIDEO_EXTS = frozenset({".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv"})
@@ -59,32 +64,26 @@ class LoadedModel:
     iteration: int
     selection: str
     model_config: dict[str, Any]
+    meta: CheckpointMeta  # the checkpoint's metadata, with the preprocessing it was trained on
 
     @property
     def input_size(self) -> int:
         return int(self.model.input_size)
 
 
-def _checkpoint_meta(path: Path) -> dict[str, Any]:
-    """Everything but the weights, read through mmap so a big file is not read twice."""
-    import torch
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # load_checkpoint reports the real problem
-        return {}
-    return {k: v for k, v in ckpt.items() if k != "model"} if isinstance(ckpt, dict) else {}
-
-
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Rebuild a checkpoint's model (``evaluation.load_checkpoint``); :class:`PredictError`
     names the file when it is missing, unreadable or does not fit its architecture."""
     from .evaluation.evaluate import EvaluationError, load_checkpoint
+    from .training.meta import CheckpointMetaError, read_meta
 
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: checkpoint not found (train it first, or pass --model)")
-    meta = _checkpoint_meta(path)
+    try:
+        meta = read_meta(path)
+    except CheckpointMetaError as exc:
+        raise PredictError(str(exc)) from None
     try:
         model, info = load_checkpoint(path, device)
     except EvaluationError as exc:
@@ -93,14 +92,10 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
         detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:3])
         raise PredictError(_one_line(
             f"{path}: its weights do not fit the architecture its model_config describes "
-            f"({meta.get('model_config')}); a checkpoint of another model or mpfas version? {detail}")) from None
-    threshold = meta.get("threshold")
-    if threshold is None and isinstance(meta.get("val"), dict):
-        threshold = meta["val"].get("threshold")
-    return LoadedModel(model=model, path=path, device=str(device),
-                       threshold=None if threshold is None else float(threshold),
-                       protocol=str(meta.get("protocol", "")), iteration=info["iteration"],
-                       selection=info["selection"], model_config=dict(meta.get("model_config", {})))
+            f"({meta.model_config}); a checkpoint of another model or mpfas version? {detail}")) from None
+    return LoadedModel(model=model, path=path, device=str(device), threshold=meta.threshold,
+                       protocol=meta.protocol, iteration=info["iteration"], selection=info["selection"],
+                       model_config=meta.model_config, meta=meta)
 
 
 def _one_line(text: str, limit: int = 400) -> str:
@@ -234,6 +229,7 @@ class Predictor:
     def __init__(self, loaded: LoadedModel, params: Params, threshold: float | None = None,
                  batch_size: int | None = None, faces_dir: str | Path | None = None, detector: Any = None) -> None:
         self.loaded = loaded
+        params = loaded.meta.params_for(params)  # faces are cut as the checkpoint's training faces were
         self.params = params
         if threshold is not None:
             self.threshold, self.threshold_source = float(threshold), "--threshold"
@@ -339,7 +335,9 @@ def to_json(results: Sequence[InputResult], loaded: LoadedModel, threshold: floa
     doc = {
         "model": {"checkpoint": loaded.path.as_posix(), "protocol": loaded.protocol, "iteration": loaded.iteration,
                   "selection": loaded.selection, **{k: loaded.model_config.get(k)
-                                                    for k in ("backbone", "input_size", "pattern")}},
+                                                    for k in ("backbone", "input_size", "pattern")},
+                  # null: the checkpoint records none, so params.yaml's were used
+                  "preprocess": loaded.meta.preprocess.as_dict() if loaded.meta.preprocess else None},
         "threshold": threshold,
         "threshold_source": threshold_source,
         "decision_rule": "live iff score >= threshold (score: higher = live)",

@@ -46,6 +46,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .algorithms import alternating_step, bilevel_step
 from .data import DomainSampler
+from .meta import PREPROCESS_KEY, Preprocess
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +87,9 @@ def resolve_device(name: str) -> torch.device:
 def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[str],
                 pretrained_sha256: str = "") -> str:
     """What ``last.pt`` must match to be resumed: the model and learning settings, how
-    validation scores (it picks ``best.pt``), the manifest, the content of every face
-    training reads (``faces``) and the pretrained weights file's sha256.
+    validation scores (it picks ``best.pt``), the preprocessing the checkpoints record, the
+    manifest, the content of every face training reads (``faces``) and the pretrained
+    weights file's sha256.
 
     Changed data under unchanged file names (another ``align.padding``, a replaced
     dataset) thus trains from scratch instead of resuming a model of the old faces.
@@ -96,7 +98,8 @@ def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[s
     train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RESUME_FREE}
     scoring = {"num_frames": params.evaluate.num_frames, "precision": params.evaluate.precision}
     blob = json.dumps({"protocol": protocol, "model": dataclasses.asdict(params.model), "train": train,
-                       "validation": scoring, "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
+                       "validation": scoring, "preprocess": Preprocess.from_params(params).as_dict(),
+                       "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
                        "faces": faces_digest(faces), "pretrained_sha256": pretrained_sha256}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -366,6 +369,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                     ckpt.save_atomic({
                         "model": _state_cpu(model),
                         "model_config": dataclasses.asdict(params.model),
+                        PREPROCESS_KEY: Preprocess.from_params(params).as_dict(),
                         "iteration": it, "protocol": protocol, "select": cfg.select,
                         "val": val, "threshold": val.get("threshold"),
                         "run_id": info.run_id, "fingerprint": fp,
@@ -380,6 +384,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                     state = {
                         "model": _state_cpu(model),
                         "model_config": dataclasses.asdict(params.model),
+                        PREPROCESS_KEY: Preprocess.from_params(params).as_dict(),
                         "iteration": it, "protocol": protocol, "select": cfg.select,
                         "val": best_record["val"] if best_record else {},
                         "optim_mp": mp_opt.state_dict() if mp_opt is not None else None,
