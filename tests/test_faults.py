@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pickle
 import signal
 import struct
 import subprocess
@@ -27,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+from foreign_pickle import save_foreign
 from pipeline_copy import REPO, TINY, copy_repo, dvc, env
 
 PROTOCOL = "OCI-M"
@@ -348,13 +348,23 @@ def test_rotated_and_variable_rate_videos_extract_all_frames_upright(tmp_path):
 
 # ---------------------------------------------------------------- bad checkpoints
 
+MARKER = "payload-ran"
+
+
+def _assert_refused(kind: str, message: str, folder: Path) -> None:
+    """A foreign pickle is refused by weights_only before any of its code runs."""
+    if kind == "foreign":
+        assert not (folder / MARKER).exists(), "the foreign checkpoint's pickled code ran"
+        assert "weights_only" in message, message
+
+
 def _bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     data = good.read_bytes()
     truncated = folder / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    foreign = folder / "foreign.pt"  # a pickle that would run code: weights_only must refuse it
-    foreign.write_bytes(pickle.dumps({"model": os.system, "model_config": {}}))
+    # torch's zip format with a payload that creates MARKER if unpickled: weights_only must refuse it
+    foreign = save_foreign(folder / "foreign.pt", folder / MARKER, model_config={})
     return {"truncated": truncated, "foreign": foreign}
 
 
@@ -390,6 +400,7 @@ def test_bad_checkpoint_to_evaluate_stage(tmp_path, trained, kind):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and f"models/{PROTOCOL}/best.pt" in last, proc.stderr[-2000:]
     assert "not a readable mpfas checkpoint" in last and "Traceback" not in proc.stderr
+    _assert_refused(kind, last, work / "bad")
 
 
 @pytest.mark.parametrize("kind", ["truncated", "foreign"])
@@ -404,6 +415,7 @@ def test_bad_checkpoint_to_predict(tmp_path, trained, kind):
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
     assert proc.stderr.startswith("error: ") and str(bad) in proc.stderr, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    _assert_refused(kind, proc.stderr, tmp_path / "bad")
 
 
 # ---------------------------------------------------------------- unwritable MLflow store

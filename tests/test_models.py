@@ -10,6 +10,8 @@ import torch.nn.functional as F
 import torchvision
 from torch.func import functional_call
 
+from foreign_pickle import save_foreign
+
 from mpfas.config import ConfigError, ModelConfig
 from mpfas.models import (
     HSVPattern,
@@ -249,10 +251,6 @@ def test_functional_virtual_step_on_hfn():
 # ---------------------------------------------------------------- pretrained weights
 
 
-class NotATensor:
-    """A custom class: weights_only loading must refuse to unpickle it."""
-
-
 def _streams_conv1(model: MetaPatternFAS) -> list[torch.Tensor]:
     return [s.body.conv1.weight for s in model.hfn.streams]
 
@@ -305,9 +303,11 @@ def test_wrong_architecture_is_rejected(tmp_path):
 
 def test_weights_only_refuses_pickled_objects(tmp_path):
     path = tmp_path / "evil.pth"
-    torch.save({"conv1.weight": NotATensor()}, path)
+    marker = tmp_path / "payload-ran"
+    save_foreign(path, marker, payload_key="conv1.weight")
     with pytest.raises(ValueError, match=r"evil\.pth.*weights_only"):
         load_pretrained(_model(), path)
+    assert not marker.exists(), "the pickled code ran"
 
 
 def test_not_a_state_dict_is_rejected(tmp_path):
