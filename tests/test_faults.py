@@ -419,13 +419,13 @@ def test_rotated_and_variable_rate_videos_extract_all_frames_upright(tmp_path):
 
 # ---------------------------------------------------------------- bad checkpoints
 
-MARKER = "payload-ran"
+PAYLOAD_RAN = "payload-ran"
 
 
 def _assert_refused(kind: str, message: str, folder: Path) -> None:
     """A foreign pickle is refused by weights_only before any of its code runs."""
     if kind == "foreign":
-        assert not (folder / MARKER).exists(), "the foreign checkpoint's pickled code ran"
+        assert not (folder / PAYLOAD_RAN).exists(), "the foreign checkpoint's pickled code ran"
         assert "weights_only" in message, message
 
 
@@ -434,8 +434,8 @@ def _bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:
     data = good.read_bytes()
     truncated = folder / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    # torch's zip format with a payload that creates MARKER if unpickled: weights_only must refuse it
-    foreign = save_foreign(folder / "foreign.pt", folder / MARKER, model_config={})
+    # torch's zip format with a payload that creates PAYLOAD_RAN if unpickled: weights_only must refuse it
+    foreign = save_foreign(folder / "foreign.pt", folder / PAYLOAD_RAN, model_config={})
     return {"truncated": truncated, "foreign": foreign}
 
 

@@ -96,6 +96,7 @@ def _train() -> tuple[object, list[int]]:
     return result, saved
 
 
+@pytest.mark.slow  # three train() runs
 def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):  # noqa: F811
     _set_train(iterations=2, checkpoint_every=1, eval_every=2, inner_loops=1)
     first, saved = _train()

@@ -378,6 +378,7 @@ def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
     assert [m.step for m in client.get_metric_history(run_id, "meta_train_loss")] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow  # a second full train() run; the quick tier keeps test_tiny_training_run_is_tracked
 def test_target_oracle_selection_is_labelled(workspace, mlflow_uri):
     from mlflow.tracking import MlflowClient
 
