@@ -18,7 +18,7 @@ from skimage import data
 from mpfas.config import AlignConfig, Protocol, load_params
 from mpfas.manifests import build_manifest
 from mpfas.preprocess.align import detector_for
-from mpfas.training import DomainSampler, train
+from mpfas.training import DomainSampler, TrainResult, train
 from test_manifests import CFG, make_videos
 from test_training import _rows, mlflow_uri, workspace  # noqa: F401  (fixtures)
 
@@ -89,7 +89,8 @@ def _set_train(**values) -> None:
     Path("params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def _train() -> tuple[object, list[int]]:
+def _train() -> tuple[TrainResult, list[int]]:
+    """One ``train()`` call; also the iterations it checkpointed (none when nothing was left to do)."""
     saved: list[int] = []
     result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
                    out_dir="models/OCI-M", on_checkpoint=saved.append)
