@@ -235,7 +235,7 @@ def test_hfn_loss_reaches_the_mp_extractor():
 def test_functional_virtual_step_on_hfn():
     """The bilevel trainer's pattern: a virtual HFN step, then a loss differentiated into MP."""
     model = _model("meta").train()
-    rgb, is_live = torch.rand(4, 3, SMALL, SMALL), torch.tensor([1, 0, 1, 0])
+    rgb, is_live = torch.rand(2, 3, SMALL, SMALL), torch.tensor([1, 0])
     params = dict(model.hfn.named_parameters())
     pattern = model.pattern(rgb)
     inner = _hfn_loss(functional_call(model.hfn, params, (rgb, pattern)), is_live)

@@ -172,7 +172,8 @@ def tiny(workspace):
     torch.manual_seed(0)
     model = build_model(params.model)
     train = [r for r in _rows(workspace) if r.role == "source-train"]
-    sampler = DomainSampler(train, num_frames=2, batch_live=2, batch_spoof=2, size=64, seed=0)
+    # one live + one spoof face per domain batch: the smallest batch the losses and BatchNorm accept
+    sampler = DomainSampler(train, num_frames=2, batch_live=1, batch_spoof=1, size=64, seed=0)
     return model, sampler
 
 
