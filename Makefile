@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test bench gpu-check ui clean
+.PHONY: setup demo test test-fast bench gpu-check ui clean
 
 setup: $(VENV)/.installed
 
@@ -21,8 +21,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 demo: setup
 	$(BIN)/dvc repro
 
+# everything (what CI runs); the 20 slowest tests are listed at the end
 test: setup
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
+
+# the quick tier: no end-to-end `dvc repro` runs (tests marked slow)
+test-fast: setup
+	$(BIN)/pytest -m "not slow" --durations=20
 
 bench: setup
 	$(BIN)/python bench/preprocess.py

@@ -18,6 +18,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
 from mpfas.config import ModelConfig
@@ -117,6 +118,7 @@ def test_context_without_torchrun_is_a_no_op():
     assert ctx.broadcast("x") == "x" and ctx.gather("y") == ["y"]
 
 
+@pytest.mark.slow  # torchrun: two fresh interpreters training together
 def test_torchrun_two_ranks_stay_identical_and_only_rank0_writes(tmp_path):
     from mlflow.tracking import MlflowClient
 

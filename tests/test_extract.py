@@ -189,6 +189,31 @@ def test_resume_skips_done_videos_and_redoes_changed_ones(tmp_path):
     assert [r["frame"] for r in read_csv(out_a / "frames.csv") if r["video_id"] == "O/s/v1.avi"] == ["0", "5"]
 
 
+def test_image_ext_jpg_writes_real_jpegs_and_redoes_png_output(tmp_path):
+    """``extract.image_ext: jpg``: JPEG files (lossy, close to the PNG pixels), listed with their
+    checksums; switching from png redoes every video and leaves no PNG behind."""
+    from mpfas.preprocess.extract import checksum
+
+    root, out = tmp_path / "raw", tmp_path / "frames"
+    records = [record(f"s/v{i}.avi") for i in range(2)]
+    for r in records:
+        make_video(root / r.relpath, frames=9)
+    cfg = ExtractConfig(frames_per_video=3, workers=1)
+    run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
+    png = {r["path"]: cv2.imread(str(tmp_path / r["path"])) for r in read_csv(out / "frames.csv")}
+    jpg = run_extract(records, root, out, replace(cfg, image_ext="jpg"), rel_to=tmp_path, progress=False)
+    assert (jpg.processed, jpg.skipped, jpg.frames) == (2, 0, 6)
+    rows = read_csv(out / "frames.csv")
+    assert [r["path"] for r in rows] == [p.removesuffix(".png") + ".jpg" for p in png]
+    assert not list(out.rglob("*.png"))
+    for r in rows:
+        blob = (tmp_path / r["path"]).read_bytes()
+        assert blob[:3] == b"\xff\xd8\xff" and r["checksum"] == checksum(blob), r["path"]
+        image, before = cv2.imread(str(tmp_path / r["path"])), png[r["path"].removesuffix(".jpg") + ".png"]
+        error = np.abs(image.astype(int) - before).mean()
+        assert 0 < error < 4, (r["path"], error)  # lossy, yet the same picture
+
+
 _KILLABLE = textwrap.dedent("""
     import sys, time
     from pathlib import Path

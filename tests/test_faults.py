@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import pickle
 import signal
 import struct
 import subprocess
@@ -27,6 +26,8 @@ import numpy as np
 import pytest
 import torch
 
+from foreign_pickle import save_foreign
+from mpfas.preprocess.extract import MARKER
 from pipeline_copy import REPO, TINY, copy_repo, dvc, env
 
 PROTOCOL = "OCI-M"
@@ -67,8 +68,30 @@ def _kill_when(repo: Path, name: str, ready, timeout: float = 400.0, poll: float
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     time.sleep(0.5)  # let the kernel reap the group (extract/align workers die with their parent)
-    stages = [line.split("'")[1] for line in log.read_text().splitlines() if line.startswith("Running stage")]
-    return {"stage": stages[-1] if stages else None, "temp_files": _temp_files(repo), "rc": proc.returncode}
+    ran, unchanged = _stages(log.read_text())
+    return {"stage": ran[-1] if ran else None, "ran": ran, "unchanged": unchanged,
+            "temp_files": _temp_files(repo), "rc": proc.returncode}
+
+
+def _stages(log: str) -> tuple[list[str], list[str]]:
+    """The stages ``dvc repro`` ran, and those it skipped as unchanged, from its output."""
+    lines = log.splitlines()
+    ran = [line.split("'")[1] for line in lines if line.startswith("Running stage")]
+    unchanged = [line.split("'")[1] for line in lines if line.endswith("didn't change, skipping")]
+    return ran, unchanged
+
+
+def _done(folder: Path) -> list[Path]:
+    """Video folders that hold a finished-video marker (what a rerun must skip)."""
+    return sorted(p.parent for p in folder.rglob(MARKER)) if folder.is_dir() else []
+
+
+def _plant_temp(folder: Path, name: str) -> Path:
+    """A stale temp file, named as ``atomic`` names them, where only the sweep can remove it
+    (a finished video's folder, or the models folder): the rerun must delete it."""
+    path = folder / f".{name}.999999.tmp"
+    path.write_bytes(b"half a write")
+    return path
 
 
 def _temp_files(repo: Path) -> list[str]:
@@ -123,12 +146,30 @@ def recovered(tmp_path_factory):
     models = repo / "models" / PROTOCOL
     kills: dict[str, dict] = {}
 
-    kills["extract"] = _kill_when(repo, "extract", lambda: _any_file(repo / "data/frames/O", "*.png"))
-    kills["align"] = _kill_when(repo, "align", lambda: _any_file(repo / "data/faces", "*.png"))
+    planted: dict[str, Path] = {}
+
+    def left() -> list[str]:  # planted temp files that the reruns so far left behind
+        return [p.as_posix() for p in planted.values() if p.exists()]
+
+    def plant(kill: str, folder: Path, name: str) -> None:  # and list the temp files before the sweep
+        planted[kill] = _plant_temp(folder, name)
+        kills[kill].update(planted=planted[kill].relative_to(repo).as_posix(), temp_before=_temp_files(repo))
+
+    frames, faces = repo / "data/frames/O", repo / "data/faces"
+    kills["extract"] = _kill_when(repo, "extract", lambda: _any_file(frames, MARKER), poll=0.02)
+    kills["extract"]["done"] = len(_done(frames))
+    plant("extract", _done(frames)[0], "f00000.png")
+    kills["align"] = _kill_when(repo, "align", lambda: _any_file(faces, MARKER), poll=0.05)
+    kills["align"]["left"] = left()
+    aligning = faces / kills["align"]["stage"].split("@")[-1]
+    kills["align"]["done"] = len(_done(aligning))
+    plant("align", _done(aligning)[0], "f00000.png")
     # after the MLflow run started, before any last.pt: the retry cannot resume it
     kills["train-early"] = _kill_when(repo, "train-early", lambda: (models / "run.json").is_file(), poll=0.02)
+    kills["train-early"]["left"] = left()
     kills["train-early"]["run_id"] = _json(repo, f"models/{PROTOCOL}/run.json")["run_id"]
     assert not (models / "last.pt").exists(), "killed too late: last.pt already written"
+    plant("train-early", models, "last.pt")
 
     def checkpointed() -> bool:  # last.pt past the first validation (and best.pt)
         try:
@@ -137,6 +178,7 @@ def recovered(tmp_path_factory):
             return False
 
     kills["train"] = _kill_when(repo, "train", checkpointed, poll=0.5)
+    kills["train"]["left"] = left()
     last = torch.load(models / "last.pt", weights_only=True)
     kills["train"].update(run_id=last["run_id"], iteration=last["iteration"])
     evaluating = repo.parent / f"{repo.name}-evaluate.log"
@@ -152,8 +194,8 @@ def recovered(tmp_path_factory):
     start = time.monotonic()
     final = dvc(repo, "repro")
     assert final.returncode == 0, final.stdout[-4000:] + final.stderr[-4000:]
-    kills["final"] = {"seconds": time.monotonic() - start,
-                      "ran": [l.split("'")[1] for l in final.stdout.splitlines() if l.startswith("Running stage")]}
+    ran, unchanged = _stages(final.stdout + final.stderr)
+    kills["final"] = {"seconds": time.monotonic() - start, "ran": ran, "unchanged": unchanged}
     (repo.parent / "kills.json").write_text(json.dumps(kills, indent=2, default=str))
     return repo, kills
 
@@ -172,11 +214,41 @@ def test_kill_lands_in_the_stage(recovered, stage):
 @pytest.mark.slow
 def test_rerun_succeeds_without_temp_files_or_a_second_run(recovered):
     repo, kills = recovered
+    for kill in ("extract", "align", "train-early"):  # a stale temp file in each swept folder
+        assert kills[kill]["planted"] in kills[kill]["temp_before"], kills[kill]
     assert _temp_files(repo) == []
+    # each planted temp file is gone by the next kill: the stage that owns its folder ran again first
+    assert [kills[stage]["left"] for stage in ("align", "train-early", "train")] == [[], [], []], kills
     # the last kill hit evaluate: only it and what follows ran again
     assert kills["final"]["ran"] == [f"evaluate@{PROTOCOL}", "report"], kills["final"]
     status = dvc(repo, "status")
     assert status.returncode == 0 and "changed" not in status.stdout, status.stdout
+
+
+@pytest.mark.slow
+def test_finished_stages_are_skipped_by_later_reruns(recovered):
+    """DVC does not rerun what an earlier attempt finished: extract after the align kill,
+    everything up to evaluate in the final rerun."""
+    _, kills = recovered
+    extracts = {f"extract@{code}" for code in "OCIM"}
+    assert "extract@O" in kills["align"]["ran"]  # the killed extract is finished first
+    assert not extracts & set(kills["train-early"]["ran"])
+    assert extracts <= set(kills["train-early"]["unchanged"]), kills["train-early"]
+    before_evaluate = extracts | {f"align@{code}" for code in "OCIM"} | {"raw", "manifests", f"train@{PROTOCOL}"}
+    assert before_evaluate <= set(kills["final"]["unchanged"]), kills["final"]
+
+
+@pytest.mark.slow
+def test_killed_stages_resume_where_they_stopped(recovered):
+    """The rerun of a killed stage skips exactly the videos (iterations) finished before the kill."""
+    repo, kills = recovered
+    extract = _json(repo, "metrics/extract_O.json")
+    done = kills["extract"]["done"]
+    assert done >= 1 and (extract["skipped"], extract["processed"]) == (done, extract["videos"] - done), extract
+    align = _json(repo, f"metrics/align_{kills['align']['stage'].split('@')[-1]}.json")
+    done = kills["align"]["done"]
+    assert done >= 1 and (align["skipped"], align["processed"]) == (done, align["videos"] - done), align
+    assert _json(repo, f"metrics/train_{PROTOCOL}.json")["resumed_from"] == kills["train"]["iteration"]
 
 
 @pytest.mark.slow
@@ -199,7 +271,6 @@ def test_metrics_equal_an_uninterrupted_run(reference, recovered):
     assert f"train_{PROTOCOL}.json" in names and f"evaluate/{PROTOCOL}.json" in names
     differ = [n for n in names if _drop(_json(repo, f"metrics/{n}")) != _drop(_json(reference, f"metrics/{n}"))]
     assert differ == [], differ
-    assert _json(repo, f"metrics/train_{PROTOCOL}.json")["resumed_from"] >= 2  # it did resume
     for rel in (f"data/scores/{PROTOCOL}.csv", f"plots/roc/{PROTOCOL}.json", "reports/summary.md"):
         assert (repo / rel).read_bytes() == (reference / rel).read_bytes(), rel
 
@@ -348,13 +419,23 @@ def test_rotated_and_variable_rate_videos_extract_all_frames_upright(tmp_path):
 
 # ---------------------------------------------------------------- bad checkpoints
 
+PAYLOAD_RAN = "payload-ran"
+
+
+def _assert_refused(kind: str, message: str, folder: Path) -> None:
+    """A foreign pickle is refused by weights_only before any of its code runs."""
+    if kind == "foreign":
+        assert not (folder / PAYLOAD_RAN).exists(), "the foreign checkpoint's pickled code ran"
+        assert "weights_only" in message, message
+
+
 def _bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     data = good.read_bytes()
     truncated = folder / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
-    foreign = folder / "foreign.pt"  # a pickle that would run code: weights_only must refuse it
-    foreign.write_bytes(pickle.dumps({"model": os.system, "model_config": {}}))
+    # torch's zip format with a payload that creates PAYLOAD_RAN if unpickled: weights_only must refuse it
+    foreign = save_foreign(folder / "foreign.pt", folder / PAYLOAD_RAN, model_config={})
     return {"truncated": truncated, "foreign": foreign}
 
 
@@ -390,6 +471,7 @@ def test_bad_checkpoint_to_evaluate_stage(tmp_path, trained, kind):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and f"models/{PROTOCOL}/best.pt" in last, proc.stderr[-2000:]
     assert "not a readable mpfas checkpoint" in last and "Traceback" not in proc.stderr
+    _assert_refused(kind, last, work / "bad")
 
 
 @pytest.mark.parametrize("kind", ["truncated", "foreign"])
@@ -404,6 +486,7 @@ def test_bad_checkpoint_to_predict(tmp_path, trained, kind):
     assert proc.returncode == 2 and proc.stdout == "", proc.stderr[-2000:]
     assert proc.stderr.startswith("error: ") and str(bad) in proc.stderr, proc.stderr[-2000:]
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    _assert_refused(kind, proc.stderr, tmp_path / "bad")
 
 
 # ---------------------------------------------------------------- unwritable MLflow store

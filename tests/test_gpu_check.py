@@ -15,6 +15,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "bench" / "gpu_check.py"
+# the script end to end in fresh interpreters (a tiny training run, scoring, export): full suite only
+pytestmark = pytest.mark.slow
 
 
 def _env(**extra: str) -> dict[str, str]:

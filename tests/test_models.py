@@ -10,6 +10,8 @@ import torch.nn.functional as F
 import torchvision
 from torch.func import functional_call
 
+from foreign_pickle import save_foreign
+
 from mpfas.config import ConfigError, ModelConfig
 from mpfas.models import (
     HSVPattern,
@@ -233,7 +235,7 @@ def test_hfn_loss_reaches_the_mp_extractor():
 def test_functional_virtual_step_on_hfn():
     """The bilevel trainer's pattern: a virtual HFN step, then a loss differentiated into MP."""
     model = _model("meta").train()
-    rgb, is_live = torch.rand(4, 3, SMALL, SMALL), torch.tensor([1, 0, 1, 0])
+    rgb, is_live = torch.rand(2, 3, SMALL, SMALL), torch.tensor([1, 0])
     params = dict(model.hfn.named_parameters())
     pattern = model.pattern(rgb)
     inner = _hfn_loss(functional_call(model.hfn, params, (rgb, pattern)), is_live)
@@ -247,10 +249,6 @@ def test_functional_virtual_step_on_hfn():
 
 
 # ---------------------------------------------------------------- pretrained weights
-
-
-class NotATensor:
-    """A custom class: weights_only loading must refuse to unpickle it."""
 
 
 def _streams_conv1(model: MetaPatternFAS) -> list[torch.Tensor]:
@@ -305,9 +303,11 @@ def test_wrong_architecture_is_rejected(tmp_path):
 
 def test_weights_only_refuses_pickled_objects(tmp_path):
     path = tmp_path / "evil.pth"
-    torch.save({"conv1.weight": NotATensor()}, path)
+    marker = tmp_path / "payload-ran"
+    save_foreign(path, marker, payload_key="conv1.weight")
     with pytest.raises(ValueError, match=r"evil\.pth.*weights_only"):
         load_pretrained(_model(), path)
+    assert not marker.exists(), "the pickled code ran"
 
 
 def test_not_a_state_dict_is_rejected(tmp_path):

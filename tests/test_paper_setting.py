@@ -195,6 +195,7 @@ def test_source_val_selection_needs_source_val_videos(tmp_path):
         load_params(tmp_path / "params.yaml")
 
 
+@pytest.mark.slow  # train(), evaluate and report end to end
 def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_path, monkeypatch):
     """val_fraction 0: no source-val rows; select 'last'; evaluate and report cope."""
     from mpfas.config import Params
@@ -230,6 +231,7 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
     assert "n/a (no source-val)" in page and "last @ iter" in page
 
 
+@pytest.mark.slow  # a 4-iteration train() scoring the target each iteration
 def test_target_oracle_selects_on_frame_level_min_hter(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 

@@ -47,8 +47,8 @@ def _reason(exc: Exception) -> str:
     """One line: torch's own message is many lines and advises ``weights_only=False``."""
     text = str(exc)
     if "Weights only load failed" in text:
-        return ("it holds Python objects besides tensors and plain types, e.g. a foreign pickle; "
-                "refused because loading it could run code")
+        return ("refused by torch.load(weights_only=True): it holds Python objects besides tensors "
+                "and plain types, e.g. a foreign pickle, and loading it could run code")
     lines = [line for line in text.splitlines() if line.strip()]
     return (lines[0][:300] if lines else type(exc).__name__)
 

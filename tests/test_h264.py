@@ -1,0 +1,147 @@
+"""Frame sampling on H.264, the codec of most real datasets (PyAV's wheels encode it).
+
+Long GOPs (one keyframe for the whole clip) and B-frames make a seek land mid-GOP and
+decode out of order; a variable frame rate breaks any frame <-> time arithmetic. Both
+decode modes (``extract.decode``) must give the same pictures as a plain front-to-back
+decode at the same indices, and those pictures must be the encoded ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import fractions
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from mpfas.config import ExtractConfig
+from mpfas.datasets import Label, VideoRecord
+from mpfas.preprocess.extract import run_extract
+from mpfas.preprocess.frames import read_sampled_frames
+
+W, H = 320, 240
+GOP = 250
+K = 9  # sampled frames: most land between keyframes
+
+
+def picture(i: int) -> np.ndarray:
+    """Frame ``i``: its number, a background level and a red band that move with ``i``."""
+    img = np.full((H, W, 3), 40 + (i * 7) % 150, np.uint8)
+    cv2.putText(img, str(i), (30, 170), cv2.FONT_HERSHEY_SIMPLEX, 4, (255, 255, 255), 8)
+    x = (i * 5) % (W - 10)
+    img[:, x:x + 10] = (0, 0, 255)
+    return img
+
+
+def vfr_pts(n: int) -> list[int]:
+    """Milliseconds: durations cycling 30-70 ms and a 0.5 s gap half way."""
+    return [sum(30 + (j % 5) * 10 for j in range(i)) + (500 if i >= n // 2 else 0) for i in range(n)]
+
+
+def encode_h264(path: Path, n: int, pts: list[int] | None = None) -> Path:
+    """libx264, one GOP of ``GOP`` frames (longer than the clip), 3 B-frames; VFR when ``pts``."""
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", "bf": "3",
+                          "preset": "veryfast", "crf": "20"}
+        if pts is not None:
+            stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i in range(n):
+            frame = av.VideoFrame.from_ndarray(picture(i), format="bgr24")
+            if pts is not None:
+                frame.pts, frame.time_base = pts[i], fractions.Fraction(1, 1000)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def frame_types(path: Path) -> tuple[int, int]:
+    """(keyframes, B-frames) as PyAV decodes them: proves the encoding is what the test needs."""
+    with av.open(str(path)) as box:
+        frames = list(box.decode(video=0))
+    return sum(f.key_frame for f in frames), sum(f.pict_type == av.video.frame.PictureType.B for f in frames)
+
+
+def full_decode(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    frames = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        frames.append(img)
+    cap.release()
+    return frames
+
+
+CLIPS = {  # name -> (frames, pts); .mkv/.avi VFR have no exact count: the seek mode must fall back
+    "long_gop.mp4": (150, None),
+    "long_gop.mov": (150, None),
+    "vfr.mp4": (90, vfr_pts(90)),
+    "vfr.mkv": (90, vfr_pts(90)),
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("h264")
+    return {name: encode_h264(folder / name, n, pts) for name, (n, pts) in CLIPS.items()}
+
+
+@pytest.fixture(scope="module")
+def decoded(clips) -> dict[str, list[np.ndarray]]:
+    return {name: full_decode(path) for name, path in clips.items()}
+
+
+def shown(img: np.ndarray, i: int, n: int) -> int:
+    """Which source frame near ``i`` the decoded ``img`` shows (lossy: the closest one)."""
+    near = range(max(0, i - 3), min(n, i + 4))
+    return min(near, key=lambda j: np.abs(img.astype(np.int16) - picture(j)).mean())
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_clips_are_long_gop_h264_with_b_frames(clips, name):
+    keys, b_frames = frame_types(clips[name])
+    assert keys == 1 and b_frames > CLIPS[name][0] // 4, (keys, b_frames)
+    if CLIPS[name][1] is not None:
+        with av.open(str(clips[name])) as box:
+            steps = np.diff([f.pts for f in box.decode(video=0)])
+        assert len(set(steps.tolist())) > 2, steps  # really variable
+
+
+@pytest.mark.parametrize("decode", ["seek", "sequential"])
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_sampled_frames_equal_a_full_decode(clips, decoded, name, decode):
+    n, full = CLIPS[name][0], decoded[name]
+    assert len(full) == n
+    got = read_sampled_frames(clips[name], K, decode)
+    assert got.decoded_count == n and len(got.indices) == K and got.indices[-1] == n - 1
+    for i, img in zip(got.indices, got.images):
+        assert np.array_equal(img, full[i]), f"{name} {decode}: frame {i} differs from a full decode"
+        assert shown(img, i, n) == i, f"{name} {decode}: frame {i} shows source frame {shown(img, i, n)}"
+
+
+def test_seek_mode_seeks_where_the_count_is_exact(clips):
+    """The mp4/mov clips take the seek path (not the fallback), so seeking itself is tested."""
+    methods = {name: read_sampled_frames(path, K, "seek").method for name, path in clips.items()}
+    assert methods == {"long_gop.mov": "seek", "long_gop.mp4": "seek", "vfr.mp4": "seek", "vfr.mkv": "sequential"}
+
+
+@pytest.mark.parametrize("decode", ["seek", "sequential"])
+def test_extract_stage_writes_the_full_decode_frames(tmp_path, clips, decoded, decode):
+    """Through ``run_extract`` (PNG: lossless), the written files hold the full-decode pictures."""
+    name = "long_gop.mp4"
+    rec = VideoRecord("O", name, subject="s", split="train", label=Label.LIVE)
+    cfg = ExtractConfig(frames_per_video=K, workers=1, max_failure_rate=0.0, decode=decode, image_ext="png")
+    out = tmp_path / "frames"
+    run_extract([rec], clips[name].parent, out, cfg, rel_to=tmp_path, dataset="O", progress=False)
+    with (out / "frames.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    full = decoded[name]
+    assert [int(r["frame"]) for r in rows] == read_sampled_frames(clips[name], K, "sequential").indices
+    for r in rows:
+        assert np.array_equal(cv2.imread(str(tmp_path / r["path"])), full[int(r["frame"])]), r["path"]
