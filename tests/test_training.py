@@ -157,6 +157,60 @@ def test_sampler_is_balanced_seeded_and_resumable(workspace):
         a.batch("M")
 
 
+def test_color_augment_jitters_the_same_frames_seeded_and_resumable(workspace):
+    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    make = lambda color: DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=1,
+                                       color=color)
+    flip, a, b = make(False), make(True), make(True)
+    official, jittered = flip.batch("O"), a.batch("O")
+    assert torch.equal(official.is_live, jittered.is_live)
+    assert jittered.rgb.shape == official.rgb.shape and 0.0 <= jittered.rgb.min() and jittered.rgb.max() <= 1.0
+    # every face is recoloured, not replaced: far from the official batch's face, close in structure
+    diff = (jittered.rgb - official.rgb).abs().mean((1, 2, 3))
+    assert bool((diff > 1e-3).all())
+    corr = [np.corrcoef(x.mean(0).flatten(), y.mean(0).flatten())[0, 1] for x, y in zip(jittered.rgb, official.rgb)]
+    assert min(corr) > 0.8
+    assert torch.equal(jittered.rgb, b.batch("O").rgb)  # seeded
+    torch.save(a.state_dict(), workspace / "s.pt")
+    expected = [a.batch(d).rgb for d in ("C", "I")]
+    b.load_state_dict(torch.load(workspace / "s.pt", weights_only=True))
+    assert all(torch.equal(x, b.batch(d).rgb) for x, d in zip(expected, ("C", "I")))
+
+
+def test_photometric_jitter_parts():
+    from torchvision.transforms.v2 import functional as tf
+
+    from mpfas.training.data import Jitter, _gaussian_blur, _hue_rotation, photometric_jitter
+
+    img = torch.rand(4, 3, 16, 16)
+    still = Jitter(brightness=0, contrast=0, saturation=0, hue=0, gamma=0, blur_p=0)
+    assert torch.allclose(photometric_jitter(img, np.random.default_rng(0), still), img, atol=1e-5)
+    # a hue rotation keeps greys grey and a full turn is the identity
+    rot = _hue_rotation(torch.tensor([0.3, 1.0]))
+    assert torch.allclose(rot[0] @ torch.full((3,), 0.5), torch.full((3,), 0.5), atol=1e-5)
+    assert torch.allclose(rot[1], torch.eye(3), atol=1e-5)
+    # per-image blur as torchvision's, each image with its own sigma
+    sigma = torch.tensor([0.3, 0.6, 0.9, 1.0])
+    want = torch.cat([tf.gaussian_blur(img[i : i + 1], [5, 5], [float(s), float(s)]) for i, s in enumerate(sigma)])
+    assert torch.allclose(_gaussian_blur(img, sigma), want, atol=1e-5)
+
+
+def test_color_augment_is_a_difference_from_the_paper():
+    import dataclasses
+
+    from mpfas.config import Params
+    from mpfas.presets import PAPER, differences
+
+    assert PAPER.values["train.augment"] == "flip"
+    params = Params()
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, augment="color"))
+    assert differences(params)["train.augment"] == {"ours": "color", "preset": "flip"}
+    with pytest.raises(ConfigError, match="train.augment"):
+        from mpfas.config import parse_params
+
+        parse_params("train:\n  augment: colour\n", "params.yaml")
+
+
 # ------------------------------------------------------------------ the two algorithms
 
 def _snapshot(params: dict) -> dict:

@@ -195,6 +195,7 @@ class TrainConfig:
     checkpoint_every: int = 20
     resume: Literal["auto", "never"] = "auto"
     select: Literal["source_val", "target_oracle", "last"] = "source_val"
+    augment: Literal["flip", "color"] = "flip"  # flip: official | color: flip + photometric jitter
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA (opt-in; CPU stays fp32)
     workers: int = 0

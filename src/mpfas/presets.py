@@ -57,6 +57,7 @@ PAPER = Preset(
         "train.batch_live": 4,
         "train.batch_spoof": 4,
         "train.num_frames": 2,
+        "train.augment": "flip",  # horizontal flip is the official code's only augmentation
         "train.seed": 666,
         # The official trainer never stops by itself (MAX_ITER 1e6); its configs' EPOCHS: 200 at
         # 100 iterations per epoch is the only finite budget they state: 20,000 iterations.

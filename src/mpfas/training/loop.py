@@ -276,7 +276,8 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                  "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
     sampler = DomainSampler(by_role["source-train"], num_frames=cfg.num_frames, batch_live=cfg.batch_live,
                             batch_spoof=cfg.batch_spoof, size=params.model.input_size,
-                            seed=distributed.rank_seed(cfg.seed, ctx), workers=cfg.workers)
+                            seed=distributed.rank_seed(cfg.seed, ctx), workers=cfg.workers,
+                            color=cfg.augment == "color")
     if ctx.enabled:
         log.info("data-parallel: %d ranks, each drawing its own batches (rank-specific sampler seed); "
                  "global batch per domain %d live + %d spoof", ctx.world_size,
