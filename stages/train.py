@@ -25,7 +25,7 @@ from mpfas.config import ConfigError
            "evaluate.num_frames", "evaluate.batch_size", "evaluate.precision",  # source-val scoring
            "train.algorithm", "train.first_order", "train.iterations", "train.inner_loops", "train.meta_lr",
            "train.momentum", "train.batch_live", "train.batch_spoof", "train.num_frames", "train.seed",
-           "train.eval_every", "train.select", "train.device", "train.precision"),
+           "train.eval_every", "train.select", "train.device", "train.precision", "train.augment"),
     # cannot change best.pt, last.pt or the metrics: MLflow's experiment, resume and checkpoint
     # cadence, loader threads, and knobs that only enter the run's paper-preset tag
     untracked=("tracking.experiment", "train.resume", "train.checkpoint_every", "train.workers",
