@@ -53,6 +53,7 @@ def env() -> dict[str, str]:
     return e
 
 
-def dvc(repo: Path, *args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=repo, env=env(),
-                          capture_output=True, text=True, timeout=timeout)
+def dvc(repo: Path, *args: str, timeout: int = 1200,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=repo,
+                          env={**env(), **(extra_env or {})}, capture_output=True, text=True, timeout=timeout)

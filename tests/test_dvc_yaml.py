@@ -172,19 +172,12 @@ def test_report_depends_on_what_it_reads():
 
 # ---------------------------------------------------------------- the keys are really read
 
-@pytest.mark.slow
-def test_a_demo_run_reads_every_declared_key_and_neutral_knobs_do_not_rerun(tmp_path):
-    """Run the tiny pipeline with MPFAS_PARAMS_TRACE: no stage declares a key it never reads
-    (over-declaring re-runs stages for nothing); then edit the output-neutral knobs."""
-    from pipeline_copy import copy_repo, env
+def check_traced_run(repo: Path, trace: Path) -> None:
+    """Called by tests/test_pipeline.py on its tiny ``dvc repro``, run with MPFAS_PARAMS_TRACE
+    (one shared run keeps CI short): no stage declares a key it never reads (over-declaring
+    re-runs stages for nothing); then the output-neutral knobs are edited and nothing is stale."""
+    from pipeline_copy import env
 
-    (tmp_path / "repo").mkdir()
-    repo = copy_repo(tmp_path / "repo")
-    trace = tmp_path / "trace"
-    run_env = {**env(), "MPFAS_PARAMS_TRACE": str(trace)}
-    dvc = str(Path(sys.executable).parent / "dvc")
-    done = subprocess.run([dvc, "repro"], cwd=repo, env=run_env, capture_output=True, text=True, timeout=1800)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     traces = {p.stem: json.loads(p.read_text()) for p in trace.glob("*.json")}
     assert {name.split("@")[0] for name in traces} == set(STAGES)
     for name, t in traces.items():
@@ -194,13 +187,17 @@ def test_a_demo_run_reads_every_declared_key_and_neutral_knobs_do_not_rerun(tmp_
                         if not any(covers([k], s) or covers([s], k) for s in t["seen"]))
         assert not unread, f"{name}: declared but never read: {unread}"
 
-    text = (repo / "params.yaml").read_text()
+    original = text = (repo / "params.yaml").read_text()
     params = load_params(repo / "params.yaml")
     for old, new in ((f"workers: {params.train.workers}\n", "workers: 1\n"), ("resume: auto", "resume: never"),
                      ("experiment: mpfas", "experiment: elsewhere")):
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     (repo / "params.yaml").write_text(text)
-    status = subprocess.run([dvc, "status", "--json"], cwd=repo, env=env(), capture_output=True, text=True,
-                            timeout=300)
-    assert status.returncode == 0 and json.loads(status.stdout) == {}, status.stdout
+    try:
+        dvc = str(Path(sys.executable).parent / "dvc")
+        status = subprocess.run([dvc, "status", "--json"], cwd=repo, env=env(), capture_output=True,
+                                text=True, timeout=300)
+        assert status.returncode == 0 and json.loads(status.stdout) == {}, status.stdout
+    finally:
+        (repo / "params.yaml").write_text(original)

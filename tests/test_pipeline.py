@@ -1,4 +1,8 @@
-"""The real `dvc repro` on a tiny demo: every stage, DVC metrics, MLflow, caching, experiments."""
+"""The real `dvc repro` on a tiny demo: every stage, DVC metrics, MLflow, caching, experiments.
+
+One traced run serves every test here (a full tiny run costs a minute or two on 2 cores);
+the tests run in file order, and the ones that change the workspace come last.
+"""
 
 import json
 import time
@@ -6,16 +10,24 @@ import time
 import pytest
 
 from pipeline_copy import copy_repo, dvc
+from test_dvc_yaml import check_traced_run
+from test_sweeps import run_sweep
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
-    result = dvc(repo, "repro")
+def traced(tmp_path_factory):
+    """The tiny pipeline, run once with MPFAS_PARAMS_TRACE: (repo, trace folder)."""
+    repo, trace = copy_repo(tmp_path_factory.mktemp("pipeline")), tmp_path_factory.mktemp("trace")
+    result = dvc(repo, "repro", extra_env={"MPFAS_PARAMS_TRACE": str(trace)})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return repo
+    return repo, trace
+
+
+@pytest.fixture(scope="module")
+def repo(traced):
+    return traced[0]
 
 
 def load(repo, rel):
@@ -71,8 +83,16 @@ def test_second_repro_is_a_no_op(repo):
     assert time.monotonic() - start < 60
 
 
+def test_every_declared_key_is_read_and_neutral_knobs_do_not_rerun(traced):
+    check_traced_run(*traced)
+
+
 def test_experiment_reruns_only_what_depends_on_the_param(repo):
     result = dvc(repo, "exp", "run", "-S", "train.inner_loops=2")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     ran = {line.split("'")[1] for line in result.stdout.splitlines() if line.startswith("Running stage")}
     assert ran == {"train@OCI-M", "evaluate@OCI-M", "report"}
+
+
+def test_queued_sweep_lands_in_the_main_mlflow_db(repo):
+    run_sweep(repo)
