@@ -85,6 +85,7 @@ def _all_frames(root: Path) -> dict[str, list[np.ndarray]]:
     return out
 
 
+@pytest.mark.slow  # writes and reads a second demo: ~10 s
 def test_same_seed_same_frames_other_seed_differs(demo, tmp_path):
     small = DemoConfig(seed=SMALL.seed, subjects=2, frames=3, fps=12)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
@@ -102,6 +103,7 @@ def test_same_seed_same_frames_other_seed_differs(demo, tmp_path):
     assert diffs and min(diffs) > 1.0
 
 
+@pytest.mark.slow  # writes the demo twice: ~9 s
 def test_rerun_replaces_a_demo_but_refuses_foreign_data(tmp_path):
     small = DemoConfig(seed=0, subjects=2, frames=2, fps=12)
     synthesize_demo(small, tmp_path, progress=False, workers=1)

@@ -34,6 +34,7 @@ def checkpoint(tmp_path_factory):
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "best.pt", threshold=0.4321)
 
 
+@pytest.mark.slow  # real MTCNN faces + two ONNX exports: ~20 s
 def test_onnx_matches_pytorch_on_real_faces(checkpoint, faces, tmp_path):
     """The default (dynamo) exporter; the TorchScript one is checked through the CLI below."""
     out = tmp_path / "model.onnx"

@@ -191,6 +191,7 @@ def _weights(path: Path, seed: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # four train() runs: ~9 s
 def test_resume_needs_the_same_faces_and_weights_file(workspace):
     root = workspace
     _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
