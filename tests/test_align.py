@@ -316,6 +316,7 @@ _KILLABLE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a killed align process and its rerun: ~6 s
 def test_sigkill_then_rerun_gives_identical_files(tmp_path):
     import torch
 

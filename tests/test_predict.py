@@ -278,6 +278,7 @@ def test_bad_checkpoints_exit_2(project, tmp_path, monkeypatch, capsys):
     assert exc.value.code == 2
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: ~5 s
 def test_python_dash_m_entry_point(project, demo):
     """The real `python -m mpfas predict` process: JSON on stdout, exit code, no chatter on stdout."""
     image = project / "face.png"

@@ -144,6 +144,7 @@ def test_face_path_through_a_symlink_out_of_the_root_is_refused(manifest, tmp_pa
         read_manifest(manifest)
 
 
+@pytest.mark.slow  # runs stages/train.py in a fresh interpreter: ~7 s
 def test_train_stage_refuses_a_hand_broken_manifest(tmp_path):
     """`python stages/train.py OCI-M` on a manifest with a leaked subject: exit 2, one line, no model."""
     from test_training import make_workspace
