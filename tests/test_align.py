@@ -270,13 +270,19 @@ def test_faceless_videos_fail_only_past_their_datasets_limit(tmp_path, detector)
     assert (m["videos_without_face"], m["max_failed_videos"]) == (1, 0.1)
 
 
-def test_resume_and_param_change(tmp_path, detector):
+def two_extracted_videos(tmp_path: Path) -> list:
+    """A live and a print video of the demo's face, two frames each extracted under tmp_path."""
     root = tmp_path / "raw"
     records = [record("s/a.avi", Label.LIVE), record("s/b.avi", Label.PRINT)]
     for r in records:
         make_video(root / r.relpath, frames=8)
     run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
                 rel_to=tmp_path, progress=False)
+    return records
+
+
+def test_resume_and_param_change(tmp_path, detector):
+    records = two_extracted_videos(tmp_path)
     cfg = AlignConfig(crop_size=CROP)
     args = (records, tmp_path / "frames/frames.csv", tmp_path / "faces")
     first = run_align(*args, cfg, rel_to=tmp_path, detector=detector, progress=False)
@@ -288,6 +294,7 @@ def test_resume_and_param_change(tmp_path, detector):
     assert wider.processed == 2
     assert (tmp_path / "faces/s/a/f00000.png").read_bytes() != before["s/a/f00000.png"]
     # re-extracted frames (new checksums) redo the align of that video only
+    root = tmp_path / "raw"
     make_video(root / "s/b.avi", frames=5)
     run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
                 rel_to=tmp_path, progress=False)

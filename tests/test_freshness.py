@@ -22,7 +22,6 @@ import yaml
 from PIL import Image
 
 from mpfas.config import AlignConfig, ExtractConfig, load_params
-from mpfas.datasets import Label
 from mpfas.errors import MpfasError
 from mpfas.inference import FaceReadError, load_face
 from mpfas.preprocess.align import AlignError, run_align
@@ -30,7 +29,8 @@ from mpfas.preprocess.detect import FaceDetector
 from mpfas.preprocess.extract import ExtractError, run_extract
 from pipeline_copy import TINY, copy_repo, dvc
 from test_extract import make_video, read_csv, record, tree
-from test_training import make_workspace
+from test_align import two_extracted_videos
+from test_training import make_workspace, mlflow_uri, workspace  # noqa: F401 (fixtures)
 
 CROP = 64
 
@@ -102,12 +102,7 @@ def detector() -> FaceDetector:
 
 
 def _aligned(tmp_path: Path, detector: FaceDetector) -> tuple[list, dict]:
-    root = tmp_path / "raw"
-    records = [record("s/a.avi", Label.LIVE), record("s/b.avi", Label.PRINT)]
-    for r in records:
-        make_video(root / r.relpath, frames=8)
-    run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
-                rel_to=tmp_path, progress=False)
+    records = two_extracted_videos(tmp_path)
     return records, _align(tmp_path, records, detector)
 
 
@@ -145,21 +140,6 @@ def test_align_refuses_a_frame_unlike_its_recorded_checksum(tmp_path, detector):
 
 
 # ---------------------------------------------------------------- training
-
-@pytest.fixture(scope="module")
-def mlflow_uri(tmp_path_factory) -> str:
-    """One store for the module: creating an MLflow database takes seconds."""
-    return f"sqlite:///{(tmp_path_factory.mktemp('mlflow') / 'mlflow.db').as_posix()}"
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch, mlflow_uri) -> Path:
-    """test_training's synthetic faces and manifest, with a tiny params.yaml, as the working folder."""
-    make_workspace(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    return tmp_path
-
 
 def _picked_face(root: Path, role: str = "source-train") -> Path:
     """A face the sampler (or validation) reads: the first frame of a video of ``role``."""
