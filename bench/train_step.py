@@ -97,6 +97,15 @@ def make_optimizers(model: torch.nn.Module, meta_lr: float, inner_loops: int,
     return mp_opt, hfn_opt
 
 
+def mfu_peak(precision: str, device: torch.device, override: float | None) -> tuple[str | None, float | None]:
+    """The peak the run can reach: bf16, or tf32 where cuDNN may use it for fp32 convolutions
+    (PyTorch's default), else fp32."""
+    if device.type != "cuda":
+        return None, None
+    kind = "bf16" if precision == "bf16" else ("tf32" if torch.backends.cudnn.allow_tf32 else "fp32")
+    return kind, peak_tflops(kind, override)
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued CUDA work, so wall-clock timings cover it."""
     if device.type == "cuda":
@@ -154,7 +163,7 @@ def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: 
     seconds, cpu_seconds = timed(step, iters, device)
     achieved = flops / seconds / 1e12
     precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
-    peak = peak_tflops(precision, peak_override) if device.type == "cuda" else None
+    peak_kind, peak = mfu_peak(precision, device, peak_override)
     result = {
         "config": cfg.name, "backbone": cfg.backbone, "input_size": cfg.input_size,
         "batch_per_domain": f"{cfg.batch_live}+{cfg.batch_spoof}", "inner_loops": cfg.inner_loops,
@@ -170,6 +179,7 @@ def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: 
         "tflop_per_iteration": round(flops / 1e12, 4),
         "achieved_tflops": round(achieved, 4),
         "mfu": round(achieved / peak, 4) if peak else None,
+        "mfu_peak": f"{peak_kind} {peak}" if peak else None,
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
     }
     if device.type == "cuda":

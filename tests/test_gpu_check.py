@@ -75,8 +75,10 @@ def test_scoring_and_metrics(tiny):
 def test_agreement_is_exact_on_cpu(tiny):
     _, report = tiny
     agree = report["agreement"]
-    for key in ("score_mean_abs", "score_max_abs", "flip_fraction", "weights_rel_l2", "loss_max_abs"):
+    for key in ("score_mean_abs", "score_max_abs", "flip_fraction", "final_loss_rel", "weights_rel_l2",
+                "loss_max_abs"):
         assert agree[key] == 0.0, key
+    assert agree["auc_fp32"] == agree["auc_bf16_trained"] == report["score"]["fp32"]["metrics"]["auc"]
     assert agree["spearman"] == pytest.approx(1.0) and agree["kendall"] == pytest.approx(1.0)
     assert agree["end_to_end"]["score_max_abs"] == 0.0
     status = {c["name"]: c["status"] for c in report["checks"]}
@@ -108,3 +110,36 @@ def test_out_of_memory_is_reported(tmp_path, monkeypatch):
     assert report["verdict"] == "FAIL"
     assert report["error"] == ("CUDA out of memory during training fp32: "
                                "CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_training_is_judged_by_where_it_ends(tmp_path, monkeypatch):
+    """bf16 training that ends at a higher loss, or with a worse held-out AUC, fails; drift alone
+    does not."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import gpu_check
+
+    def run(losses: list[float]) -> gpu_check.TrainRun:
+        return gpu_check.TrainRun("fp32", 1.0, 1.0, 1.0, 1.0, None, None, None, None,
+                                  [{"meta_test_loss": v, "meta_train_loss": v} for v in losses])
+
+    def report(bf16_losses: list[float], auc_bf16: float) -> gpu_check.Report:
+        rep = gpu_check.Report(environment={}, config={}, bounds={})
+        rep.train = {"fp32": run([0.9] * 10 + [0.30] * 10), "bf16": run(bf16_losses)}
+        rep.score = {p: gpu_check.ScoreRun(p, 1.0, "float32", None, 0.0, {}) for p in ("fp32", "bf16")}
+        rep.agreement = gpu_check.Agreement(
+            score_mean_abs=0.001, score_max_abs=0.01, score_std_fp32=0.2, spearman=0.999, kendall=0.99,
+            flip_fraction=0.0, final_loss_rel=gpu_check.final_loss_gap(rep.train, 10), auc_fp32=1.0,
+            auc_bf16_trained=auc_bf16, weights_rel_l2=0.5, update_rel_l2=2.0,
+            loss_max_abs=gpu_check.loss_gap(rep.train))
+        return rep
+
+    def status(rep: gpu_check.Report) -> dict[str, str]:
+        return {c.name.split(" (")[0]: c.status for c in gpu_check.judge(rep, gpu_check.Bounds(), torch.device("cpu"))}
+
+    drifted = report([0.8] * 10 + [0.31] * 10, 0.99)  # large per-step gaps, same end
+    assert drifted.agreement.loss_max_abs == pytest.approx(0.1)
+    assert set(status(drifted).values()) <= {"pass", "not judged"}
+    higher = status(report([0.9] * 10 + [0.36] * 10, 1.0))  # ends 20 % higher
+    assert higher["final loss rel gap"] == "fail"
+    worse = status(report([0.9] * 10 + [0.30] * 10, 0.95))
+    assert worse["AUC drop, bf16-trained"] == "fail" and worse["final loss rel gap"] == "pass"
