@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test test-fast bench gpu-check ui clean
+.PHONY: setup demo lint test test-fast bench gpu-check ui clean
 
 setup: $(VENV)/.installed
 
@@ -21,12 +21,16 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 demo: setup
 	$(BIN)/dvc repro
 
-# everything (what CI runs); the 20 slowest tests are listed at the end
-test: setup
+# ruff (configured in pyproject.toml); the test targets run it first
+lint: setup
+	$(BIN)/ruff check .
+
+# everything (what CI runs): lint, then every test; the 20 slowest tests are listed at the end
+test: lint
 	$(BIN)/pytest --durations=20
 
 # the quick tier: no end-to-end `dvc repro` runs (tests marked slow)
-test-fast: setup
+test-fast: lint
 	$(BIN)/pytest -m "not slow" --durations=20
 
 bench: setup

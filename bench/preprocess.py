@@ -82,7 +82,8 @@ def find_videos(args, params) -> tuple[dict[str, Path], dict[str, list[VideoReco
         synthesize_demo(cfg, out, progress=False)
         stamp.write_text(json.dumps(asdict(cfg)))
     roots = {c: out / DATASET_NAMES[c] for c in DATASET_CODES}
-    return roots, {c: adapter_for(c).scan(roots[c]).records for c in DATASET_CODES}, f"synthetic demo (scale {args.scale})"
+    records = {c: adapter_for(c).scan(roots[c]).records for c in DATASET_CODES}
+    return roots, records, f"synthetic demo (scale {args.scale})"
 
 
 def astronaut_videos(args) -> tuple[dict[str, Path], dict[str, list[VideoRecord]], str]:

@@ -5,8 +5,14 @@ import sys
 from pathlib import Path
 
 from mpfas.cli import stage_main
-from mpfas.evaluation.evaluate import (EvaluationError, evaluate, load_checkpoint, log_to_mlflow,
-                                       resolve_device, write_outputs)
+from mpfas.evaluation.evaluate import (
+    EvaluationError,
+    evaluate,
+    load_checkpoint,
+    log_to_mlflow,
+    resolve_device,
+    write_outputs,
+)
 from mpfas.inference import score_frames
 from mpfas.manifests import read_manifest
 

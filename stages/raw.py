@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-from mpfas.cli import stage_main
 from mpfas.atomic import write_json
+from mpfas.cli import stage_main
 from mpfas.raw import build_raw
 
 

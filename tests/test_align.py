@@ -22,8 +22,14 @@ from mpfas.datasets import Label, write_index
 from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector, box_iou
 from mpfas.preprocess.extract import MARKER, run_extract
-from mpfas.preprocess.warp import (EYE_CENTRE, alignment_matrix, similarity_transform, template_points,
-                                   transform_points, warp_face)
+from mpfas.preprocess.warp import (
+    EYE_CENTRE,
+    alignment_matrix,
+    similarity_transform,
+    template_points,
+    transform_points,
+    warp_face,
+)
 from test_extract import REPO, make_video, read_csv, record, tree
 
 CROP = 64  # small crops keep the tests fast; the warp is size-independent
@@ -170,7 +176,7 @@ def test_stage_writes_faces_failures_metrics_and_sheet(tmp_path, detector):
         assert float(row["prob"]) > 0.9 and float(row["x2"]) > float(row["x1"])
     assert by_video == {"O/v/live.avi": [0, 6, 11], "O/v/print.mp4": [0, 6, 11], "O/v/replay.avi": [0, 6, 11],
                         "O/v/one.avi": [0], "O/v/big4k.avi": [0, 1]}
-    big = [r for r in faces if r["video_id"] == "O/v/big4k.avi"][0]
+    big = next(r for r in faces if r["video_id"] == "O/v/big4k.avi")
     assert float(big["x2"]) - float(big["x1"]) > 500  # box in 4K pixels, not detection pixels
 
     failures = read_csv(tmp_path / "faces/failures.csv")

@@ -3,7 +3,6 @@ from collections import Counter
 import pytest
 
 from mpfas.datasets import DatasetError, Label, adapter_for, read_index, write_index
-
 from name_trees import TREES
 
 EXPECTED = {  # total, live, print, replay on the full official file lists
@@ -73,7 +72,7 @@ def test_missing_root_and_missing_msu_lists(tmp_path):
     with pytest.raises(DatasetError, match="OULU-NPU"):
         adapter_for("O").scan(tmp_path / "nope")
     (tmp_path / "scene01" / "real").mkdir(parents=True)
-    with pytest.raises(DatasetError, match="train_sub_list.txt"):
+    with pytest.raises(DatasetError, match=r"train_sub_list\.txt"):
         adapter_for("M").scan(tmp_path)
 
 

@@ -12,14 +12,13 @@ import pytest
 
 from mpfas.config import DATASET_CODES, DATASET_NAMES, DemoConfig
 from mpfas.datasets import Label, adapter_for
+from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H
 from mpfas.datasets.msu import read_subject_list
-from mpfas.demo import contact_sheet, synthesize_demo, synth
+from mpfas.demo import contact_sheet, synth, synthesize_demo
 from mpfas.demo.check import read_frames
 from mpfas.demo.faces import identity_pool
 from mpfas.demo.layout import MSU_TEST, MSU_TRAIN
 from mpfas.demo.render import render_video
-from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H
-
 from name_trees import TREES
 
 SMALL = DemoConfig(seed=3, subjects=4, frames=6, fps=12, scale=1.0)
@@ -129,7 +128,7 @@ def test_mtcnn_finds_a_face_in_middle_frames(demo):
     for code in DATASET_CODES:
         recs = _scan(demo, code).records
         by_label = {lab: [r for r in recs if r.label is lab] for lab in Label}
-        for lab, group in by_label.items():
+        for group in by_label.values():
             for rec in group[:2]:
                 frames = read_frames(demo / DATASET_NAMES[code] / rec.relpath)
                 boxes, _ = mtcnn.detect(frames[len(frames) // 2])
@@ -178,7 +177,7 @@ def test_contact_sheet(demo, tmp_path):
 
 
 def test_too_many_subjects_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="demo.subjects"):
+    with pytest.raises(ValueError, match=r"demo\.subjects"):
         synthesize_demo(DemoConfig(subjects=40), tmp_path, progress=False)
 
 
@@ -305,7 +304,7 @@ def test_small_plan_is_unchanged():
     digests = {}
     for seed, subjects in ((0, 6), (3, 4)):
         h = hashlib.sha256()
-        for code, p in synth.plan_demo(DemoConfig(seed=seed, subjects=subjects)).items():
+        for p in synth.plan_demo(DemoConfig(seed=seed, subjects=subjects)).items():
             h.update(repr((p.videos, sorted(p.side_files.items()), [i.name for i in p.identities])).encode())
         digests[seed, subjects] = h.hexdigest()
     assert digests == {

@@ -131,7 +131,7 @@ STAGES = sorted(dvc_stages())
 
 
 def test_every_stage_script_is_a_dvc_stage():
-    assert STAGES == sorted(p.stem for p in (REPO / "stages").glob("*.py"))
+    assert sorted(p.stem for p in (REPO / "stages").glob("*.py")) == STAGES
 
 
 @pytest.mark.parametrize("name", STAGES)

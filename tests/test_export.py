@@ -44,7 +44,7 @@ def test_onnx_matches_pytorch_on_real_faces(checkpoint, faces, tmp_path):
 
     model = load_model(checkpoint).model
     rgb = load_faces(faces, SIZE).numpy()  # the tensors evaluation feeds the model
-    assert len(rgb) >= 5 and 0.0 <= rgb.min() and rgb.max() <= 1.0
+    assert len(rgb) >= 5 and rgb.min() >= 0.0 and rgb.max() <= 1.0
     for batch in (rgb, rgb[:1]):  # dynamic batch: the whole set, and a single face
         got, ref = run_onnx(out, batch), torch_outputs(model, batch)
         for name in OUTPUT_NAMES:

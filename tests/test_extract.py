@@ -41,7 +41,7 @@ def make_video(path: Path, frames: int = 24, size: tuple[int, int] = (320, 240),
         cv2.putText(img, str(i), (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
         if face:
             y = (h - sprite.shape[0]) // 2
-            x = (w - sprite.shape[1]) // 2 + int(round(0.03 * w * np.sin(i / 3)))
+            x = (w - sprite.shape[1]) // 2 + round(0.03 * w * np.sin(i / 3))
             img[y:y + sprite.shape[0], x:x + sprite.shape[1]] = sprite
         writer.write(img)
     writer.release()

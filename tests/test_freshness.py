@@ -28,8 +28,8 @@ from mpfas.preprocess.align import AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector
 from mpfas.preprocess.extract import ExtractError, run_extract
 from pipeline_copy import TINY, copy_repo, dvc
-from test_extract import make_video, read_csv, record, tree
 from test_align import two_extracted_videos
+from test_extract import make_video, read_csv, record, tree
 from test_training import make_workspace, mlflow_uri, workspace  # noqa: F401 (fixtures)
 
 CROP = 64
@@ -172,7 +172,7 @@ def _weights(path: Path, seed: int) -> Path:
 
 
 @pytest.mark.slow  # four train() runs: ~9 s
-def test_resume_needs_the_same_faces_and_weights_file(workspace):
+def test_resume_needs_the_same_faces_and_weights_file(workspace):  # noqa: F811 (fixture)
     root = workspace
     _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
     assert _train(root).start_iteration == 0
@@ -190,7 +190,7 @@ def test_resume_needs_the_same_faces_and_weights_file(workspace):
     assert any(not torch.equal(best["model"][k], retrained["model"][k]) for k in best["model"])
 
 
-def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):
+def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):  # noqa: F811 (fixture)
     from mpfas.training.loop import fingerprint
 
     root = workspace
@@ -214,7 +214,7 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
     assert fingerprint(params, "OCI-M", manifest, [str(face)], "ab") != base
 
 
-def test_sampler_batches_do_not_depend_on_workers(workspace):
+def test_sampler_batches_do_not_depend_on_workers(workspace):  # noqa: F811 (fixture)
     """Why ``train.workers`` may change on resume: threads load, the order stays the sampler's."""
     from mpfas.manifests import read_manifest
     from mpfas.training import DomainSampler
@@ -232,7 +232,7 @@ def test_sampler_batches_do_not_depend_on_workers(workspace):
             s.close()
 
 
-def test_a_corrupt_face_is_named_in_one_line(workspace):
+def test_a_corrupt_face_is_named_in_one_line(workspace):  # noqa: F811 (fixture)
     root = workspace
     face = _picked_face(root, "source-val")  # validation (at iteration 2) scores it
     _truncate(face)

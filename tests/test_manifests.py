@@ -5,8 +5,15 @@ import pytest
 
 from mpfas.config import ManifestsConfig, Protocol
 from mpfas.datasets import Label, VideoRecord
-from mpfas.manifests import (ManifestError, build_manifest, check_manifest, count_rows, plan_manifest,
-                             read_manifest, write_manifest)
+from mpfas.manifests import (
+    ManifestError,
+    build_manifest,
+    check_manifest,
+    count_rows,
+    plan_manifest,
+    read_manifest,
+    write_manifest,
+)
 
 SPLITS = {"O": ["train", "dev", "test"], "C": ["train", "test"], "I": ["train", "dev", "test"],
           "M": ["train", "test"]}
@@ -90,18 +97,19 @@ def test_a_faceless_row_never_reaches_training_or_evaluation(tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     videos, faces = make_videos(4)
     rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
-    faceless = rows[:1] + [replace(rows[1], faces=[])] + rows[2:]
+    faceless = [*rows[:1], replace(rows[1], faces=[]), *rows[2:]]
     with pytest.raises(ManifestError, match=f"without an aligned face, e.g. {rows[1].video_id}"):
         check_manifest("OCI-M", faceless, CFG.protocols["OCI-M"])
     write_manifest(faceless, tmp_path / "faceless.csv")
-    with pytest.raises(ManifestError, match=f"faceless.csv line 3, field faces: video {rows[1].video_id} has no aligned face"):
+    with pytest.raises(ManifestError,
+                       match=f"faceless.csv line 3, field faces: video {rows[1].video_id} has no aligned face"):
         read_manifest(tmp_path / "faceless.csv")
 
 
 def test_source_without_spoof_fails():
     videos, faces = make_videos()
     videos["C"] = [r for r in videos["C"] if r.label is Label.LIVE]
-    with pytest.raises(ManifestError, match="domain C .* only live"):
+    with pytest.raises(ManifestError, match=r"domain C .* only live"):
         build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
 
 
@@ -110,9 +118,9 @@ def test_leaks_are_refused():
     rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
     train = next(r for r in rows if r.role == "source-train")
     with pytest.raises(ManifestError, match="two roles"):
-        check_manifest("OCI-M", rows + [replace(train, role="target")], CFG.protocols["OCI-M"])
+        check_manifest("OCI-M", [*rows, replace(train, role="target")], CFG.protocols["OCI-M"])
     with pytest.raises(ManifestError, match="both source-train and source-val"):
-        check_manifest("OCI-M", rows + [replace(train, video_id="x", role="source-val")], CFG.protocols["OCI-M"])
+        check_manifest("OCI-M", [*rows, replace(train, video_id="x", role="source-val")], CFG.protocols["OCI-M"])
 
 
 def test_round_trip_and_path_outside_root(tmp_path, monkeypatch):
@@ -121,7 +129,7 @@ def test_round_trip_and_path_outside_root(tmp_path, monkeypatch):
     rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
     write_manifest(rows, tmp_path / "m.csv")
     assert read_manifest(tmp_path / "m.csv") == rows
-    evil = [replace(rows[0], faces=["data/faces/../../etc/passwd"])] + rows[1:]
+    evil = [replace(rows[0], faces=["data/faces/../../etc/passwd"]), *rows[1:]]
     write_manifest(evil, tmp_path / "evil.csv")
     with pytest.raises(ManifestError, match="outside the faces root"):
         read_manifest(tmp_path / "evil.csv")

@@ -11,7 +11,6 @@ import torchvision
 from torch.func import functional_call
 
 from foreign_pickle import save_foreign
-
 from mpfas.config import ConfigError, ModelConfig
 from mpfas.models import (
     HSVPattern,
@@ -99,7 +98,7 @@ def test_output_shapes_resnet18_128():
     assert out.map.shape == (3, 1, 16, 16) and model.map_size == 16
     assert out.logits.shape == (3, 2)
     assert out.pattern.shape == (3, 3, 128, 128)
-    assert 0 <= out.map.min() and out.map.max() <= 1
+    assert out.map.min() >= 0 and out.map.max() <= 1
 
 
 def test_output_shapes_resnet50_256():
@@ -147,9 +146,9 @@ def test_fusion_of_identical_streams_is_the_single_stream_pyramid():
 
 
 def test_wrong_input_size_is_rejected():
-    with pytest.raises(ValueError, match="model.input_size"):
+    with pytest.raises(ValueError, match=r"model\.input_size"):
         _model()(torch.rand(1, 3, SMALL + 32, SMALL + 32))
-    with pytest.raises(ConfigError, match="model.input_size"):
+    with pytest.raises(ConfigError, match=r"model\.input_size"):
         build_model(ModelConfig(input_size=100))
 
 
@@ -313,7 +312,7 @@ def test_weights_only_refuses_pickled_objects(tmp_path):
 def test_not_a_state_dict_is_rejected(tmp_path):
     path = tmp_path / "garbage.pth"
     path.write_bytes(b"not a torch file")
-    with pytest.raises(ValueError, match="garbage.pth"):
+    with pytest.raises(ValueError, match=r"garbage\.pth"):
         load_pretrained(_model(), path)
     path = tmp_path / "list.pth"
     torch.save([torch.zeros(1)], path)

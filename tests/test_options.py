@@ -22,7 +22,6 @@ from mpfas.training import DomainSampler, TrainResult, train
 from test_manifests import CFG, make_videos
 from test_training import _rows, mlflow_uri, workspace  # noqa: F401  (fixtures)
 
-
 # ---------------------------------------------------------------- manifests.target_set
 
 def test_target_set_train_plus_test_leaves_out_the_dev_split():
@@ -69,8 +68,10 @@ def test_select_confident_picks_the_surest_face_not_the_largest():
 def test_loader_threads_give_the_same_batches(workspace):  # noqa: F811
     """``train.workers > 0`` loads faces in threads: same batches, same order as inline."""
     rows = [r for r in _rows(workspace) if r.role == "source-train"]
-    make = lambda workers: DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5,
-                                         workers=workers)
+
+    def make(workers):
+        return DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5, workers=workers)
+
     inline, threaded = make(0), make(3)
     assert inline.pool is None and threaded.pool is not None
     try:

@@ -13,13 +13,13 @@ import pytest
 import torch
 import torchvision
 import yaml
-from test_training import make_workspace
 
 from mpfas.config import ConfigError, ModelConfig, load_params
 from mpfas.inference import score_frames
 from mpfas.models import build_model
 from mpfas.models import weights as weights_mod
 from mpfas.presets import PAPER, apply_preset, differences, dvc_set_args
+from test_training import make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -75,7 +75,7 @@ def test_preset_refuses_to_write_an_invalid_file(tmp_path):
     params["train"]["protocols"] = ["NOPE"]  # already broken: the result would not load
     params_file.write_text(yaml.safe_dump(params))
     original = params_file.read_text()
-    with pytest.raises(ConfigError, match="train.protocols"):
+    with pytest.raises(ConfigError, match=r"train\.protocols"):
         apply_preset(params_file, PAPER)
     assert params_file.read_text() == original
 
@@ -103,7 +103,7 @@ def test_relative_weights_path_resolves_from_a_dvc_experiment_copy(resnet18_file
     assert torch.equal(model.hfn.rgb_stream.body.conv1.weight,
                        torch.load(resnet18_file, weights_only=True)["conv1.weight"])
     monkeypatch.chdir(root.parent)
-    with pytest.raises(FileNotFoundError, match="model.pretrained"):
+    with pytest.raises(FileNotFoundError, match=r"model\.pretrained"):
         build_model(ModelConfig(pretrained="weights/missing.pth", input_size=64))
 
 
@@ -182,7 +182,7 @@ def test_real_data_with_random_init_refuses_unless_asked(tmp_path, monkeypatch):
 
     make_workspace(tmp_path, overrides={"data": {"source": "real", "roots": {c: "/nowhere" for c in "OCIM"}}})
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ConfigError, match="model.pretrained.*'random'"):
+    with pytest.raises(ConfigError, match=r"model\.pretrained.*'random'"):
         train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
     assert not Path("models").exists()  # refused before any work
 
@@ -191,7 +191,7 @@ def test_source_val_selection_needs_source_val_videos(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["manifests"]["val_fraction"] = 0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ConfigError, match="train.select.*val_fraction is 0"):
+    with pytest.raises(ConfigError, match=r"train\.select.*val_fraction is 0"):
         load_params(tmp_path / "params.yaml")
 
 

@@ -212,7 +212,7 @@ def test_folder_images_csv_threshold_and_saved_faces(project, demo, tmp_path, mo
     assert "predict" in err  # the progress bar goes to stderr, stdout stays CSV
     rows = list(csv.DictReader(io.StringIO(out)))
     assert list(rows[0]) == CSV_COLUMNS
-    assert [Path(r["input"]).name for r in rows][0] == "astronaut.png"  # sorted walk, recursive
+    assert Path(rows[0]["input"]).name == "astronaut.png"  # sorted walk, recursive
     by_input: dict[str, list[dict]] = {}
     for r in rows:
         by_input.setdefault(Path(r["input"]).name, []).append(r)

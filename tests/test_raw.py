@@ -7,7 +7,6 @@ import pytest
 from mpfas.config import DataConfig, Params
 from mpfas.datasets import DatasetError
 from mpfas.raw import build_raw, index_datasets
-
 from name_trees import TREES
 
 

@@ -120,8 +120,8 @@ def test_load_faces_and_video_scores(workspace):
     rows = _rows(workspace)
     batch = load_faces(rows[0].faces, 32)
     assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
-    assert 0.0 <= batch.min() and batch.max() <= 1.0 and batch.max() > 0.5
-    with pytest.raises(FileNotFoundError, match="nope.png"):
+    assert batch.min() >= 0.0 and batch.max() <= 1.0 and batch.max() > 0.5
+    with pytest.raises(FileNotFoundError, match=r"nope\.png"):
         load_faces(["data/faces/O/nope.png"], 32)
     model = build_model(load_params("params.yaml").model)
     videos = [r.faces for r in rows[:3]] + [[]]
@@ -136,7 +136,10 @@ def test_load_faces_and_video_scores(workspace):
 
 def test_sampler_is_balanced_seeded_and_resumable(workspace):
     train = [r for r in _rows(workspace) if r.role == "source-train"]
-    make = lambda seed: DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=seed)
+
+    def make(seed):
+        return DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=seed)
+
     a, b, c = make(1), make(1), make(2)
     first = a.batch("O")
     assert first.rgb.shape == (5, 3, 32, 32) and first.is_live.tolist() == [1, 1, 1, 0, 0]
@@ -159,12 +162,14 @@ def test_sampler_is_balanced_seeded_and_resumable(workspace):
 
 def test_color_augment_jitters_the_same_frames_seeded_and_resumable(workspace):
     train = [r for r in _rows(workspace) if r.role == "source-train"]
-    make = lambda color: DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=1,
-                                       color=color)
+
+    def make(color):
+        return DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=1, color=color)
+
     flip, a, b = make(False), make(True), make(True)
     official, jittered = flip.batch("O"), a.batch("O")
     assert torch.equal(official.is_live, jittered.is_live)
-    assert jittered.rgb.shape == official.rgb.shape and 0.0 <= jittered.rgb.min() and jittered.rgb.max() <= 1.0
+    assert jittered.rgb.shape == official.rgb.shape and jittered.rgb.min() >= 0.0 and jittered.rgb.max() <= 1.0
     # every face is recoloured, not replaced: far from the official batch's face, close in structure
     diff = (jittered.rgb - official.rgb).abs().mean((1, 2, 3))
     assert bool((diff > 1e-3).all())
@@ -205,7 +210,7 @@ def test_color_augment_is_a_difference_from_the_paper():
     params = Params()
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, augment="color"))
     assert differences(params)["train.augment"] == {"ours": "color", "preset": "flip"}
-    with pytest.raises(ConfigError, match="train.augment"):
+    with pytest.raises(ConfigError, match=r"train\.augment"):
         from mpfas.config import parse_params
 
         parse_params("train:\n  augment: colour\n", "params.yaml")
@@ -244,7 +249,7 @@ def test_alternating_inner_moves_only_mp_outer_only_hfn(tiny):
     stats = alternating_step(model, mp_opt, hfn_opt, [sampler.batch("O"), sampler.batch("C")],
                              [sampler.batch("I") for _ in range(3)], torch.device("cpu"))
     assert len(after_inner) == 3
-    for inner_mp, inner_hfn in after_inner:
+    for _, inner_hfn in after_inner:
         assert not _changed(start_hfn, inner_hfn)  # inner steps leave the HFN alone
     assert _changed(start_mp, after_inner[0][0]) == set(mp)  # ... and move every MP parameter
     final_mp, final_hfn = _snapshot(mp), _snapshot(hfn)
@@ -357,9 +362,8 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
 def test_failed_run_is_marked_failed(workspace, mlflow_uri):
     import mlflow
 
-    from mpfas.training import train
-
     from mpfas.inference import FaceReadError
+    from mpfas.training import train
 
     victim = next(r for r in _rows(workspace) if r.role == "source-train" and r.domain == "C")
     for face in victim.faces:  # undecodable, found only when drawn (a missing face fails before the run)
@@ -398,8 +402,11 @@ def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
     Path("params.yaml").write_text(yaml.safe_dump(params))
     Path("runner.py").write_text(RUNNER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    run = lambda mode, out: subprocess.run([sys.executable, "runner.py", mode, out], env=env,
-                                           capture_output=True, text=True, timeout=300)
+
+    def run(mode, out):
+        return subprocess.run([sys.executable, "runner.py", mode, out], env=env, capture_output=True, text=True,
+                              timeout=300)
+
 
     proc = subprocess.Popen([sys.executable, "runner.py", "stall", "models/killed"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

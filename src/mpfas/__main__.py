@@ -54,7 +54,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     checkpoint = Path(args.model) if args.model else default_checkpoint(params, args.protocol)
     device = _device(args.device)
     loaded = load_model(checkpoint, device)
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: a non-video file tried as a video is reported by us, once
+    # errors only: a non-video file tried as a video is reported by us, once
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     items = discover(args.paths)
     show = not args.no_progress and (len(items) > 1 or any(Path(p).is_dir() for p in args.paths))
     results = []

@@ -86,10 +86,7 @@ def differences(params: Params, preset: Preset = PAPER) -> dict[str, dict[str, A
     for key, want in preset.values.items():
         section, name = key.split(".")
         have = getattr(getattr(params, section), name)  # a stage's view refuses an undeclared key here
-        if isinstance(want, float) or isinstance(have, float):
-            same = float(have) == float(want)
-        else:
-            same = have == want
+        same = float(have) == float(want) if isinstance(want, float) or isinstance(have, float) else have == want
         if not same:
             out[key] = {"ours": have, "preset": want}
     return out
@@ -101,7 +98,9 @@ def dvc_set_args(preset: Preset, overrides: dict[str, Any] | None = None) -> lis
     return [arg for key, value in values.items() for arg in ("-S", f"{key}={_yaml_scalar(value)}")]
 
 
-def apply_preset(path: str | Path, preset: Preset, overrides: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+def apply_preset(
+    path: str | Path, preset: Preset, overrides: dict[str, Any] | None = None
+) -> dict[str, dict[str, Any]]:
     """Write the preset into the params file in place, keeping its comments and order.
 
     The new file is validated (``load_params``) before it replaces the old one; returns what

@@ -3,10 +3,11 @@
 DVC owns orchestration and params; MLflow owns per-run curves and artifacts.
 These traps shape this module:
 
-* ``dvc exp run --temp`` and queued experiments run in a copy under
-  the repository's ``.dvc`` temp-experiments folder (``.dvc``, ``tmp``, ``exps``); a relative ``sqlite:///mlflow.db`` would be written
-  into that copy and lost. The tracking DB therefore resolves to the *main* repository
-  root (``MLFLOW_TRACKING_URI`` wins when set), and so does the artifact folder.
+* ``dvc exp run --temp`` and queued experiments run in a copy under the repository's
+  ``.dvc`` temp-experiments folder (``.dvc``, ``tmp``, ``exps``); a relative
+  ``sqlite:///mlflow.db`` would be written into that copy and lost. The tracking DB
+  therefore resolves to the *main* repository root (``MLFLOW_TRACKING_URI`` wins when
+  set), and so does the artifact folder.
 * Several processes may write the one SQLite DB at once (``dvc queue start -j 2``, a
   sweep next to ``mlflow ui``). SQLite allows one writer at a time and MLflow gives up
   with "database is locked" after a few seconds, so every tracking call is retried with
@@ -150,7 +151,7 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
         else f"none (selects on {'source-val' if params.train.select == 'source_val' else 'the last iteration'})",
         # every knob that is not the paper's setting (`python -m mpfas preset paper`), as key=ours
         "paper_preset_differs": "; ".join(f"{k}={v['ours']}" for k, v in differs.items()) or "none",
-        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "mlflow.runName": protocol,
         "world_size": str(world_size),
         # who trains it: lets a later attempt close this run if the process died (SIGKILL)
@@ -333,7 +334,7 @@ class Tracker:
             try:
                 run = with_retries(self.client.get_run, resume_id)
                 resumed = run.info.experiment_id == self.experiment_id
-            except Exception:  # unknown id (e.g. another tracking DB): start afresh
+            except Exception:  # noqa: BLE001 - unknown id (e.g. another tracking DB): start afresh
                 resumed = False
             if not resumed:
                 log.warning("MLflow run %s from the checkpoint is not in %s; starting a new run",

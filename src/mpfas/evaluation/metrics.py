@@ -179,4 +179,4 @@ def tpr_at_fpr(scores, is_live, target_fpr: float, where: str = "scores") -> flo
 
 def min_attacks_for_fpr(target_fpr: float) -> int:
     """How many attack samples are needed before ``tpr_at_fpr`` reports a number."""
-    return int(math.ceil(1 / target_fpr - 1e-9))
+    return math.ceil(1 / target_fpr - 1e-9)

@@ -13,12 +13,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from scipy.stats import norm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from scipy.stats import norm
 
-from mpfas import atomic  # noqa: E402
-from mpfas.evaluation.metrics import error_rates, roc_auc, roc_curve  # noqa: E402
+from mpfas import atomic
+from mpfas.evaluation.metrics import error_rates, roc_auc, roc_curve
 
 Curves = Mapping[str, tuple[np.ndarray, np.ndarray]]
 LABEL_COLORS = {"live": "tab:green", "print": "tab:orange", "replay": "tab:red"}

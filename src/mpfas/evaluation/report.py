@@ -20,12 +20,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from mpfas import atomic  # noqa: E402
-from mpfas.config import DATASET_NAMES, LEAKAGE_FREE_SELECTIONS, Params, Protocol  # noqa: E402
-from mpfas.errors import MpfasError  # noqa: E402
+from mpfas import atomic
+from mpfas.config import DATASET_NAMES, LEAKAGE_FREE_SELECTIONS, Params, Protocol
+from mpfas.errors import MpfasError
 
 # HTER %, AUC % on real data, leave-one-domain-out, checkpoints selected on the target
 # (docs/method.md, "Published numbers": sources and caveats). Keyed by (sources, target).

@@ -36,8 +36,20 @@ from ..datasets import Label, VideoRecord
 from ..errors import MpfasError
 from ..rows import FrameEntry, read_frames_index
 from .detect import FaceDetector
-from .extract import (FAILURE_COLUMNS, MARKER, Issue, check_folders, checksum, damaged_files, fingerprint,
-                      read_marker, recorded_checksums, rel_path, remove_stale, reset_folder)
+from .extract import (
+    FAILURE_COLUMNS,
+    MARKER,
+    Issue,
+    check_folders,
+    checksum,
+    damaged_files,
+    fingerprint,
+    read_marker,
+    recorded_checksums,
+    rel_path,
+    remove_stale,
+    reset_folder,
+)
 from .warp import warp_face
 
 log = logging.getLogger(__name__)
@@ -250,7 +262,8 @@ def _summarise(dataset: str, folders: dict[str, VideoRecord], markers: dict[str,
         recs = [r for r in folders.values() if r.label.value == cls]
         n_frames = sum(markers[r.video_id]["frames"] for r in recs)
         n_faces = sum(len(markers[r.video_id]["faces"]) for r in recs)
-        per_class[cls] = {"videos": len(recs), "videos_with_faces": sum(bool(markers[r.video_id]["faces"]) for r in recs),
+        with_faces = sum(bool(markers[r.video_id]["faces"]) for r in recs)
+        per_class[cls] = {"videos": len(recs), "videos_with_faces": with_faces,
                           "frames": n_frames, "faces": n_faces,
                           "detection_rate": round(n_faces / n_frames, 6) if n_frames else 0.0}
     frames = sum(m["frames"] for m in markers.values())
