@@ -6,11 +6,11 @@ Usage: python stages/align.py <O|C|I|M>
 import sys
 from pathlib import Path
 
-from mpfas.cli import stage_main
 from mpfas.config import DATASET_CODES
 from mpfas.datasets import read_index
 from mpfas.errors import MpfasError
 from mpfas.preprocess.align import run_align
+from mpfas.stage import stage_main
 
 
 @stage_main(reads=("align",))

@@ -4,7 +4,6 @@ import logging
 import sys
 from pathlib import Path
 
-from mpfas.cli import stage_main
 from mpfas.evaluation.evaluate import (
     EvaluationError,
     evaluate,
@@ -15,6 +14,7 @@ from mpfas.evaluation.evaluate import (
 )
 from mpfas.inference import score_frames
 from mpfas.manifests import read_manifest
+from mpfas.stage import stage_main
 
 log = logging.getLogger("evaluate")
 

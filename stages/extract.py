@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 from mpfas import atomic
-from mpfas.cli import stage_main
 from mpfas.config import DATASET_CODES
 from mpfas.datasets import read_index
 from mpfas.errors import MpfasError
 from mpfas.preprocess.extract import run_extract
+from mpfas.stage import stage_main
 
 
 @stage_main(reads=("extract", "data.source", "data.demo_root", "data.roots.${item}"))

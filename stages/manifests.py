@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 from mpfas.atomic import write_json
-from mpfas.cli import stage_main
 from mpfas.config import DATASET_CODES
 from mpfas.datasets import read_index
 from mpfas.manifests import count_rows, plan_manifest, read_faces_index, read_manifest, write_manifest
+from mpfas.stage import stage_main
 
 OUT = Path("data/manifests")
 

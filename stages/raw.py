@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 from mpfas.atomic import write_json
-from mpfas.cli import stage_main
 from mpfas.raw import build_raw
+from mpfas.stage import stage_main
 
 
 @stage_main(reads=("data.source", "data.demo_root", "data.roots", "demo"))

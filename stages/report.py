@@ -2,9 +2,9 @@
 
 import sys
 
-from mpfas.cli import stage_main
 from mpfas.evaluation.report import write_report
 from mpfas.presets import PAPER
+from mpfas.stage import stage_main
 
 
 # the report lists every knob that differs from the paper preset

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from mpfas.atomic import write_json
-from mpfas.cli import stage_main
 from mpfas.config import ConfigError
+from mpfas.stage import stage_main
 
 
 @stage_main(

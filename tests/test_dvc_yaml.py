@@ -17,23 +17,45 @@ actually read; keys only real data reads are listed in ``REAL_DATA_ONLY``.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import subprocess
 import sys
+import typing
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mpfas.config import load_params
-from mpfas.params_view import ITEM, covers, leaf_keys
+from mpfas.config import Params, load_params
+from mpfas.params_view import ITEM, UndeclaredParamError, covers
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 CODE_ROOTS = ("src/", "stages/")
 REAL_DATA_ONLY = {"raw": {"data.roots"}, "extract": {f"data.roots.{ITEM}"}}
 """Declared keys a demo run does not read: the real dataset roots."""
+
+
+def leaf_keys(keys: Iterable[str]) -> set[str]:
+    """Keys as the fields they cover (``model`` -> ``model.backbone``, ...), so that two
+    spellings of the same declaration compare equal; mapping entries stay as given."""
+    out: set[str] = set()
+    for key in keys:
+        section, _, rest = key.partition(".")
+        cls = typing.get_type_hints(Params).get(section)
+        if cls is None:
+            raise UndeclaredParamError(f"params key {key!r}: no section {section!r} in params.yaml")
+        fields = [f.name for f in dataclasses.fields(cls)]
+        if not rest:
+            out.update(f"{section}.{f}" for f in fields)
+        elif rest.split(".")[0] not in fields:
+            raise UndeclaredParamError(f"params key {key!r}: no field {rest.split('.')[0]!r} in {section}")
+        else:
+            out.add(key)
+    return out
 
 
 # ---------------------------------------------------------------- static import closure

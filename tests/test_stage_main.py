@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mpfas.cli import stage_main
 from mpfas.config import ExtractConfig, flatten, load_params
 from mpfas.params_view import UndeclaredParamError, view
 from mpfas.presets import differences
+from mpfas.stage import stage_main
 
 REPO = Path(__file__).resolve().parents[1]
 

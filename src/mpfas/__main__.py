@@ -19,8 +19,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from .cli import quiet_network
 from .errors import MpfasError
+from .stage import quiet_network
 
 
 def _params(path: str | None):

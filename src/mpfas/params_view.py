@@ -17,7 +17,6 @@ mapping field (``data.roots.O``); ``${item}`` stands for the stage's argument, a
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -169,25 +168,6 @@ def _where(section: Any) -> tuple[str, set[str] | None]:
 
 def _plain(cls: type, values: dict[str, Any]) -> Any:
     return cls(**values)
-
-
-def leaf_keys(keys: Iterable[str]) -> set[str]:
-    """Keys as the fields they cover (``model`` -> ``model.backbone``, ...), so that two
-    spellings of the same declaration compare equal; mapping entries stay as given."""
-    out: set[str] = set()
-    for key in keys:
-        section, _, rest = key.partition(".")
-        cls = typing.get_type_hints(Params).get(section)
-        if cls is None:
-            raise UndeclaredParamError(f"params key {key!r}: no section {section!r} in params.yaml")
-        fields = [f.name for f in dataclasses.fields(cls)]
-        if not rest:
-            out.update(f"{section}.{f}" for f in fields)
-        elif rest.split(".")[0] not in fields:
-            raise UndeclaredParamError(f"params key {key!r}: no field {rest.split('.')[0]!r} in {section}")
-        else:
-            out.add(key)
-    return out
 
 
 MISSING = object()

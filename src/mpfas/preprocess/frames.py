@@ -10,7 +10,7 @@ once to count the frames and once to keep the sampled ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -38,7 +38,6 @@ class SampledFrames:
     decoded_count: int  # frames that actually decode
     reported_count: int  # what the container claims (<= 0: unknown)
     method: str  # "seek" or "sequential"
-    notes: list[str] = field(default_factory=list)
 
     @property
     def truncated(self) -> bool:
@@ -140,8 +139,4 @@ def _read_sequentially(path: Path, k: int, reported: int) -> SampledFrames:
         cap.release()
     if len(images) != len(indices):  # second decode disagrees with the first: do not guess
         raise VideoReadError("unreadable", f"decoding is not repeatable ({n} frames, then fewer)", path)
-    notes = []
-    if reported > 0 and n != reported:
-        notes.append(f"container reports {reported} frames, {n} decode")
-    return SampledFrames(indices, images, decoded_count=n, reported_count=reported,
-                         method="sequential", notes=notes)
+    return SampledFrames(indices, images, decoded_count=n, reported_count=reported, method="sequential")

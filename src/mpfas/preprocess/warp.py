@@ -70,9 +70,3 @@ def warp_face(image: np.ndarray, landmarks: np.ndarray, size: int, padding: floa
     m = alignment_matrix(landmarks, size, padding)
     return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=0)
-
-
-def transform_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply a 2x3 affine matrix to (N, 2) points."""
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    return points @ m[:, :2].T + m[:, 2]
