@@ -33,7 +33,7 @@ import torch
 from mpfas.config import ModelConfig, TrainConfig
 from mpfas.models import build_model
 from mpfas.training.data import DomainBatch
-from mpfas.training.loop import Optimisers, meta_iteration
+from mpfas.training.step import Optimisers, meta_iteration
 
 
 @dataclass(frozen=True)

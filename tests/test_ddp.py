@@ -45,6 +45,7 @@ from pathlib import Path
 import mpfas.models
 import mpfas.checkpoint as ckpt
 import mpfas.training.loop as loop
+import mpfas.training.run as run_
 import mpfas.tracking as tracking
 from mpfas.training.data import DomainSampler
 ''' + inspect.getsource(digest) + '''
@@ -66,11 +67,11 @@ def save_(obj, path):
     save(obj, path)
 ckpt.save = save_
 
-write_json = loop.write_json
+write_json = run_.write_json
 def write_json_(path, obj, *a, **k):
     rec["writes"].append(Path(path).name)
     return write_json(path, obj, *a, **k)
-loop.write_json = write_json_
+run_.write_json = write_json_
 
 class Tracker(tracking.Tracker):
     def __init__(self, *a, **k):

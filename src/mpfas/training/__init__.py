@@ -1,9 +1,9 @@
 """Meta-learning training of HFN+MP, one protocol at a time (``stages/train.py``).
 
 ``data`` draws per-domain balanced batches, ``algorithms`` holds one step (official
-alternating scheme or bilevel), ``loop.meta_iteration`` one iteration, ``rng`` the RNG
-states a resume restores (the checkpoint format is ``mpfas.checkpoint``), and
-``loop.train`` ties them together with MLflow tracking.
+alternating scheme or bilevel), ``step.meta_iteration`` one iteration, ``run`` the run's
+files, MLflow run and resume, ``rng`` the RNG states a resume restores (the checkpoint
+format is ``mpfas.checkpoint``), and ``loop.train`` ties them together.
 """
 
 from .algorithms import alternating_step, bilevel_meta_gradients, bilevel_step, fas_loss
