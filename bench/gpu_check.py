@@ -48,7 +48,7 @@ from mpfas.evaluation import metrics
 from mpfas.inference import score_batch
 from mpfas.models import build_model
 from mpfas.training.algorithms import alternating_step
-from mpfas.training.checkpoint import seed_everything
+from mpfas.training.rng import seed_everything
 from mpfas.training.data import DomainBatch
 
 PRECISIONS = ("fp32", "bf16")

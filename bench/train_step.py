@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import resource
 import sys
@@ -29,10 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mpfas.config import ModelConfig
+from mpfas.config import ModelConfig, TrainConfig
 from mpfas.models import build_model
-from mpfas.training.algorithms import alternating_step, bilevel_step
 from mpfas.training.data import DomainBatch
+from mpfas.training.step import Optimisers, meta_iteration
 
 
 @dataclass(frozen=True)
@@ -144,15 +145,17 @@ def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: 
     model.train()
     mp_opt, hfn_opt = make_optimizers(model, meta_lr=1e-3, inner_loops=cfg.inner_loops)
     n_test = cfg.inner_loops if algorithm == "alternating" else 1
-    meta_test = [batch(cfg, "T", device, channels_last) for _ in range(n_test)]
-    meta_train = [batch(cfg, f"S{i}", device, channels_last) for i in range(cfg.meta_train_domains)]
+    # the batches are made once, outside the timing: each iteration draws the same ones
+    # (meta-test "T" last, as the training loop's shuffled domain list ends)
+    domains = [f"S{i}" for i in range(cfg.meta_train_domains)] + ["T"]
+    pools = {"T": itertools.cycle([batch(cfg, "T", device, channels_last) for _ in range(n_test)])}
+    pools.update({d: itertools.repeat(batch(cfg, d, device, channels_last)) for d in domains[:-1]})
     images = (n_test + cfg.meta_train_domains) * (cfg.batch_live + cfg.batch_spoof)
+    train_cfg = TrainConfig(algorithm=algorithm, inner_loops=cfg.inner_loops, first_order=False,
+                            precision="bf16" if bf16 else "fp32")
 
-    def step() -> None:
-        if algorithm == "alternating":
-            alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device, precision="bf16" if bf16 else "fp32")
-        else:
-            bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], False, device, precision="bf16" if bf16 else "fp32")
+    def step() -> None:  # the training loop's own iteration
+        meta_iteration(model, Optimisers(mp_opt, hfn_opt), lambda d: next(pools[d]), domains, train_cfg, device)
 
     flops = count_flops(step)  # also the first warm-up iteration
     for _ in range(max(0, warmup - 1)):

@@ -4,14 +4,9 @@ import logging
 import sys
 from pathlib import Path
 
-from mpfas.evaluation.evaluate import (
-    EvaluationError,
-    evaluate,
-    load_checkpoint,
-    log_to_mlflow,
-    resolve_device,
-    write_outputs,
-)
+from mpfas.checkpoint import load_model
+from mpfas.device import resolve_device
+from mpfas.evaluation.evaluate import EvaluationError, evaluate, log_to_mlflow, write_outputs
 from mpfas.inference import score_frames
 from mpfas.manifests import read_manifest
 from mpfas.stage import stage_main
@@ -27,7 +22,9 @@ def main(params, protocol: str = "") -> None:
                               f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
     cfg = params.evaluate
     device = resolve_device(params.train.device)
-    model, info = load_checkpoint(Path(f"models/{protocol}/best.pt"), device)
+    checkpoint = Path(f"models/{protocol}/best.pt")
+    model, ckpt = load_model(checkpoint, device)
+    info = ckpt.info(checkpoint)
     info["data_source"] = params.data.source
     info["target_set"] = params.manifests.target_set
     rows = read_manifest(Path(f"data/manifests/{protocol}.csv"), protocol=params.manifests.protocols[protocol])

@@ -19,7 +19,7 @@ from mpfas.stage import stage_main
 
 @stage_main(
     reads=("data.source", "model", "manifests.protocols.${item}",
-           # recorded in the checkpoints (mpfas.training.meta.Preprocess)
+           # recorded in the checkpoints (mpfas.checkpoint.Preprocess)
            "align.crop_size", "align.padding", "align.detect_max_side", "align.select", "align.min_face_size",
            "extract.frames_per_video", "extract.image_ext", "extract.decode",
            "evaluate.num_frames", "evaluate.batch_size", "evaluate.precision",  # source-val scoring

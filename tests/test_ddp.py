@@ -43,8 +43,9 @@ RUNNER = '''
 import hashlib, json, os, runpy, sys
 from pathlib import Path
 import mpfas.models
-import mpfas.training.checkpoint as ckpt
+import mpfas.checkpoint as ckpt
 import mpfas.training.loop as loop
+import mpfas.training.run as run_
 import mpfas.tracking as tracking
 from mpfas.training.data import DomainSampler
 ''' + inspect.getsource(digest) + '''
@@ -60,17 +61,17 @@ def build_model(cfg):
     return model
 mpfas.models.build_model = build_model
 
-save = ckpt.save_atomic
-def save_atomic(obj, path):
+save = ckpt.save
+def save_(obj, path):
     rec["writes"].append(Path(path).name)
     save(obj, path)
-ckpt.save_atomic = save_atomic
+ckpt.save = save_
 
-write_json = loop.write_json
+write_json = run_.write_json
 def write_json_(path, obj, *a, **k):
     rec["writes"].append(Path(path).name)
     return write_json(path, obj, *a, **k)
-loop.write_json = write_json_
+run_.write_json = write_json_
 
 class Tracker(tracking.Tracker):
     def __init__(self, *a, **k):
@@ -152,8 +153,9 @@ def test_torchrun_two_ranks_stay_identical_and_only_rank0_writes(tmp_path):
     assert r1["writes"] == [] and r1["trackers"] == 0
     assert set(r0["writes"]) == {"run.json", "best.pt", "last.pt"} and r0["trackers"] == 1
     last = torch.load(tmp_path / "models/OCI-M/last.pt", weights_only=True)
-    assert last["world_size"] == 2 and len(last["ranks"]) == 2
-    assert last["ranks"][0]["sampler"]["rng"] != last["ranks"][1]["sampler"]["rng"]
+    resume = last["resume"]
+    assert resume["world_size"] == 2 and len(resume["ranks"]) == 2
+    assert resume["ranks"][0]["sampler"]["rng"] != resume["ranks"][1]["sampler"]["rng"]
     model = build_model(ModelConfig(**last["model_config"]))
     model.load_state_dict(last["model"])
     assert digest(model.named_parameters()) == r0["final"]  # the saved model is the shared one

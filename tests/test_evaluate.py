@@ -15,13 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mpfas.config import EvaluateConfig, ModelConfig, load_params
+from mpfas.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
+from mpfas.config import EvaluateConfig, ModelConfig, Params, load_params
 from mpfas.evaluation.evaluate import (
     SCORE_COLUMNS,
     EvaluationError,
     evaluate,
     flat_metrics,
-    load_checkpoint,
     log_to_mlflow,
     write_outputs,
 )
@@ -159,8 +159,10 @@ def _tiny_checkpoint(path: Path) -> torch.nn.Module:
         model = build_model(cfg)
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(cfg),
-                "iteration": 5, "protocol": "OCI-M", "select": "source_val", "val": {}}, path)
+    save(Checkpoint(kind="best", model=model.state_dict(), model_config=dataclasses.asdict(cfg),
+                    preprocess=Preprocess.from_params(Params()), protocol="OCI-M", iteration=5,
+                    selection="source_val", val={}, threshold=None, threshold_rule="none", run_id="",
+                    fingerprint=""), path)
     return model
 
 
@@ -168,7 +170,8 @@ def test_checkpoint_model_scores_the_manifest(workdir):
     torch.set_num_threads(2)
     rows = _manifest(workdir, target_labels=("live", "print", "replay") * 2, val_labels=("live", "print"))
     original = _tiny_checkpoint(Path("models/OCI-M/best.pt"))
-    model, info = load_checkpoint(Path("models/OCI-M/best.pt"), "cpu")
+    model, ckpt = load_model(Path("models/OCI-M/best.pt"), "cpu")
+    info = ckpt.info(Path("models/OCI-M/best.pt"))
     assert info["iteration"] == 5 and info["selection"] == "source_val"
     assert info["model"] == {"backbone": "resnet18", "input_size": 64, "pattern": "meta"}
     faces = rows[0].faces[:2]
@@ -186,8 +189,21 @@ def test_checkpoint_model_scores_the_manifest(workdir):
 
 
 def test_missing_checkpoint_names_the_file(workdir):
-    with pytest.raises(EvaluationError, match=r"models/X/best.pt: checkpoint not found"):
-        load_checkpoint(Path("models/X/best.pt"), "cpu")
+    with pytest.raises(CheckpointError, match=r"models/X/best.pt: checkpoint not found"):
+        load_model(Path("models/X/best.pt"), "cpu")
+
+
+def test_unversioned_checkpoint_asks_to_retrain(workdir):
+    """The dict training wrote before checkpoints had a schema: one line, the file, re-train."""
+    path = Path("models/OCI-M/best.pt")
+    model = _tiny_checkpoint(path)
+    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(ModelConfig(input_size=64)),
+                "iteration": 5, "protocol": "OCI-M", "select": "source_val", "val": {}}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_model(path, "cpu")
+    message = str(info.value)
+    assert message.startswith(f"{path}: written before checkpoints had a schema version") and "re-train" in message
+    assert len(message.splitlines()) == 1
 
 
 def test_log_to_mlflow_adds_eval_metrics_and_artifacts(workdir, monkeypatch):

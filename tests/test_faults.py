@@ -453,8 +453,13 @@ def trained(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(cfg)
-    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "iteration": 1,
-                "protocol": PROTOCOL, "select": "source_val", "val": {}}, path)
+    from mpfas.checkpoint import Checkpoint, Preprocess, save
+    from mpfas.config import Params
+
+    save(Checkpoint(kind="best", model=model.state_dict(), model_config=dataclasses.asdict(cfg),
+                    preprocess=Preprocess.from_params(Params()), protocol=PROTOCOL, iteration=1,
+                    selection="source_val", val={}, threshold=None, threshold_rule="none", run_id="",
+                    fingerprint=""), path)
     return path
 
 

@@ -198,8 +198,9 @@ def test_source_val_selection_needs_source_val_videos(tmp_path):
 @pytest.mark.slow  # train(), evaluate and report end to end
 def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_path, monkeypatch):
     """val_fraction 0: no source-val rows; select 'last'; evaluate and report cope."""
+    from mpfas.checkpoint import load_model
     from mpfas.config import Params
-    from mpfas.evaluation.evaluate import evaluate, load_checkpoint
+    from mpfas.evaluation.evaluate import evaluate
     from mpfas.evaluation.report import build_summary, render_markdown
     from mpfas.manifests import read_manifest
     from mpfas.training import train
@@ -212,9 +213,10 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
     result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
     assert result.best_iteration == params.train.iterations and "auc" not in result.best_val
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
-    assert best["select"] == "last" and best["threshold"] is None
+    assert best["selection"] == "last" and best["threshold"] is None and best["threshold_rule"] == "none"
 
-    model, info = load_checkpoint(Path("models/OCI-M/best.pt"), "cpu")
+    model, ckpt = load_model(Path("models/OCI-M/best.pt"), "cpu")
+    info = ckpt.info(Path("models/OCI-M/best.pt"))
     rows = read_manifest(Path("data/manifests/OCI-M.csv"), faces_root=tmp_path / "data/faces")
     ev = evaluate("OCI-M", rows, lambda p: score_frames(model, p, 64, 8, "cpu"), params.evaluate, info)
     video = ev.metrics["video"]

@@ -25,13 +25,12 @@ import yaml
 from skimage import data
 
 from mpfas.__main__ import main
+from mpfas.checkpoint import Checkpoint, Preprocess, save
 from mpfas.config import AlignConfig, DemoConfig, EvaluateConfig, ExtractConfig, ModelConfig, Params
 from mpfas.datasets import Label, adapter_for
 from mpfas.inference import score_frames
 from mpfas.models import RandomInitWarning, build_model
 from mpfas.predict import CSV_COLUMNS, load_model
-from mpfas.training.checkpoint import save_atomic
-from mpfas.training.meta import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # crop and model input: small keeps the tests fast
@@ -92,7 +91,7 @@ def real_faces(factory: pytest.TempPathFactory) -> list[Path]:
 def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0, backbone: str = "resnet18",
                     preprocess: Preprocess | None = TRAINED_ON) -> Path:
     """A randomly initialised eval-mode model saved in the training checkpoint format
-    (``preprocess=None``: the format before checkpoints recorded their preprocessing)."""
+    (``preprocess=None``: the dict today's training wrote before checkpoints had a schema)."""
     torch.manual_seed(seed)
     cfg = ModelConfig(backbone=backbone, input_size=SIZE, pattern="meta")
     with warnings.catch_warnings():
@@ -108,14 +107,16 @@ def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0,
     with torch.no_grad():
         model(torch.rand(16, 3, SIZE, SIZE))
     model.eval()
-    ckpt = {"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "iteration": 7,
-            "protocol": "OCI-M", "select": "source_val"}
-    if preprocess is not None:
-        ckpt["preprocess"] = preprocess.as_dict()
-    if threshold is not None:
-        ckpt["val"] = {"threshold": threshold}
-        ckpt["threshold"] = threshold
-    save_atomic(ckpt, path)
+    if preprocess is None:  # the unversioned dict of before
+        torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(cfg), "iteration": 7,
+                    "protocol": "OCI-M", "select": "source_val", "val": {"threshold": threshold},
+                    "threshold": threshold}, path)
+        return path
+    save(Checkpoint(kind="best", model=model.state_dict(), model_config=dataclasses.asdict(cfg),
+                    preprocess=preprocess, protocol="OCI-M", iteration=7, selection="source_val",
+                    val={} if threshold is None else {"threshold": threshold}, threshold=threshold,
+                    threshold_rule="none" if threshold is None else "source-val EER", run_id="", fingerprint=""),
+         path)
     return path
 
 
@@ -308,7 +309,7 @@ def _params_file(project: Path, path: Path, changes: dict) -> Path:
 
 
 def _meta_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "mpfas.training.meta"]
+    return [r.getMessage() for r in caplog.records if r.name == "mpfas.checkpoint"]
 
 
 def test_predict_applies_the_checkpoints_preprocessing(project, demo, tmp_path, monkeypatch, capsys, caplog):
@@ -343,21 +344,15 @@ def test_predict_applies_the_checkpoints_preprocessing(project, demo, tmp_path, 
     assert got["model"]["preprocess"] == TRAINED_ON.as_dict()
 
 
-def test_checkpoint_without_preprocessing_falls_back_to_params_yaml(project, tmp_path, monkeypatch, capsys,
-                                                                   caplog):
-    """A checkpoint written before checkpoints recorded their preprocessing: params.yaml's is used, and
-    a warning says the checkpoint records none."""
+def test_checkpoint_without_schema_version_asks_to_retrain(project, tmp_path, monkeypatch, capsys):
+    """A checkpoint written before checkpoints had a schema version (the dict training wrote then):
+    predict refuses it with one line that names the file and says to re-train; nothing is guessed."""
     monkeypatch.chdir(project)
     old = make_checkpoint(tmp_path / "old.pt", preprocess=None)
     image = tmp_path / "astronaut.png"
     cv2.imwrite(str(image), ASTRONAUT)
-    other = _params_file(project, tmp_path / "other.yaml", {"align": {"crop_size": 96}})
-    rc, out, err = run_cli(["predict", str(image), "--model", str(old), "--params", str(other),
-                            "--save-faces", str(tmp_path / "crops")], capsys)
-    assert rc == 0, err
-    doc = json.loads(out)
-    assert cv2.imread(doc["inputs"][0]["faces"][0]["face_path"]).shape == (96, 96, 3)  # params.yaml's crop
-    (warning,) = _meta_warnings(caplog)
-    assert f"{old} records no preprocessing" in warning and "using params.yaml's" in warning
-    assert doc["model"]["preprocess"] is None
+    rc, out, err = run_cli(["predict", str(image), "--model", str(old)], capsys)
+    assert rc == 2 and out == ""
+    last = err.strip().splitlines()[-1]
+    assert str(old) in last and "before checkpoints had a schema version" in last and "re-train" in last, err
 

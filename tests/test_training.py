@@ -21,13 +21,13 @@ import torch
 import yaml
 from PIL import Image, ImageFilter
 
+from mpfas.checkpoint import Preprocess
 from mpfas.config import ConfigError, load_params
 from mpfas.inference import load_faces, pick_frames, score_videos
 from mpfas.manifests import ManifestRow, write_manifest
 from mpfas.models import build_model
 from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.training.algorithms import split_parameters
-from mpfas.training.meta import Preprocess
 
 REPO = Path(__file__).resolve().parents[1]
 CAST = {"O": (1.0, 0.95, 0.9), "C": (0.9, 1.0, 1.05), "I": (1.05, 1.0, 0.85), "M": (0.95, 0.9, 1.0)}
@@ -327,13 +327,15 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
     result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
-    assert best["protocol"] == "OCI-M" and best["select"] == "source_val"
+    assert best["schema_version"] == 1 and best["kind"] == "best" and best["resume"] is None
+    assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
     assert best["model_config"]["backbone"] == "resnet18" and best["iteration"] in (2, 3)
     assert best["iteration"] == result.best_iteration
     assert 0 <= best["val"]["hter"] <= 1 and best["threshold"] == best["val"]["threshold"]
-    assert "optim_hfn" not in best
+    assert best["threshold_rule"] == "source-val EER"
     last = torch.load("models/OCI-M/last.pt", weights_only=True)
-    assert last["iteration"] == 3 and last["optim_hfn"]["state"] and last["run_id"] == result.run_id
+    assert last["kind"] == "last" and last["threshold"] is None
+    assert last["iteration"] == 3 and last["resume"]["optim_hfn"]["state"] and last["run_id"] == result.run_id
     for ckpt in (best, last):  # the faces' preprocessing, for predict, export and the MLflow model
         assert ckpt["preprocess"] == Preprocess.from_params(params).as_dict()
     model = build_model(params.model)
@@ -434,7 +436,7 @@ def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
     assert a["iteration"] == b["iteration"] == 4
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
     for opt in ("optim_mp", "optim_hfn"):
-        sa, sb = a[opt]["state"], b[opt]["state"]
+        sa, sb = a["resume"][opt]["state"], b["resume"][opt]["state"]
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
                                               for k in sb)
     assert json.loads(Path("models/killed/run.json").read_text())["run_id"] == run_id  # same MLflow run
@@ -457,7 +459,7 @@ def test_target_oracle_selection_is_labelled(workspace, mlflow_uri):
     result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
                    out_dir="models/OCI-M")
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
-    assert best["select"] == "target_oracle" and "target_min_hter" in best["val"]
+    assert best["selection"] == "target_oracle" and "target_min_hter" in best["val"]
     assert "threshold" in best["val"]  # the source-val threshold is still stored
     tags = MlflowClient(mlflow_uri).get_run(result.run_id).data.tags
     assert tags["select"] == "target_oracle" and tags["leakage"].startswith("target-oracle")

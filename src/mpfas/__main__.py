@@ -36,11 +36,12 @@ def _params(path: str | None):
 
 
 def _device(name: str) -> str:
-    from .evaluation.evaluate import EvaluationError, resolve_device
+    from .config import ConfigError
+    from .device import resolve_device
 
     try:
-        return resolve_device(name)
-    except EvaluationError as exc:
+        return str(resolve_device(name))
+    except ConfigError as exc:
         raise MpfasError(f"--device: {exc}") from None
 
 

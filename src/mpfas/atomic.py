@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -45,8 +46,26 @@ def write_text(path: str | Path, text: str) -> Path:
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
-    """Stable JSON (sorted keys, 2-space indent, trailing newline): same data, same bytes."""
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Strict, stable JSON (sorted keys, 2-space indent, trailing newline): same data, same bytes.
+
+    Non-finite floats are written as null (:func:`json_safe`): JSON has no NaN or infinity, and
+    DVC would refuse the file. A threshold of +inf ("reject everything": the best a worse-than-chance
+    model can do) thus reads null.
+    """
+    return write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """Non-finite floats -> None, numpy scalars -> Python, recursively."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
 
 
 def write_csv(path: str | Path, rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> Path:

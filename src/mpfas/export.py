@@ -73,7 +73,9 @@ class ExportReport:
 
 def _metadata(loaded: LoadedModel, params: Params | None) -> dict[str, str]:
     cfg = loaded.model_config
-    preprocess, source = loaded.meta.resolve(params)
+    ckpt = loaded.checkpoint
+    if params is not None:
+        ckpt.params_for(params, loaded.path)  # warns where params.yaml differs
     return {
         "mpfas_version": __version__,
         "protocol": loaded.protocol,
@@ -88,8 +90,8 @@ def _metadata(loaded: LoadedModel, params: Params | None) -> dict[str, str]:
                  "MTCNN-aligned face",
         "decision_rule": "live iff score >= threshold",
         # how to make the faces (align/extract settings): those the checkpoint was trained on
-        "preprocess": json.dumps(preprocess.as_dict() if preprocess else None, sort_keys=True),
-        "preprocess_source": source,  # checkpoint | params.yaml (an older checkpoint) | unknown
+        "preprocess": json.dumps(ckpt.preprocess.as_dict(), sort_keys=True),
+        "preprocess_source": "checkpoint",  # always, since checkpoint schema 1
     }
 
 

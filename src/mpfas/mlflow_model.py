@@ -45,10 +45,10 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
         self._loaded = None
 
     def load_context(self, context) -> None:
-        from .evaluation.evaluate import resolve_device
+        from .device import resolve_device
         from .predict import load_model
 
-        self._loaded = load_model(context.artifacts[ARTIFACT_KEY], resolve_device(self.device))
+        self._loaded = load_model(context.artifacts[ARTIFACT_KEY], str(resolve_device(self.device)))
 
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
@@ -97,26 +97,26 @@ def _requirements(dists: tuple[str, ...] = PYFUNC_DISTS) -> list[str]:
 
 
 def checkpoint_metadata(checkpoint: str | Path, params: Params | None = None, warn: bool = True) -> dict[str, Any]:
-    """What the logged model says about itself (without building it), with the preprocessing
-    of ``CheckpointMeta.resolve`` (warns where ``params`` differs)."""
+    """What the logged model says about itself (the checkpoint's record; warns where ``params``
+    has another preprocessing)."""
+    from .checkpoint import CheckpointError, load
     from .predict import PredictError
-    from .training.meta import CheckpointMetaError, read_meta
 
     try:
-        meta = read_meta(Path(checkpoint))
-    except CheckpointMetaError as exc:
+        ckpt = load(checkpoint)
+    except CheckpointError as exc:
         raise PredictError(str(exc)) from None
-    if not meta.is_training_checkpoint:
-        raise PredictError(f"{checkpoint}: not a training checkpoint (no model_config)")
-    preprocess, source = meta.resolve(params, warn)
+    if params is not None:
+        ckpt.params_for(params, checkpoint, warn)
     return {
-        "protocol": meta.protocol,
-        "iteration": meta.iteration,
-        "selection": meta.selection,
-        "threshold": meta.threshold,
-        "model_config": {k: v for k, v in meta.model_config.items() if k != "pretrained"},
-        "preprocess": preprocess.as_dict() if preprocess else None,
-        "preprocess_source": source,
+        "protocol": ckpt.protocol,
+        "iteration": ckpt.iteration,
+        "selection": ckpt.selection,
+        "threshold": ckpt.threshold,
+        "threshold_rule": ckpt.threshold_rule,
+        "model_config": {k: v for k, v in ckpt.model_config.items() if k != "pretrained"},
+        "preprocess": ckpt.preprocess.as_dict(),
+        "preprocess_source": "checkpoint",
         "input": "float32 B x 3 x S x S, RGB in [0, 1], S = model_config.input_size (faces aligned with "
                  "the 'preprocess' settings)",
         "output": "float32 frame score per face, higher = live; live iff score >= threshold",

@@ -6,7 +6,7 @@ is found and warped by the align stage's MTCNN detector and 5-point warp, and th
 crops go through the same PNG round trip and ``mpfas.inference.score_frames`` as
 evaluation, so a face gets the score it would get in ``evaluate``. The extract and
 align settings are those the checkpoint records it was trained with
-(``mpfas.training.meta``); params.yaml only fills in for a checkpoint that records none.
+(``mpfas.checkpoint.Preprocess``), not params.yaml's (a warning names each difference).
 The decision rule is the evaluation's: live iff score >= threshold, with the
 checkpoint's source-val EER threshold unless the caller gives one.
 """
@@ -29,8 +29,8 @@ from . import atomic
 from .config import ExtractConfig, Params
 from .errors import MpfasError
 
-if TYPE_CHECKING:  # importing mpfas.training loads torch and MLflow: only when a model is loaded
-    from .training.meta import CheckpointMeta
+if TYPE_CHECKING:  # importing mpfas.checkpoint loads torch: only when a model is loaded
+    from .checkpoint import Checkpoint
 
 IMAGE_EXTS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 VIDEO_EXTS = frozenset({".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv"})
@@ -54,54 +54,53 @@ class InputError(Exception):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A checkpoint's model in eval mode, with what a decision needs beside it."""
+    """A checkpoint's model in eval mode, with the checkpoint it came from."""
 
     model: Any  # mpfas.models.MetaPatternFAS
     path: Path
     device: str
-    threshold: float | None  # source-val EER threshold saved by training (None: not saved)
-    protocol: str
-    iteration: int
-    selection: str
-    model_config: dict[str, Any]
-    meta: CheckpointMeta  # the checkpoint's metadata, with the preprocessing it was trained on
+    checkpoint: Checkpoint  # threshold, preprocessing, how it was chosen (weights are in ``model``)
 
     @property
     def input_size(self) -> int:
         return int(self.model.input_size)
 
+    @property
+    def threshold(self) -> float | None:
+        """The checkpoint's decision threshold (source-val EER; None: it saved none)."""
+        return self.checkpoint.threshold
+
+    @property
+    def protocol(self) -> str:
+        return self.checkpoint.protocol
+
+    @property
+    def iteration(self) -> int:
+        return self.checkpoint.iteration
+
+    @property
+    def selection(self) -> str:
+        return self.checkpoint.selection
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        return self.checkpoint.model_config
+
 
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
-    """Rebuild a checkpoint's model (``evaluation.load_checkpoint``); :class:`PredictError`
-    names the file when it is missing, unreadable or does not fit its architecture."""
-    from .evaluation.evaluate import EvaluationError, load_checkpoint
-    from .training.meta import CheckpointMetaError, read_meta
+    """Rebuild a checkpoint's model (``mpfas.checkpoint``); :class:`PredictError` names the file
+    when it is missing, unreadable, of an old schema or does not fit its architecture."""
+    from .checkpoint import CheckpointError
+    from .checkpoint import load_model as load
 
     path = Path(path)
     if not path.is_file():
         raise PredictError(f"{path}: checkpoint not found (train it first, or pass --model)")
     try:
-        meta = read_meta(path)
-    except CheckpointMetaError as exc:
+        model, ckpt = load(path, device)
+    except CheckpointError as exc:
         raise PredictError(str(exc)) from None
-    try:
-        model, info = load_checkpoint(path, device)
-    except EvaluationError as exc:
-        raise PredictError(_one_line(str(exc))) from None
-    except RuntimeError as exc:  # load_state_dict: keys or shapes do not match
-        detail = " ".join(line.strip() for line in str(exc).strip().splitlines()[1:3])
-        raise PredictError(_one_line(
-            f"{path}: its weights do not fit the architecture its model_config describes "
-            f"({meta.model_config}); a checkpoint of another model or mpfas version? {detail}")) from None
-    return LoadedModel(model=model, path=path, device=str(device), threshold=meta.threshold,
-                       protocol=meta.protocol, iteration=info["iteration"], selection=info["selection"],
-                       model_config=meta.model_config, meta=meta)
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    lines = text.strip().splitlines() or [""]
-    first = lines[0]
-    return first if len(first) <= limit and len(lines) == 1 else first[:limit].rstrip() + " ..."
+    return LoadedModel(model=model, path=path, device=str(device), checkpoint=ckpt)
 
 
 def default_checkpoint(params: Params, protocol: str | None = None) -> Path:
@@ -229,7 +228,7 @@ class Predictor:
     def __init__(self, loaded: LoadedModel, params: Params, threshold: float | None = None,
                  batch_size: int | None = None, faces_dir: str | Path | None = None, detector: Any = None) -> None:
         self.loaded = loaded
-        params = loaded.meta.params_for(params)  # faces are cut as the checkpoint's training faces were
+        params = loaded.checkpoint.params_for(params, loaded.path)  # faces cut as its training faces were
         self.params = params
         if threshold is not None:
             self.threshold, self.threshold_source = float(threshold), "--threshold"
@@ -330,14 +329,13 @@ def result_dict(r: InputResult) -> dict[str, Any]:
 
 def to_json(results: Sequence[InputResult], loaded: LoadedModel, threshold: float, threshold_source: str) -> str:
     """The whole run as one JSON document (the model, the threshold, every input)."""
-    from .evaluation.evaluate import json_safe
+    from .atomic import json_safe
 
     doc = {
         "model": {"checkpoint": loaded.path.as_posix(), "protocol": loaded.protocol, "iteration": loaded.iteration,
                   "selection": loaded.selection, **{k: loaded.model_config.get(k)
                                                     for k in ("backbone", "input_size", "pattern")},
-                  # null: the checkpoint records none, so params.yaml's were used
-                  "preprocess": loaded.meta.preprocess.as_dict() if loaded.meta.preprocess else None},
+                  "preprocess": loaded.checkpoint.preprocess.as_dict()},
         "threshold": threshold,
         "threshold_source": threshold_source,
         "decision_rule": "live iff score >= threshold (score: higher = live)",

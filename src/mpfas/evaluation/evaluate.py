@@ -2,7 +2,7 @@
 
 The stage logic takes a *scoring callable* (face paths -> frame scores) so it
 does not care where the scores come from; ``stages/evaluate.py`` builds that
-callable from a checkpoint with ``mpfas.inference.score_frames``.
+callable from a checkpoint (``mpfas.checkpoint``) with ``mpfas.inference.score_frames``.
 
 Three thresholds are reported (docs/method.md, "Metrics"), at frame and at video level:
 
@@ -245,36 +245,14 @@ def write_scores_csv(videos: Sequence[VideoScores], path: Path) -> None:
     atomic.write_csv(path, rows, SCORE_COLUMNS)
 
 
-def write_json(obj: Any, path: Path) -> None:
-    """Strict, stable JSON (sorted keys), written atomically.
-
-    A threshold of +inf ("reject everything": the best a worse-than-chance model can
-    do) is written as null; JSON has no infinity and DVC would refuse the file.
-    """
-    atomic.write_text(path, json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
-def json_safe(obj: Any) -> Any:
-    """Non-finite floats -> None, numpy scalars -> Python, recursively."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def write_outputs(ev: Evaluation, *, scores_csv: Path, metrics_json: Path, roc_json: Path,
                   plot_dir: Path) -> list[Path]:
     """Write every artifact of one protocol; return the paths (for MLflow)."""
     from mpfas.evaluation.plots import plot_det, plot_histograms, plot_roc
 
     write_scores_csv(ev.target, scores_csv)
-    write_json(ev.metrics, metrics_json)
-    write_json(ev.roc, roc_json)
+    atomic.write_json(metrics_json, ev.metrics)
+    atomic.write_json(roc_json, ev.roc)
     plot_dir.mkdir(parents=True, exist_ok=True)
     video, val = score_set(ev.target, "video"), (score_set(ev.val, "video") if ev.val else None)
     frame = score_set(ev.target, "frame")
@@ -343,68 +321,7 @@ def _notes(metrics: dict[str, Any]) -> dict[str, str]:
     return notes
 
 
-# ------------------------------------------------------------------ checkpoint and MLflow
-
-def resolve_device(name: str) -> str:
-    """``train.device``: auto picks CUDA when present, else CPU."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise EvaluationError("train.device: 'cuda' requested but no CUDA device is available")
-    return name
-
-
-def load_checkpoint(path: Path, device: str):
-    """Rebuild the model from a checkpoint's own ``model_config`` (not today's params).
-
-    Returns ``(model, info)``; ``info`` says which iteration and which selection rule
-    (source_val or target_oracle) produced the checkpoint.
-    """
-    import dataclasses
-    import logging
-    import warnings
-
-    from mpfas.config import ModelConfig
-    from mpfas.models import RandomInitWarning, build_model
-
-    from mpfas.training.checkpoint import load
-
-    path = Path(path)
-    if not path.is_file():
-        raise EvaluationError(f"{path}: checkpoint not found (run the train stage first)")
-    try:
-        ckpt = load(path, map_location="cpu")  # torch.load(..., weights_only=True)
-    except ValueError as exc:
-        raise EvaluationError(str(exc)) from None
-    missing = {"model", "model_config"} - set(ckpt)
-    if missing:
-        raise EvaluationError(f"{path}: not a training checkpoint (missing {sorted(missing)})")
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    cfg = ModelConfig(**{k: v for k, v in ckpt["model_config"].items() if k in known})
-    # the weights come from the checkpoint: no backbone file is needed (or read) here
-    cfg = dataclasses.replace(cfg, pretrained="")
-    # ... so build_model's "random weights" warning would be false here: silence it
-    hfn_log = logging.getLogger("mpfas.models.hfn")
-    level = hfn_log.level
-    hfn_log.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RandomInitWarning)
-            model = build_model(cfg)
-    finally:
-        hfn_log.setLevel(level)
-    model.load_state_dict(ckpt["model"])
-    model.to(device).eval()
-    info = {
-        "checkpoint": path.as_posix(),
-        "iteration": int(ckpt.get("iteration", -1)),
-        "selection": str(ckpt.get("select", "unknown")),
-        "model": {"backbone": cfg.backbone, "input_size": cfg.input_size, "pattern": cfg.pattern},
-    }
-    return model, info
-
+# ------------------------------------------------------------------ MLflow
 
 def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[Path],
                   step: int = 0) -> str | None:

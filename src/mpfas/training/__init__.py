@@ -1,14 +1,14 @@
 """Meta-learning training of HFN+MP, one protocol at a time (``stages/train.py``).
 
-``data`` draws per-domain balanced batches, ``algorithms`` holds one iteration
-(official alternating scheme or bilevel), ``checkpoint`` saves and restores everything
-a resume needs, and ``loop.train`` ties them together with MLflow tracking.
+``data`` draws per-domain balanced batches, ``algorithms`` holds one step (official
+alternating scheme or bilevel), ``step.meta_iteration`` one iteration, ``run`` the run's
+files, MLflow run and resume, ``rng`` the RNG states a resume restores (the checkpoint
+format is ``mpfas.checkpoint``), and ``loop.train`` ties them together.
 """
 
 from .algorithms import alternating_step, bilevel_meta_gradients, bilevel_step, fas_loss
-from .checkpoint import load as load_checkpoint
 from .data import DomainBatch, DomainSampler
-from .loop import TrainingError, TrainResult, resolve_device, train, validate
+from .loop import TrainingError, TrainResult, meta_iteration, train, validate
 
 __all__ = [
     "DomainBatch",
@@ -19,8 +19,7 @@ __all__ = [
     "bilevel_meta_gradients",
     "bilevel_step",
     "fas_loss",
-    "load_checkpoint",
-    "resolve_device",
+    "meta_iteration",
     "train",
     "validate",
 ]

@@ -16,6 +16,10 @@ source-val videos (when the manifest keeps any). ``best.pt`` is chosen by
 Under ``torchrun --nproc_per_node=N`` the same loop runs data-parallel (``distributed``):
 each rank draws its own batches, gradients are averaged after every backward, and only
 rank 0 validates, writes checkpoints and logs to MLflow.
+
+``_train`` is the orchestration: build, resume (``run.resume``), then per iteration
+``step.meta_iteration``, logging, and ``_validate_and_checkpoint``; ``run.RunContext``
+holds what only rank 0 does (MLflow run, ``run.json``, ``best.pt``/``last.pt``).
 """
 
 from __future__ import annotations
@@ -28,25 +32,22 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..atomic import remove_temp_files, write_json
+from ..checkpoint import Preprocess
 from ..config import ConfigError, Params
+from ..device import resolve_device
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
 from ..inference import pick_frames, score_video_frames
-from ..models.weights import describe_weights
-from ..tracking import flat_params, git_commit, open_run, run_tags
-from . import checkpoint as ckpt
-from . import distributed
-from .algorithms import alternating_step, bilevel_step
+from . import distributed, rng
 from .data import DomainSampler
-from .meta import PREPROCESS_KEY, Preprocess
+from .run import Best, RunContext, TrainResult, resume
+from .step import Optimisers, domain_roles, meta_iteration
 
 log = logging.getLogger(__name__)
 
@@ -59,29 +60,6 @@ RESUME_FREE = ("protocols", "iterations", "resume", "eval_every", "checkpoint_ev
 
 class TrainingError(MpfasError, ValueError):
     """Training cannot start or continue because of its inputs (manifest, data, settings)."""
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    protocol: str
-    run_id: str
-    iterations: int
-    start_iteration: int
-    best_iteration: int
-    best_val: dict[str, float]
-    seconds_per_iteration: float
-    device: str
-    world_size: int = 1  # processes that trained together (torchrun); 1 = plain run
-    rank: int = 0  # which of them returned this (all return rank 0's result)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; ``cuda`` fails loudly without a GPU."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: 'cuda' requested but no CUDA device is available")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[str],
@@ -185,18 +163,6 @@ def _better(new: tuple[float, float], old: tuple[float, float] | None) -> bool:
     return old is None or new < old
 
 
-def _same_run(best_path: Path, fp: str, run_id: str) -> bool:
-    """Whether ``best.pt`` exists and belongs to the run being resumed."""
-    if not best_path.is_file():
-        return False
-    best = ckpt.load(best_path)
-    return best.get("fingerprint") == fp and best.get("run_id") == run_id
-
-
-def _state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
-
-
 def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str | Path,
           params_file: str | Path = "params.yaml",
           on_checkpoint: Callable[[int], None] | None = None) -> TrainResult:
@@ -245,16 +211,62 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
             distributed.shutdown(ctx)
 
 
+# ------------------------------------------------------------------ the loop
+
+
 def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str, list[Any]], manifest: Path,
            out_dir: Path, params_file: str | Path, on_checkpoint: Callable[[int], None] | None,
            ctx: distributed.Context, device: torch.device) -> TrainResult:
+    cfg = params.train
+    if not ctx.is_main:  # one voice in the log: rank 0's (warnings and errors still show)
+        log.setLevel(logging.WARNING)
+    rng.seed_everything(cfg.seed)
+    model = _build_model(params, device)
+    opt = Optimisers.for_model(model, cfg)
+    if not opt.meta:
+        log.info("model.pattern=%s has no learnable pattern: no meta-learning, no inner steps; the HFN "
+                 "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
+    sampler = _sampler(by_role["source-train"], params, ctx)
+    fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
+    run = RunContext(ctx, params, protocol, out_dir, fp)
+    start, run_id, best = resume(run, model, opt, sampler)
+    ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
+    run.open(params_file, run_id, model.pretrained_sha256)
+    sync = ctx.average_gradients if ctx.enabled else None
+    try:
+        run.announce()
+        for it in range(start + 1, cfg.iterations + 1):
+            t0 = time.perf_counter()
+            domains = list(sources)
+            random.shuffle(domains)
+            domains = ctx.broadcast(domains)  # the roles must be the same on every rank
+            stats = ctx.mean_stats(meta_iteration(model, opt, sampler.batch, domains, cfg, device, sync))
+            if any(not math.isfinite(v) for v in stats.values()):
+                raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
+            run.step_times.append(time.perf_counter() - t0)
+            stats.update(opt.learning_rates(), seconds_per_iteration=run.step_times[-1])
+            run.log_metrics(stats, it)
+            if it == start + 1 or it % LOG_EVERY == 0:
+                log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations,
+                         *domain_roles(domains, opt.meta), " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+            best = _validate_and_checkpoint(run, model, opt, sampler, best, by_role, device, it, on_checkpoint)
+        result = run.finish(params_file, best, start, device)
+    except KeyboardInterrupt:
+        run.end("KILLED")
+        raise
+    except BaseException:
+        run.end("FAILED")
+        raise
+    finally:
+        sampler.close()
+    # also the final barrier: no rank exits before rank 0 has written everything
+    result = ctx.broadcast(result)
+    return dataclasses.replace(result, rank=ctx.rank)
+
+
+def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
     from ..models import build_model
 
-    cfg = params.train
-    main = ctx.is_main
-    if not main:  # one voice in the log: rank 0's (warnings and errors still show)
-        log.setLevel(logging.WARNING)
-    ckpt.seed_everything(cfg.seed)
     model = build_model(params.model).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
@@ -265,16 +277,12 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                     "Numbers will be far from the paper's; set model.pretrained to a local "
                     "torchvision ResNet weights file.", params.model.pretrained or "empty")
         log.warning("!" * 72)
+    return model
 
-    meta = any(True for _ in model.pattern_parameters())
-    mp_opt = (torch.optim.SGD(model.pattern_parameters(), lr=cfg.meta_lr * cfg.inner_loops,
-                              momentum=cfg.momentum, weight_decay=0.0) if meta else None)
-    hfn_opt = torch.optim.SGD(model.hfn_parameters(), lr=cfg.meta_lr, momentum=cfg.momentum,
-                              weight_decay=0.0)
-    if not meta:
-        log.info("model.pattern=%s has no learnable pattern: no meta-learning, no inner steps; the HFN "
-                 "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
-    sampler = DomainSampler(by_role["source-train"], num_frames=cfg.num_frames, batch_live=cfg.batch_live,
+
+def _sampler(rows: list[Any], params: Params, ctx: distributed.Context) -> DomainSampler:
+    cfg = params.train
+    sampler = DomainSampler(rows, num_frames=cfg.num_frames, batch_live=cfg.batch_live,
                             batch_spoof=cfg.batch_spoof, size=params.model.input_size,
                             seed=distributed.rank_seed(cfg.seed, ctx), workers=cfg.workers,
                             color=cfg.augment == "color")
@@ -282,182 +290,32 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
         log.info("data-parallel: %d ranks, each drawing its own batches (rank-specific sampler seed); "
                  "global batch per domain %d live + %d spoof", ctx.world_size,
                  ctx.world_size * cfg.batch_live, ctx.world_size * cfg.batch_spoof)
-
-    fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
-    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
-    start, best_key, best_record, run_id = 0, None, None, None
-    # rank 0 decides whether and from what to resume; every rank gets the same state
-    state = _resume_state(last_path, best_path, fp, cfg.iterations) if main and cfg.resume == "auto" else None
-    state = ctx.broadcast(state)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        if mp_opt is not None:
-            mp_opt.load_state_dict(state["optim_mp"])
-        hfn_opt.load_state_dict(state["optim_hfn"])
-        mine = _rank_state(state, ctx)
-        if mine is not None:
-            sampler.load_state_dict(mine["sampler"])
-            ckpt.set_rng_state(mine["rng"])
-        start, run_id = state["iteration"], state["run_id"]
-        best_key = tuple(state["best"]["key"]) if state.get("best_ok") else None
-        best_record = state["best"] if state.get("best_ok") else None
-        log.info("resuming %s from %s at iteration %d", protocol, last_path, start)
-    ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
-
-    tracker, info = None, None
-    if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        remove_temp_files(out_dir)  # a checkpoint write cut short by a kill leaves one behind
-        tags = run_tags(protocol, params, params_file, git_commit(), ctx.world_size)
-        if model.pretrained_sha256:
-            tags.update(pretrained_sha256=model.pretrained_sha256,
-                        pretrained_file=describe_weights(model.pretrained_sha256))
-        tracker, info = open_run(params.tracking.experiment, tags, flat_params(params), resume_id=run_id)
-    sync = ctx.average_gradients if ctx.enabled else None
-    step_times: list[float] = []
-    try:
-        if main:
-            write_json(out_dir / "run.json", info.as_json(protocol))
-            log.info("MLflow run %s (%s) in %s", info.run_id, "resumed" if info.resumed else "new",
-                     info.tracking_uri)
-            if cfg.select == "target_oracle":
-                log.warning("train.select=target_oracle: best.pt is chosen on the TARGET set (frame-level "
-                            "min-HTER, as the official code does); its target numbers are optimistic "
-                            "(test-set leakage)")
-        for it in range(start + 1, cfg.iterations + 1):
-            t0 = time.perf_counter()
-            domains = list(sources)
-            random.shuffle(domains)
-            domains = ctx.broadcast(domains)  # the roles must be the same on every rank
-            if meta:
-                train_doms, test_dom = domains[:-1], domains[-1]
-                n_test = cfg.inner_loops if cfg.algorithm == "alternating" else 1
-                meta_test = [sampler.batch(test_dom).to(device) for _ in range(n_test)]
-            else:
-                train_doms, test_dom, meta_test = domains, None, []
-            meta_train = [sampler.batch(d).to(device) for d in train_doms]
-            if cfg.algorithm == "bilevel" and meta:
-                stats = bilevel_step(model, mp_opt, hfn_opt, meta_train, meta_test[0], cfg.first_order, device,
-                                     precision=cfg.precision, sync=sync)
-            else:
-                stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device,
-                                         precision=cfg.precision, sync=sync)
-            stats = ctx.mean_stats(stats)
-            if any(not math.isfinite(v) for v in stats.values()):
-                raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
-            step_times.append(time.perf_counter() - t0)
-            stats["lr_hfn"] = hfn_opt.param_groups[0]["lr"]
-            if mp_opt is not None:
-                stats["lr_mp"] = mp_opt.param_groups[0]["lr"]
-            stats["seconds_per_iteration"] = step_times[-1]
-            if main:
-                tracker.log_metrics(stats, step=it)
-            if it == start + 1 or it % LOG_EVERY == 0:
-                log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations, train_doms, test_dom,
-                         " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
-
-            validate_now = it % cfg.eval_every == 0 or it == cfg.iterations
-            checkpoint_now = it % cfg.checkpoint_every == 0 or it == cfg.iterations
-            if validate_now or checkpoint_now:
-                ctx.average_buffers(model)  # one model to validate and save, whichever rank
-            if validate_now and main:
-                val, key = _validation(model, by_role, params, device, it)
-                tracker.log_metrics({k if k.startswith("target_") else f"val_{k}": v
-                                     for k, v in val.items() if not k.endswith("videos")}, step=it)
-                if _better(key, best_key):
-                    best_key = key
-                    best_record = {"iteration": it, "key": list(key), "val": val}
-                    ckpt.save_atomic({
-                        "model": _state_cpu(model),
-                        "model_config": dataclasses.asdict(params.model),
-                        PREPROCESS_KEY: Preprocess.from_params(params).as_dict(),
-                        "iteration": it, "protocol": protocol, "select": cfg.select,
-                        "val": val, "threshold": val.get("threshold"),
-                        "run_id": info.run_id, "fingerprint": fp,
-                    }, best_path)
-                    tracker.log_metrics({"best_iteration": it}, step=it)
-                    log.info("it %d: new best (%s)", it, cfg.select)
-
-            if checkpoint_now:
-                ranks = ctx.gather({"sampler": sampler.state_dict(), "rng": ckpt.rng_state()}) \
-                    if ctx.enabled else None
-                if main:
-                    state = {
-                        "model": _state_cpu(model),
-                        "model_config": dataclasses.asdict(params.model),
-                        PREPROCESS_KEY: Preprocess.from_params(params).as_dict(),
-                        "iteration": it, "protocol": protocol, "select": cfg.select,
-                        "val": best_record["val"] if best_record else {},
-                        "optim_mp": mp_opt.state_dict() if mp_opt is not None else None,
-                        "optim_hfn": hfn_opt.state_dict(),
-                        "sampler": sampler.state_dict(), "rng": ckpt.rng_state(),
-                        "best": best_record, "run_id": info.run_id, "fingerprint": fp,
-                    }
-                    if ctx.enabled:  # every rank's data stream, to resume each where it was
-                        state.update(world_size=ctx.world_size, ranks=ranks)
-                    ckpt.save_atomic(state, last_path)
-                    if on_checkpoint is not None:
-                        on_checkpoint(it)
-
-        result = None
-        if main:
-            if not best_path.is_file():
-                raise RuntimeError(f"{best_path} was not written (no validation ran)")
-            tracker.log_artifact(best_path, "checkpoint")
-            tracker.log_artifact(params_file, "config")
-            tracker.log_artifact(out_dir / "run.json", "checkpoint")
-            tracker.set_tags({"best_iteration": str(best_record["iteration"] if best_record else "")})
-            tracker.end("FINISHED")
-            best = ckpt.load(best_path)
-            result = TrainResult(
-                protocol=protocol, run_id=info.run_id, iterations=cfg.iterations, start_iteration=start,
-                best_iteration=int(best["iteration"]), best_val=dict(best["val"]),
-                seconds_per_iteration=float(np.mean(step_times)) if step_times else float("nan"),
-                device=str(device), world_size=ctx.world_size,
-            )
-    except KeyboardInterrupt:
-        if tracker is not None:
-            tracker.end("KILLED")
-        raise
-    except BaseException:
-        if tracker is not None:
-            tracker.end("FAILED")
-        raise
-    finally:
-        sampler.close()
-    # also the final barrier: no rank exits before rank 0 has written everything
-    result = ctx.broadcast(result)
-    return dataclasses.replace(result, rank=ctx.rank)
+    return sampler
 
 
-def _resume_state(last_path: Path, best_path: Path, fp: str, iterations: int) -> dict[str, Any] | None:
-    """``last.pt`` if it can be resumed (same fingerprint, not past ``iterations``), else None.
-
-    Adds ``best_ok``: whether its best record still matches ``best.pt`` (same run).
-    """
-    if not last_path.is_file():
-        return None
-    state = ckpt.load(last_path)
-    if state.get("fingerprint") != fp:
-        log.warning("%s was written with other settings or data; starting over", last_path)
-        return None
-    if state["iteration"] > iterations:
-        log.warning("%s is at iteration %d > train.iterations=%d; starting over", last_path,
-                    state["iteration"], iterations)
-        return None
-    state["best_ok"] = state["best"] is not None and _same_run(best_path, fp, state["run_id"])
-    if state["best"] is not None and not state["best_ok"]:
-        log.warning("%s is missing or from another run; the best checkpoint is chosen again from here on",
-                    best_path)
-    return state
-
-
-def _rank_state(state: dict[str, Any], ctx: distributed.Context) -> dict[str, Any] | None:
-    """This rank's sampler and RNG state from ``last.pt``; None (fresh stream) if unknown."""
-    saved_world = int(state.get("world_size", 1))
-    if saved_world == ctx.world_size and ctx.enabled:
-        return state["ranks"][ctx.rank]
-    if saved_world != ctx.world_size:
-        log.warning("last.pt was written by %d rank(s), resuming with %d: data streams of ranks > 0 "
-                    "restart (not bit-identical to an uninterrupted run)", saved_world, ctx.world_size)
-    return {"sampler": state["sampler"], "rng": state["rng"]} if ctx.rank == 0 else None
+def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, opt: Optimisers, sampler: DomainSampler,
+                             best: Best, by_role: dict[str, list[Any]], device: torch.device, it: int,
+                             on_checkpoint: Callable[[int], None] | None) -> Best:
+    """Every ``eval_every`` iterations validate (rank 0) and keep ``best.pt``; every
+    ``checkpoint_every`` write ``last.pt`` (with every rank's data stream). Both at the end."""
+    cfg, ctx = run.params.train, run.ctx
+    validate_now = it % cfg.eval_every == 0 or it == cfg.iterations
+    checkpoint_now = it % cfg.checkpoint_every == 0 or it == cfg.iterations
+    if validate_now or checkpoint_now:
+        ctx.average_buffers(model)  # one model to validate and save, whichever rank
+    if validate_now and ctx.is_main:
+        val, key = _validation(model, by_role, run.params, device, it)
+        run.log_metrics({k if k.startswith("target_") else f"val_{k}": v
+                         for k, v in val.items() if not k.endswith("videos")}, it)
+        if _better(key, best.key):
+            best = Best(key, {"iteration": it, "key": list(key), "val": val})
+            run.save_best(model, it, val)
+            run.log_metrics({"best_iteration": it}, it)
+            log.info("it %d: new best (%s)", it, cfg.select)
+    if checkpoint_now:
+        ranks = ctx.gather({"sampler": sampler.state_dict(), "rng": rng.rng_state()}) if ctx.enabled else None
+        if ctx.is_main:
+            run.save_last(model, it, opt, sampler, best, ranks)
+            if on_checkpoint is not None:
+                on_checkpoint(it)
+    return best
