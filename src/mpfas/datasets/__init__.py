@@ -21,8 +21,11 @@ from .registry import (
     unregister_dataset,
 )
 
+BUILT_IN = dataset_codes()
+"""What importing the package registers; anything else was registered at run time."""
+
 __all__ = [
-    "INDEX_COLUMNS", "DatasetAdapter", "DatasetError", "DatasetSpec", "Label", "MediaKind", "ScanResult",
+    "BUILT_IN", "INDEX_COLUMNS", "DatasetAdapter", "DatasetError", "DatasetSpec", "Label", "MediaKind", "ScanResult",
     "VideoRecord", "adapter_for", "dataset_codes", "dataset_name", "dataset_spec", "demo_codes", "read_index",
     "register_dataset", "registered", "unregister_dataset", "write_index",
 ]

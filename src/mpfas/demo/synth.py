@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..config import DemoConfig
-from ..datasets import dataset_name, dataset_spec, demo_codes
+from ..datasets import BUILT_IN, DatasetSpec, dataset_codes, dataset_name, dataset_spec, demo_codes, register_dataset
 from ..datasets.base import IMAGE_EXTENSIONS
 from . import full
 from .faces import Identity, assign_identities, reuse_identities
@@ -98,8 +98,13 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
         raise RuntimeError(f"{path}: written but OpenCV cannot read it back ({fourcc})")
 
 
-def _init_worker() -> None:
+def _init_worker(added: tuple[DatasetSpec, ...] = ()) -> None:
+    """One OpenCV thread per worker; register the datasets the parent added at run time
+    (a fresh spawned process only knows the built-in ones)."""
     cv2.setNumThreads(1)
+    for spec in added:
+        if spec.code not in dataset_codes():
+            register_dataset(spec)
 
 
 def _run(job: _Job) -> str:
@@ -162,7 +167,9 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
                     bar.update()
         else:
             # spawn: safe even when the parent already runs torch/OpenCV threads
-            with mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+            added = tuple(dataset_spec(code) for code in plans if code not in BUILT_IN)
+            with mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_init_worker,
+                                              initargs=(added,)) as pool:
                 for _ in pool.imap_unordered(_run, jobs):
                     if bar:
                         bar.update()
