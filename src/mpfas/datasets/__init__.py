@@ -6,7 +6,7 @@ order of ``dataset_codes()``): a new dataset is one more file and one more impor
 
 from __future__ import annotations
 
-from . import oulu, casia, replay_attack, msu  # noqa: F401  (registers O, C, I, M; order matters)
+from . import oulu, casia, replay_attack, msu  # registers O, C, I, M (this order: dataset_codes())
 from .base import DatasetAdapter, DatasetError, MediaKind, ScanResult
 from .records import INDEX_COLUMNS, Label, VideoRecord, read_index, write_index
 from .registry import (
