@@ -16,10 +16,14 @@ from typing import Any, Literal
 
 import yaml
 
+from .backbones import backbone_names
+from .datasets import dataset_codes, dataset_name
 from .errors import MpfasError
 
-DATASET_CODES = ("O", "C", "I", "M")
-DATASET_NAMES = {"O": "OULU-NPU", "C": "CASIA-FASD", "I": "Replay-Attack", "M": "MSU-MFSD"}
+# The built-in datasets, for modules that do not read the registry yet; the registry
+# (mpfas.datasets: dataset_codes, dataset_name) is the source and also knows added ones.
+DATASET_CODES = dataset_codes()
+DATASET_NAMES = {code: dataset_name(code) for code in DATASET_CODES}
 
 
 class ConfigError(MpfasError, ValueError):
@@ -30,25 +34,29 @@ class ConfigError(MpfasError, ValueError):
 class DataConfig:
     source: Literal["demo", "real"] = "demo"
     demo_root: str = "data/raw"
-    roots: dict[str, str] = field(default_factory=lambda: {c: "" for c in DATASET_CODES})
+    roots: dict[str, str] = field(default_factory=lambda: {c: "" for c in dataset_codes()})
 
     def root(self, code: str) -> Path:
         """Where dataset ``code`` lives: the demo tree or the user's real root."""
         if self.source == "demo":
-            return Path(self.demo_root) / DATASET_NAMES[code]
-        return Path(self.roots[code]).expanduser()
+            return Path(self.demo_root) / dataset_name(code)
+        return Path(self.roots.get(code, "")).expanduser()
 
     def validate(self) -> None:
-        unknown = set(self.roots) - set(DATASET_CODES)
+        unknown = set(self.roots) - set(dataset_codes())
         if unknown:
-            raise ConfigError(f"data.roots: unknown dataset code(s) {sorted(unknown)}; use {DATASET_CODES}")
-        if self.source == "real":
-            for code in DATASET_CODES:
-                if not self.roots.get(code):
-                    raise ConfigError(
-                        f"data.roots.{code}: empty, but data.source is 'real'; set it to the "
-                        f"{DATASET_NAMES[code]} root"
-                    )
+            raise ConfigError(f"data.roots: unknown dataset code(s) {sorted(unknown)}; use {dataset_codes()}")
+
+    def require_roots(self, codes: list[str]) -> None:
+        """In real mode every dataset in ``codes`` needs its root; others may stay empty."""
+        if self.source != "real":
+            return
+        for code in codes:
+            if not self.roots.get(code):
+                raise ConfigError(
+                    f"data.roots.{code}: empty, but data.source is 'real' and the chosen protocols use "
+                    f"{code}; set it to the {dataset_name(code)} root"
+                )
 
 
 @dataclass(frozen=True)
@@ -99,10 +107,10 @@ class AlignConfig:
         _positive("align.min_face_size", self.min_face_size)
         if not 0 <= self.padding < 1:
             raise ConfigError(f"align.padding: {self.padding} must be in [0, 1)")
-        unknown = set(self.max_failed_videos) - set(DATASET_CODES)
+        unknown = set(self.max_failed_videos) - set(dataset_codes())
         if unknown:
             raise ConfigError(f"align.max_failed_videos: unknown dataset code(s) {sorted(unknown)}; "
-                              f"use {DATASET_CODES}")
+                              f"use {dataset_codes()}")
         for code, rate in self.max_failed_videos.items():
             _fraction(f"align.max_failed_videos.{code}", rate)
 
@@ -134,8 +142,8 @@ class ManifestsConfig:
         for name, p in self.protocols.items():
             key = f"manifests.protocols.{name}"
             for code in p.domains:
-                if code not in DATASET_CODES:
-                    raise ConfigError(f"{key}: unknown dataset letter {code!r}; use one of {DATASET_CODES}")
+                if code not in dataset_codes():
+                    raise ConfigError(f"{key}: unknown dataset letter {code!r}; use one of {dataset_codes()}")
             if len(p.sources) < 2:
                 raise ConfigError(f"{key}.sources: meta-learning needs at least two source domains")
             if len(set(p.sources)) != len(p.sources):
@@ -149,7 +157,7 @@ class ManifestsConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: Literal["resnet18", "resnet50"] = "resnet18"
+    backbone: str = "resnet18"  # a name in the backbone registry (mpfas.backbones)
     input_size: int = 128
     pattern: Literal["meta", "none", "hsv", "ycrcb", "lbp"] = "meta"
     # Local torchvision ImageNet weights file (relative paths: from the repository root);
@@ -169,6 +177,9 @@ class ModelConfig:
         return self.pretrained in ("", self.RANDOM)
 
     def validate(self) -> None:
+        if self.backbone not in backbone_names():
+            raise ConfigError(f"model.backbone: {self.backbone!r} is not a registered backbone; "
+                              f"use one of {list(backbone_names())}")
         _positive("model.input_size", self.input_size)
         if self.input_size % 32:
             raise ConfigError(f"model.input_size: {self.input_size} must be a multiple of 32")
@@ -255,11 +266,18 @@ class Params:
                     f"train.protocols: unknown protocol {name!r}; defined in manifests.protocols: "
                     f"{sorted(self.manifests.protocols)}"
                 )
+        self.data.require_roots(self.used_datasets())
         if self.train.select == "source_val" and self.manifests.val_fraction == 0:
             raise ConfigError(
                 "train.select: 'source_val' needs source-val videos, but manifests.val_fraction is 0 "
                 "(all source videos train); use train.select 'last' (leakage-free) or 'target_oracle'"
             )
+
+
+    def used_datasets(self) -> list[str]:
+        """Dataset codes the chosen protocols (``train.protocols``) read, in registry order."""
+        used = {code for name in self.train.protocols for code in self.manifests.protocols[name].domains}
+        return [code for code in dataset_codes() if code in used]
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

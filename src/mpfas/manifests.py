@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from .atomic import write_csv
-from .config import DATASET_CODES, DATASET_NAMES, ManifestsConfig, Protocol
-from .datasets import Label, VideoRecord
+from .config import ManifestsConfig, Protocol
+from .datasets import Label, VideoRecord, dataset_codes, dataset_name
 from .datasets.records import LABELS, SPLITS
 from .rows import CsvLine, RowError, one_of, read_csv_rows, read_faces_csv
 
@@ -145,7 +145,7 @@ def check_manifest(name: str, rows: list[ManifestRow], protocol: Protocol) -> No
             if classes != {0, 1}:
                 have = "no videos" if not classes else ("only live" if classes == {1} else "only spoof")
                 raise ManifestError(
-                    f"{name}: {role} of domain {domain} ({DATASET_NAMES[domain]}) has {have}; "
+                    f"{name}: {role} of domain {domain} ({dataset_name(domain)}) has {have}; "
                     "it needs both live and spoof videos (check the dataset, align failures, "
                     "manifests.val_fraction or manifests.target_set)"
                 )
@@ -203,7 +203,7 @@ def read_manifest(path: str | Path, faces_root: str | Path = "data/faces",
 
 
 def _parse_row(line: CsvLine, faces_root: Path) -> ManifestRow:
-    domain = line.choice("domain", DATASET_CODES)
+    domain = line.choice("domain", dataset_codes())
     video_id = line.text("video_id")
     if not video_id.startswith(f"{domain}/"):
         raise line.fail("video_id", f"{video_id!r} does not start with its domain {domain!r}")
@@ -248,7 +248,7 @@ def read_faces_index(path: Path, rel_to: str | Path = ".") -> dict[str, list[str
 
 def _row(r: VideoRecord, faces: dict[str, list[str]], role: str) -> ManifestRow:
     return ManifestRow(
-        dataset=DATASET_NAMES[r.dataset], domain=r.dataset, video_id=r.video_id, subject=r.subject,
+        dataset=dataset_name(r.dataset), domain=r.dataset, video_id=r.video_id, subject=r.subject,
         split=r.split, label=r.label.value, is_live=int(r.label is Label.LIVE), attack=r.attack,
         role=role, faces=faces[r.video_id],
     )

@@ -6,19 +6,31 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from .config import DATASET_CODES, DATASET_NAMES, Params
-from .datasets import DatasetError, VideoRecord, adapter_for, write_index
+from .config import Params
+from .datasets import DatasetError, VideoRecord, adapter_for, dataset_codes, dataset_name, demo_codes, write_index
 
 log = logging.getLogger(__name__)
 
 
+def indexed_codes(params: Params) -> list[str]:
+    """Which datasets the raw stage indexes: every demo dataset, or in real mode each one
+    whose root is set. Config validation already made sure the chosen protocols' roots are
+    set (``Params.used_datasets``), so an unused dataset may be left without a root."""
+    if params.data.source == "demo":
+        return list(demo_codes())
+    codes = [code for code in dataset_codes() if params.data.roots.get(code)]
+    if not codes:
+        raise DatasetError("data.roots: no dataset root is set, but data.source is 'real'")
+    return codes
+
+
 def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
-    """Scan every dataset root with its adapter; fail naming the param to fix."""
+    """Scan the datasets' roots with their adapters; fail naming the param to fix."""
     out: dict[str, list[VideoRecord]] = {}
-    for code in DATASET_CODES:
-        root = params.data.root(code)
-        hint = (f"set data.roots.{code} in params.yaml to the {DATASET_NAMES[code]} root"
+    for code in indexed_codes(params):
+        hint = (f"set data.roots.{code} in params.yaml to the {dataset_name(code)} root"
                 if params.data.source == "real" else "re-run the raw stage to rebuild the demo")
+        root = params.data.root(code)
         try:
             result = adapter_for(code).scan(root)
         except DatasetError as exc:
@@ -26,7 +38,7 @@ def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
         if not result.records:
             found = f"{len(result.unmatched)} video file(s) that match no naming rule" if result.unmatched \
                 else "no video files"
-            raise DatasetError(f"{DATASET_NAMES[code]} ({code}): {root} holds {found}; {hint}")
+            raise DatasetError(f"{dataset_name(code)} ({code}): {root} holds {found}; {hint}")
         out[code] = result.records
     return out
 
@@ -51,5 +63,5 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
         labels = Counter(r.label.value for r in recs)
         counts[code] = {"videos": len(recs), **{k: labels.get(k, 0) for k in ("live", "print", "replay")},
                         "splits": dict(sorted(Counter(r.split for r in recs).items()))}
-        log.info("%s: %d videos (%s)", DATASET_NAMES[code], len(recs), dict(labels))
+        log.info("%s: %d videos (%s)", dataset_name(code), len(recs), dict(labels))
     return {"source": params.data.source, "datasets": counts}

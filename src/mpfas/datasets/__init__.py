@@ -1,24 +1,31 @@
-"""Adapters that read the four FAS datasets in their original layouts."""
+"""The datasets: one file each (adapter + demo plan) registered in ``registry``.
+
+Importing this package registers the built-in datasets, in this order (which is the
+order of ``dataset_codes()``): a new dataset is one more file and one more import here.
+"""
 
 from __future__ import annotations
 
-from .base import DatasetAdapter, DatasetError, ScanResult
-from .casia import CasiaFASD
-from .msu import MsuMFSD
-from .oulu import OuluNPU
+from . import oulu, casia, replay_attack, msu  # registers O, C, I, M (this order: dataset_codes())
+from .base import DatasetAdapter, DatasetError, MediaKind, ScanResult
 from .records import INDEX_COLUMNS, Label, VideoRecord, read_index, write_index
-from .replay_attack import ReplayAttack
+from .registry import (
+    DatasetSpec,
+    adapter_for,
+    dataset_codes,
+    dataset_name,
+    dataset_spec,
+    demo_codes,
+    register_dataset,
+    registered,
+    unregister_dataset,
+)
 
-ADAPTERS: dict[str, type[DatasetAdapter]] = {
-    "O": OuluNPU, "C": CasiaFASD, "I": ReplayAttack, "M": MsuMFSD,
-}
-
-
-def adapter_for(code: str) -> DatasetAdapter:
-    return ADAPTERS[code]()
-
+BUILT_IN = dataset_codes()
+"""What importing the package registers; anything else was registered at run time."""
 
 __all__ = [
-    "ADAPTERS", "INDEX_COLUMNS", "DatasetAdapter", "DatasetError", "Label", "ScanResult",
-    "VideoRecord", "adapter_for", "read_index", "write_index",
+    "BUILT_IN", "INDEX_COLUMNS", "DatasetAdapter", "DatasetError", "DatasetSpec", "Label", "MediaKind", "ScanResult",
+    "VideoRecord", "adapter_for", "dataset_codes", "dataset_name", "dataset_spec", "demo_codes", "read_index",
+    "register_dataset", "registered", "unregister_dataset", "write_index",
 ]

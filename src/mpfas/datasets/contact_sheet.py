@@ -7,10 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import DATASET_CODES, DATASET_NAMES
 from ..atomic import write_image
-from . import adapter_for
 from .records import Label, VideoRecord
+from .registry import adapter_for, dataset_name, demo_codes
 
 CELL_W, CELL_H, LABEL_H = 256, 192, 22
 CLASSES = (Label.LIVE, Label.PRINT, Label.REPLAY)
@@ -53,7 +52,7 @@ def dataset_sheet(records: dict[str, list[VideoRecord]], roots: dict[str, Path],
             rec = recs[len(recs) // 2]
             cell = np.full((CELL_H + LABEL_H, CELL_W, 3), 255, np.uint8)
             cell[LABEL_H:] = _fit(middle_frame(roots[code] / rec.relpath))
-            text = f"{code} {DATASET_NAMES[code]}: {label.value}" + (f" ({rec.attack})" if rec.attack else "")
+            text = f"{code} {dataset_name(code)}: {label.value}" + (f" ({rec.attack})" if rec.attack else "")
             cv2.putText(cell, text[:48], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.36, (0, 0, 0), 1, cv2.LINE_AA)
             cells.append(cell)
         rows.append(np.hstack(cells))
@@ -61,7 +60,7 @@ def dataset_sheet(records: dict[str, list[VideoRecord]], roots: dict[str, Path],
 
 
 def contact_sheet(out_root: Path, png_path: Path) -> None:
-    """The demo's sheet: 4 rows (O, C, I, M) x 3 columns (live, print, replay)."""
-    roots = {code: Path(out_root) / DATASET_NAMES[code] for code in DATASET_CODES}
+    """The demo's sheet: one row per demo dataset (O, C, I, M) x 3 columns (live, print, replay)."""
+    roots = {code: Path(out_root) / dataset_name(code) for code in demo_codes()}
     records = {code: adapter_for(code).scan(root).records for code, root in roots.items()}
     dataset_sheet(records, roots, png_path)

@@ -7,7 +7,6 @@ from enum import Enum
 from pathlib import Path
 
 from ..atomic import write_csv
-from ..config import DATASET_CODES
 from ..rows import CsvLine, first_repeat, path_problem, read_csv_rows
 
 SPLITS = ("train", "dev", "test")  # what the dataset adapters name their official splits
@@ -57,11 +56,13 @@ def write_index(records: list[VideoRecord], path: Path) -> None:
 
 
 def read_index(path: str | Path, dataset: str | None = None) -> list[VideoRecord]:
-    """Read an index CSV, refusing unknown datasets, labels or splits, paths that leave the
-    dataset root and duplicated videos; ``dataset``, when given, is the only code allowed."""
+    """Read an index CSV, refusing unregistered datasets, labels or splits, paths that leave
+    the dataset root and duplicated videos; ``dataset``, when given, is the only code allowed."""
+    from .registry import dataset_codes  # the registry's adapters build records: import it late
+
     path = Path(path)
     lines = read_csv_rows(path, INDEX_COLUMNS, made_by="raw")
-    codes = (dataset,) if dataset else DATASET_CODES
+    codes = (dataset,) if dataset else dataset_codes()
     records = [_record(line, codes) for line in lines]
     first_repeat(lines, [r.relpath for r in records], "relpath", "this video")
     return records

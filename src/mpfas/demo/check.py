@@ -14,8 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import DATASET_CODES, DATASET_NAMES
-from ..datasets import adapter_for
+from ..datasets import adapter_for, dataset_name, demo_codes
 
 
 def read_frames(path: Path, step: int = 1) -> list[np.ndarray]:
@@ -33,15 +32,16 @@ def read_frames(path: Path, step: int = 1) -> list[np.ndarray]:
     return frames
 
 
-def detection_rates(out_root: Path, codes: tuple[str, ...] = DATASET_CODES, step: int = 1,
+def detection_rates(out_root: Path, codes: tuple[str, ...] | None = None, step: int = 1,
                     mtcnn=None) -> dict[tuple[str, str], tuple[int, int]]:
-    """(code, label) -> (frames with a face, frames tested), MTCNN on CPU on RGB frames."""
+    """(code, label) -> (frames with a face, frames tested), MTCNN on CPU on RGB frames;
+    ``codes`` defaults to every demo dataset."""
     if mtcnn is None:
         from facenet_pytorch import MTCNN
         mtcnn = MTCNN(keep_all=True, device="cpu", min_face_size=20)
     counts: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for code in codes:
-        root = Path(out_root) / DATASET_NAMES[code]
+    for code in demo_codes() if codes is None else codes:
+        root = Path(out_root) / dataset_name(code)
         for rec in adapter_for(code).scan(root).records:
             frames = read_frames(root / rec.relpath, step)
             boxes, _ = mtcnn.detect(np.stack(frames))
@@ -53,7 +53,7 @@ def detection_rates(out_root: Path, codes: tuple[str, ...] = DATASET_CODES, step
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("root", type=Path, help="demo root holding the four dataset folders (data/raw)")
+    parser.add_argument("root", type=Path, help="demo root holding the dataset folders (data/raw)")
     parser.add_argument("--step", type=int, default=1, help="test every Nth frame")
     args = parser.parse_args(argv)
     import torch

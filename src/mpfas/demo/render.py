@@ -8,11 +8,11 @@ import numpy as np
 from .attacks import PRINTERS, SCREENS, bend, print_texture, screen_texture
 from .camera import camera_for, capture
 from .faces import CANVAS_H, EYES, FACE_CENTER, Identity, make_portrait
-from .layout import VideoSpec
+from ..datasets import dataset_spec
+from ..datasets.demo_plan import VideoSpec
 from .motion import hand_motion, head_motion, plane_homography, static_poses
 from .scene import background, light_map, paste_portrait, place_for, shade_portrait
 
-_CODES = "OCIM"
 FACE_FRACTION = 0.95  # portrait canvas height / frame height: the face is ~45% of the frame
 
 
@@ -35,9 +35,10 @@ def render_video(spec: VideoSpec, identity: Identity, seed: int, frames: int, fp
     """uint8 RGB frames of one video."""
     cam = camera_for(spec.code, spec.capture, scale)
     w, h = cam.size
-    rng = _rng(seed, 101, _CODES.index(spec.code), video_index)
+    key = dataset_spec(spec.code).demo.key  # the domain's random streams
+    rng = _rng(seed, 101, key, video_index)
     place = place_for(spec.code, spec.capture)
-    bg = background(place, (w, h), _rng(seed, 202, _CODES.index(spec.code), len(spec.capture), sum(map(ord, spec.capture))))
+    bg = background(place, (w, h), _rng(seed, 202, key, len(spec.capture), sum(map(ord, spec.capture))))
     light = light_map(place, (w, h))
     portrait = make_portrait(identity, seed)
     rgb = shade_portrait(portrait.rgb, place)

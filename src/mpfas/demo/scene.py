@@ -1,65 +1,28 @@
 """Places: each domain's backgrounds and lighting, drawn procedurally.
 
-A :class:`Place` is a wall gradient with a few soft rectangles (windows, doors,
+Each dataset's places are listed in its dataset file (its DemoPlan). A
+:class:`Place` is a wall gradient with a few soft rectangles (windows, doors,
 shelves, posters) and a light map; the same place is reused by every video
 filmed there, as in the real datasets.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-Rect = tuple[float, float, float, float, tuple[float, float, float]]  # x0, y0, x1, y1 (fractions), RGB
+from ..datasets import dataset_spec
+from ..datasets.demo_plan import Place, Rect
 
-
-@dataclass(frozen=True)
-class Place:
-    top: tuple[float, float, float]
-    bottom: tuple[float, float, float]
-    rects: tuple[Rect, ...] = ()
-    light_dir: tuple[float, float] = (0.0, -1.0)   # where the main light comes from (x, y)
-    light_strength: float = 0.15                   # relative brightness change across the frame
-    face_light: float = 0.15                       # side shading on the subject
-
-
-_PLACES: dict[str, Place] = {
-    # OULU-NPU sessions: open office with window, meeting room lit from a side, dim hall
-    "O1": Place((0.82, 0.82, 0.8), (0.7, 0.7, 0.68),
-                ((0.0, 0.05, 0.3, 0.55, (1.0, 1.0, 0.98)), (0.55, 0.6, 1.0, 1.0, (0.45, 0.4, 0.35))),
-                (-1.0, -0.5), 0.2, 0.15),
-    "O2": Place((0.72, 0.6, 0.45), (0.55, 0.45, 0.35),
-                ((0.65, 0.1, 0.95, 0.45, (0.35, 0.25, 0.2)), (0.05, 0.7, 0.4, 1.0, (0.3, 0.22, 0.15))),
-                (-1.0, 0.0), 0.35, 0.3),
-    "O3": Place((0.45, 0.5, 0.58), (0.3, 0.33, 0.38),
-                ((0.3, 0.0, 0.7, 0.06, (1.0, 1.0, 1.0)), (0.0, 0.3, 0.15, 1.0, (0.25, 0.27, 0.3))),
-                (0.0, -1.0), 0.3, 0.1),
-    # CASIA-FASD: greenish wall with a bookshelf
-    "C": Place((0.5, 0.6, 0.52), (0.4, 0.48, 0.42),
-               ((0.7, 0.15, 0.98, 0.9, (0.35, 0.22, 0.12)), (0.72, 0.3, 0.96, 0.34, (0.6, 0.2, 0.15)),
-                (0.72, 0.55, 0.96, 0.59, (0.2, 0.3, 0.6)), (0.02, 0.1, 0.2, 0.3, (0.9, 0.85, 0.6))),
-               (1.0, -0.5), 0.2, 0.2),
-    # Replay-Attack: uniform office wall (controlled); dark room with a bright window (adverse)
-    "Icontrolled": Place((0.85, 0.8, 0.7), (0.78, 0.72, 0.62), ((0.0, 0.85, 1.0, 1.0, (0.5, 0.45, 0.4)),),
-                         (0.0, -1.0), 0.1, 0.08),
-    "Iadverse": Place((0.3, 0.3, 0.33), (0.22, 0.22, 0.24),
-                      ((0.55, 0.05, 0.95, 0.6, (1.0, 1.0, 1.0)), (0.0, 0.65, 0.35, 1.0, (0.2, 0.15, 0.1))),
-                      (1.0, -0.3), 0.45, 0.35),
-    # MSU-MFSD: off-white lab wall with a grey panel and a door frame
-    "M": Place((0.88, 0.89, 0.9), (0.8, 0.81, 0.83),
-               ((0.0, 0.0, 0.22, 1.0, (0.6, 0.62, 0.65)), (0.8, 0.2, 0.84, 1.0, (0.5, 0.45, 0.4))),
-               (0.5, -1.0), 0.12, 0.12),
-}
+__all__ = ["Place", "Rect", "background", "light_map", "paste_portrait", "place_for", "shade_portrait"]
 
 
 def place_for(code: str, capture: str) -> Place:
-    if code == "O":
-        return _PLACES["O" + capture.split("_session")[1]]
-    if code == "I":
-        return _PLACES["I" + capture]
-    return _PLACES[code]
+    """The place of domain ``code`` under capture condition ``capture`` (its DemoPlan's)."""
+    plan = dataset_spec(code).demo
+    if plan is None:
+        raise ValueError(f"dataset {code!r} has no demo plan")
+    return plan.place(capture)
 
 
 def background(place: Place, size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

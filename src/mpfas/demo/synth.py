@@ -1,4 +1,5 @@
-"""Write the synthetic demo: four datasets in their original layouts and containers.
+"""Write the synthetic demo: every registered dataset with a demo plan (O, C, I, M), in its
+original layout and containers; an image dataset gets one-frame images.
 
 ``demo.size: small`` gives each domain ``demo.subjects`` identities with about
 five videos each (layout.plan); ``full`` writes the official file lists, 7030
@@ -19,7 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import DATASET_CODES, DATASET_NAMES, DemoConfig
+from ..config import DemoConfig
+from ..datasets import BUILT_IN, DatasetSpec, dataset_codes, dataset_name, dataset_spec, demo_codes, register_dataset
+from ..datasets.base import IMAGE_EXTENSIONS
 from . import full
 from .faces import Identity, assign_identities, reuse_identities
 from .layout import VideoSpec, plan
@@ -43,15 +46,17 @@ class DomainPlan:
 
 def plan_demo(cfg: DemoConfig) -> dict[str, DomainPlan]:
     """Every domain's plan, with no rendering (cheap enough to check the full layouts in tests)."""
+    codes = demo_codes()
     if cfg.size == "full":
+        files = {code: full.full_plan(code) for code in codes}
         log.info("demo.size=full: the official file lists, %d videos; demo.subjects (%d) is ignored",
-                 sum(full.VIDEOS.values()), cfg.subjects)
-        identities = reuse_identities(cfg.seed, full.SUBJECTS)
-        return {code: DomainPlan(*full.full_plan(code), identities[code]) for code in DATASET_CODES}
+                 sum(len(videos) for videos, _ in files.values()), cfg.subjects)
+        identities = reuse_identities(cfg.seed, full.subjects(codes))
+        return {code: DomainPlan(*files[code], identities[code]) for code in codes}
     if cfg.size != "small":
         raise ValueError(f"demo.size: {cfg.size!r}; expected small or full")
-    identities = assign_identities(cfg.seed, cfg.subjects, DATASET_CODES)
-    return {code: DomainPlan(*plan(code, cfg.subjects, cfg.seed), identities[code]) for code in DATASET_CODES}
+    identities = assign_identities(cfg.seed, cfg.subjects, codes)
+    return {code: DomainPlan(*plan(code, cfg.subjects, cfg.seed), identities[code]) for code in codes}
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,14 @@ class _Job:
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """Write uint8 RGB frames with the container's fourcc; check it reads back."""
+    """Write uint8 RGB frames with the container's fourcc; check it reads back.
+
+    An image path (an image dataset's one-frame video) gets the single frame.
+    """
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        if len(frames) != 1 or not cv2.imwrite(str(path), np.ascontiguousarray(frames[0][..., ::-1])):
+            raise RuntimeError(f"{path}: cannot write {len(frames)} frame(s) as one image")
+        return
     fourcc = FOURCC[path.suffix.lower()]
     h, w = frames[0].shape[:2]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), float(fps), (w, h))
@@ -86,8 +98,13 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float) -> None:
         raise RuntimeError(f"{path}: written but OpenCV cannot read it back ({fourcc})")
 
 
-def _init_worker() -> None:
+def _init_worker(added: tuple[DatasetSpec, ...] = ()) -> None:
+    """One OpenCV thread per worker; register the datasets the parent added at run time
+    (a fresh spawned process only knows the built-in ones)."""
     cv2.setNumThreads(1)
+    for spec in added:
+        if spec.code not in dataset_codes():
+            register_dataset(spec)
 
 
 def _run(job: _Job) -> str:
@@ -118,7 +135,7 @@ def _prepare_root(root: Path) -> None:
 
 
 def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, workers: int = 2) -> None:
-    """Write ``out_root/<dataset name>/...`` for O, C, I, M (same seed -> same videos)."""
+    """Write ``out_root/<dataset name>/...`` for each demo dataset (same seed -> same videos)."""
     cfg.validate()
     out_root = Path(out_root)
     plans = plan_demo(cfg)
@@ -126,16 +143,16 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)
     jobs: list[_Job] = []
-    for code in DATASET_CODES:
-        root = out_root / DATASET_NAMES[code]
+    for code, domain in plans.items():
+        root = out_root / dataset_name(code)
         _prepare_root(root)
-        domain = plans[code]
+        frames = 1 if dataset_spec(code).media == "image" else cfg.frames
         _write_text(root / MARKER, _marker_text(code, cfg, domain.identities))
         for rel, text in domain.side_files.items():
             _write_text(root / rel, text)
         for i, spec in enumerate(domain.videos):
             ext = Path(spec.relpath).suffix
-            jobs.append(_Job(spec, domain.identities[spec.subject], i, cfg.seed, cfg.frames, cfg.fps, cfg.scale,
+            jobs.append(_Job(spec, domain.identities[spec.subject], i, cfg.seed, frames, cfg.fps, cfg.scale,
                              str(tmp_dir / f"{code}-{i:04d}{ext}"), str(root / spec.relpath)))
     bar = None
     if progress:
@@ -150,7 +167,9 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
                     bar.update()
         else:
             # spawn: safe even when the parent already runs torch/OpenCV threads
-            with mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+            added = tuple(dataset_spec(code) for code in plans if code not in BUILT_IN)
+            with mp.get_context("spawn").Pool(min(workers, len(jobs)), initializer=_init_worker,
+                                              initargs=(added,)) as pool:
                 for _ in pool.imap_unordered(_run, jobs):
                     if bar:
                         bar.update()
@@ -163,7 +182,7 @@ def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, work
 def _marker_text(code: str, cfg: DemoConfig, identities: list[Identity]) -> str:
     size = f"subjects={cfg.subjects}" if cfg.size == "small" else "size=full"
     return (
-        f"Synthetic {DATASET_NAMES[code]} demo written by mpfas.demo (not the real dataset).\n"
+        f"Synthetic {dataset_name(code)} demo written by mpfas.demo (not the real dataset).\n"
         f"Same folder and file names as the original; faces are package sample photos with\n"
         f"simulated cameras and simulated print / replay attacks.\n"
         f"seed={cfg.seed} {size} frames={cfg.frames} fps={cfg.fps} scale={cfg.scale}\n"

@@ -5,7 +5,7 @@
 (higher = live).
 """
 
-from mpfas.models.fpn import RESNET_CHANNELS, FPNStream, ResNetBody
+from mpfas.models.fpn import FPNStream, ResNetBody
 from mpfas.models.hfn import (
     HierarchicalFusionNetwork,
     MetaPatternFAS,
@@ -26,7 +26,6 @@ from mpfas.models.weights import load_pretrained
 
 __all__ = [
     "PATTERN_NAMES",
-    "RESNET_CHANNELS",
     "FPNStream",
     "HSVPattern",
     "HierarchicalFusionNetwork",

@@ -1,7 +1,7 @@
-"""One ResNet feature-pyramid stream of the HFN.
+"""One feature-pyramid stream of the HFN.
 
-A stream is a torchvision ResNet body (C3, C4, C5) plus the pyramid layers of the
-official HFN: 1x1 laterals on C3/C4/C5 to 256 channels, 3x3 smoothing convs after
+A stream is a registered backbone body (``mpfas.backbones``: C3, C4, C5; the paper's
+is a torchvision ResNet) plus the pyramid layers of the official HFN: 1x1 laterals on C3/C4/C5 to 256 channels, 3x3 smoothing convs after
 each top-down merge (P4, P3), and RetinaNet-style P6 = conv3x3/2(C5),
 P7 = conv3x3/2(ReLU(P6)). There is no P5 smoothing conv and P6 is only a step to P7,
 as in the official code. The two-stream fusion lives in ``hfn.py``; this module only
@@ -11,38 +11,14 @@ offers the pieces it needs (and a plain single-stream ``forward``).
 from __future__ import annotations
 
 import torch.nn.functional as F
-import torchvision
 from torch import Tensor, nn
 
-RESNET_CHANNELS = {"resnet18": (128, 256, 512), "resnet50": (512, 1024, 2048)}
-"""C3, C4, C5 channel counts of each supported backbone."""
+from mpfas.backbones import get_backbone
+from mpfas.backbones.resnet import ResNetBody
+
+__all__ = ["FPN_CHANNELS", "FPNStream", "ResNetBody", "upsample_add"]
 
 FPN_CHANNELS = 256
-
-
-class ResNetBody(nn.Module):
-    """A torchvision ResNet without avgpool/fc, returning (C3, C4, C5).
-
-    Submodules keep torchvision's names (conv1, bn1, layer1..layer4) so an ImageNet
-    state dict from torchvision loads into it key for key.
-    """
-
-    def __init__(self, arch: str) -> None:
-        super().__init__()
-        if arch not in RESNET_CHANNELS:
-            raise ValueError(f"model.backbone: unknown backbone {arch!r}; use one of {list(RESNET_CHANNELS)}")
-        net = getattr(torchvision.models, arch)(weights=None)
-        self.arch = arch
-        self.channels = RESNET_CHANNELS[arch]
-        self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        c3 = self.layer2(self.layer1(x))
-        c4 = self.layer3(c3)
-        c5 = self.layer4(c4)
-        return c3, c4, c5
 
 
 def upsample_add(top: Tensor, lateral: Tensor) -> Tensor:
@@ -51,12 +27,13 @@ def upsample_add(top: Tensor, lateral: Tensor) -> Tensor:
 
 
 class FPNStream(nn.Module):
-    """ResNet body + pyramid layers; the HFN fuses two of these level by level."""
+    """Backbone body + pyramid layers; the HFN fuses two of these level by level."""
 
     def __init__(self, arch: str, channels: int = FPN_CHANNELS, init: str = "normal") -> None:
         super().__init__()
-        self.body = ResNetBody(arch)
-        c3, c4, c5 = self.body.channels
+        backbone = get_backbone(arch)
+        self.body = backbone.build()
+        c3, c4, c5 = backbone.channels
         self.lateral3 = nn.Conv2d(c3, channels, kernel_size=1)
         self.lateral4 = nn.Conv2d(c4, channels, kernel_size=1)
         self.lateral5 = nn.Conv2d(c5, channels, kernel_size=1)
