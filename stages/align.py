@@ -1,28 +1,35 @@
 """DVC stage `align@<code>`: MTCNN-detected, 5-point-aligned face crops of one dataset's frames.
 
-Usage: python stages/align.py <O|C|I|M>
+Usage (dvc.yaml's cmd): python stages/align.py <code> --index CSV --frames CSV --out DIR --metrics JSON --sheet PNG
 """
 
+import argparse
 import sys
 from pathlib import Path
 
-from mpfas.config import DATASET_CODES
-from mpfas.datasets import read_index
+from mpfas.datasets import dataset_codes, read_index
 from mpfas.errors import MpfasError
 from mpfas.preprocess.align import run_align
 from mpfas.stage import stage_main
 
+parser = argparse.ArgumentParser(description="Detect and align the faces in one dataset's frames.")
+parser.add_argument("code", help="a registered dataset code (one of data.datasets)")
+parser.add_argument("--index", type=Path, required=True, help="the dataset's index CSV (raw stage)")
+parser.add_argument("--frames", type=Path, required=True, help="the dataset's frames.csv (extract stage)")
+parser.add_argument("--out", type=Path, required=True, help="faces folder of the dataset")
+parser.add_argument("--metrics", type=Path, required=True, help="detection summary (JSON)")
+parser.add_argument("--sheet", type=Path, required=True, help="contact sheet PNG of aligned faces")
 
-@stage_main(reads=("align",))
-def main(params, code: str = "") -> None:
-    if code not in DATASET_CODES:
-        raise MpfasError(f"usage: python stages/align.py <dataset code>, one of {DATASET_CODES}; got {code!r}")
-    index = Path(f"data/index/{code}.csv")
-    if not index.is_file():
-        raise MpfasError(f"{index}: not found; run the raw stage first")
-    summary = run_align(read_index(index, code), Path(f"data/frames/{code}/frames.csv"), Path("data/faces") / code,
-                        params.align, metrics_path=Path(f"metrics/align_{code}.json"),
-                        sheet_path=Path(f"plots/faces_{code}.png"), dataset=code)  # the code picks the limit
+
+@stage_main(parser, item="code", reads=("align",))
+def main(params, args) -> None:
+    code = args.code
+    if code not in dataset_codes():
+        raise MpfasError(f"usage: python stages/align.py <dataset code>, one of {dataset_codes()}; got {code!r}")
+    if not args.index.is_file():
+        raise MpfasError(f"{args.index}: not found; run the raw stage first")
+    summary = run_align(read_index(args.index, code), args.frames, args.out, params.align,
+                        metrics_path=args.metrics, sheet_path=args.sheet, dataset=code)  # the code picks the limit
     print(f"align {code}: {summary.faces} faces from {summary.frames} frames "
           f"(detection rate {summary.detection_rate:.1%}, {summary.skipped} videos already done); "
           f"{summary.videos_without_face} video(s) with no face in any frame "

@@ -1,5 +1,10 @@
-"""DVC stage `evaluate@<protocol>`: score target and source-val videos, write metrics and plots."""
+"""DVC stage `evaluate@<protocol>`: score target and source-val videos, write metrics and plots.
 
+Usage (dvc.yaml's cmd): python stages/evaluate.py <protocol> --model PT --run JSON --manifest CSV
+    --faces DIR --scores CSV --metrics JSON --roc JSON --plots DIR
+"""
+
+import argparse
 import logging
 import sys
 from pathlib import Path
@@ -13,21 +18,34 @@ from mpfas.stage import stage_main
 
 log = logging.getLogger("evaluate")
 
+parser = argparse.ArgumentParser(description="Score one protocol's videos with its selected checkpoint.")
+parser.add_argument("protocol", help="a name in manifests.protocols")
+parser.add_argument("--model", type=Path, required=True, help="the checkpoint (train stage's best.pt)")
+parser.add_argument("--run", type=Path, required=True, help="run.json naming the MLflow run to log to")
+parser.add_argument("--manifest", type=Path, required=True, help="the protocol's manifest (manifests stage)")
+parser.add_argument("--faces", type=Path, required=True, help="faces folder the manifest's paths lie in")
+parser.add_argument("--scores", type=Path, required=True, help="per-frame target scores (CSV)")
+parser.add_argument("--metrics", type=Path, required=True, help="metrics (JSON)")
+parser.add_argument("--roc", type=Path, required=True, help="target ROC points (JSON, a DVC plot)")
+parser.add_argument("--plots", type=Path, required=True, help="folder of ROC, DET and histogram images")
 
-@stage_main(reads=("evaluate", "train.device", "data.source", "manifests.target_set"),
+
+@stage_main(parser, item="protocol",
+            reads=("evaluate", "train.device", "data.source", "manifests.target_set"),
             untracked=("manifests.protocols.${item}",))  # only to refuse an unknown protocol
-def main(params, protocol: str = "") -> None:
+def main(params, args) -> None:
+    protocol = args.protocol
     if protocol not in params.manifests.protocols:
-        raise EvaluationError(f"usage: python stages/evaluate.py <protocol>; got {protocol!r}, "
+        raise EvaluationError(f"usage: python stages/evaluate.py <protocol> ...; got {protocol!r}, "
                               f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
     cfg = params.evaluate
     device = resolve_device(params.train.device)
-    checkpoint = Path(f"models/{protocol}/best.pt")
+    checkpoint = args.model
     model, ckpt = load_model(checkpoint, device)
     info = ckpt.info(checkpoint)
     info["data_source"] = params.data.source
     info["target_set"] = params.manifests.target_set
-    rows = read_manifest(Path(f"data/manifests/{protocol}.csv"), protocol=params.manifests.protocols[protocol])
+    rows = read_manifest(args.manifest, args.faces, protocol=params.manifests.protocols[protocol])
 
     def score_fn(paths: list[str]):
         return score_frames(model, paths, model.input_size, cfg.batch_size, device, cfg.precision)
@@ -35,18 +53,18 @@ def main(params, protocol: str = "") -> None:
     ev = evaluate(protocol, rows, score_fn, cfg, info)
     artifacts = write_outputs(
         ev,
-        scores_csv=Path(f"data/scores/{protocol}.csv"),
-        metrics_json=Path(f"metrics/evaluate/{protocol}.json"),
-        roc_json=Path(f"plots/roc/{protocol}.json"),
-        plot_dir=Path(f"plots/{protocol}"),
+        scores_csv=args.scores,
+        metrics_json=args.metrics,
+        roc_json=args.roc,
+        plot_dir=args.plots,
     )
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)
-    run_id = log_to_mlflow(Path(f"models/{protocol}/run.json"), ev.metrics, artifacts, step=info["iteration"])
+    run_id = log_to_mlflow(args.run, ev.metrics, artifacts, step=info["iteration"])
     if run_id:  # best.pt as an MLflow pyfunc model in the protocol's run; never fails the stage
         try:
             from mpfas.mlflow_model import log_model
 
-            print(f"{protocol}: MLflow model {log_model(run_id, Path(f'models/{protocol}/best.pt')).model_uri}")
+            print(f"{protocol}: MLflow model {log_model(run_id, checkpoint).model_uri}")
         except Exception as exc:  # noqa: BLE001 - the DVC outputs above are the record
             log.warning("best.pt of %s not logged as an MLflow model: %s", protocol, exc)
     v = ev.metrics["video"]

@@ -1,29 +1,35 @@
 """DVC stage `extract@<code>`: evenly spaced frames of every indexed video of one dataset.
 
-Usage: python stages/extract.py <O|C|I|M>
+Usage (dvc.yaml's cmd): python stages/extract.py <code> --index CSV --out DIR --metrics JSON
 """
 
+import argparse
 import sys
 from pathlib import Path
 
 from mpfas import atomic
-from mpfas.config import DATASET_CODES
-from mpfas.datasets import read_index
+from mpfas.datasets import dataset_codes, read_index
 from mpfas.errors import MpfasError
 from mpfas.preprocess.extract import run_extract
 from mpfas.stage import stage_main
 
+parser = argparse.ArgumentParser(description="Extract evenly spaced frames of one dataset's videos.")
+parser.add_argument("code", help="a registered dataset code (one of data.datasets)")
+parser.add_argument("--index", type=Path, required=True, help="the dataset's index CSV (raw stage)")
+parser.add_argument("--out", type=Path, required=True, help="frames folder of the dataset")
+parser.add_argument("--metrics", type=Path, required=True, help="extraction summary (JSON)")
 
-@stage_main(reads=("extract", "data.source", "data.demo_root", "data.roots.${item}"))
-def main(params, code: str = "") -> None:
-    if code not in DATASET_CODES:
-        raise MpfasError(f"usage: python stages/extract.py <dataset code>, one of {DATASET_CODES}; got {code!r}")
-    index = Path(f"data/index/{code}.csv")
-    if not index.is_file():
-        raise MpfasError(f"{index}: not found; run the raw stage first")
-    summary = run_extract(read_index(index, code), params.data.root(code), Path("data/frames") / code,
-                          params.extract, dataset=code)
-    atomic.write_json(Path(f"metrics/extract_{code}.json"), summary.as_dict())
+
+@stage_main(parser, item="code", reads=("extract", "data.source", "data.demo_root", "data.roots.${item}"))
+def main(params, args) -> None:
+    code = args.code
+    if code not in dataset_codes():
+        raise MpfasError(f"usage: python stages/extract.py <dataset code>, one of {dataset_codes()}; got {code!r}")
+    if not args.index.is_file():
+        raise MpfasError(f"{args.index}: not found; run the raw stage first")
+    summary = run_extract(read_index(args.index, code), params.data.root(code), args.out, params.extract,
+                          dataset=code)
+    atomic.write_json(args.metrics, summary.as_dict())
     print(f"extract {code}: {summary.videos} videos ({summary.skipped} already done), {summary.frames} frames, "
           f"{summary.errors} unreadable, {summary.warnings} warnings")
 

@@ -1,40 +1,54 @@
 """DVC stage `manifests`: one split CSV per protocol, checked for leaks.
 
-metrics/manifests.json: ``protocols.<name>.<role>.<domain>`` videos per class and faces;
-``excluded_no_face.<name>.<role>.<domain>`` videos left out for want of an aligned face.
+Usage (dvc.yaml's cmd): python stages/manifests.py --index DIR --faces DIR --out DIR --metrics JSON
+
+Reads the index and faces.csv of each dataset in ``data.datasets``; a protocol whose
+domains are not all among them gets no manifest (config makes sure ``train.protocols``
+are covered). metrics/manifests.json: ``protocols.<name>.<role>.<domain>`` videos per
+class and faces; ``excluded_no_face.<name>.<role>.<domain>`` videos left out for want of
+an aligned face.
 """
 
+import argparse
 import sys
 from collections import Counter
 from pathlib import Path
 
 from mpfas.atomic import write_json
-from mpfas.config import DATASET_CODES
 from mpfas.datasets import read_index
 from mpfas.manifests import count_rows, plan_manifest, read_faces_index, read_manifest, write_manifest
 from mpfas.stage import stage_main
 
-OUT = Path("data/manifests")
+parser = argparse.ArgumentParser(description="Write one split CSV per protocol.")
+parser.add_argument("--index", type=Path, required=True, help="folder of the index CSVs (<code>.csv)")
+parser.add_argument("--faces", type=Path, required=True, help="faces folder (<code>/faces.csv per dataset)")
+parser.add_argument("--out", type=Path, required=True, help="folder of the manifests (<protocol>.csv)")
+parser.add_argument("--metrics", type=Path, required=True, help="counts per protocol, role and domain (JSON)")
 
 
-@stage_main(reads=("manifests",))
-def main(params) -> None:
-    videos = {code: read_index(Path(f"data/index/{code}.csv"), code) for code in DATASET_CODES}
+@stage_main(parser, reads=("manifests", "data.datasets"))
+def main(params, args) -> None:
+    codes = params.data.datasets
+    videos = {code: read_index(args.index / f"{code}.csv", code) for code in codes}
     faces: dict[str, list[str]] = {}
-    for code in DATASET_CODES:
-        faces.update(read_faces_index(Path(f"data/faces/{code}/faces.csv")))
+    for code in codes:
+        faces.update(read_faces_index(args.faces / code / "faces.csv"))
     summary = {"target_set": params.manifests.target_set, "protocols": {}, "excluded_no_face": {}}
     for name, protocol in params.manifests.protocols.items():
+        missing = [d for d in protocol.domains if d not in codes]
+        if missing:
+            print(f"{name}: no manifest, data.datasets lacks {missing}")
+            continue
         manifest = plan_manifest(name, protocol, videos, faces, params.manifests)
         rows = manifest.rows
-        write_manifest(rows, OUT / f"{name}.csv")
-        read_manifest(OUT / f"{name}.csv", protocol=protocol)  # re-read: the checks every reader runs
+        write_manifest(rows, args.out / f"{name}.csv")
+        read_manifest(args.out / f"{name}.csv", args.faces, protocol=protocol)  # re-read: the checks every reader runs
         summary["protocols"][name] = count_rows(rows)
         summary["excluded_no_face"][name] = manifest.excluded_counts(protocol)
         roles = Counter(row.role for row in rows)
         print(f"{name}: " + ", ".join(f"{role} {n} videos" for role, n in sorted(roles.items()))
               + f"; {len(manifest.excluded)} without a face left out")
-    write_json(Path("metrics/manifests.json"), summary)
+    write_json(args.metrics, summary)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
-"""DVC stage `raw`: demo synthesis (or real-root validation) and the video index."""
+"""DVC stage `raw`: demo synthesis (or real-root validation) and the video index.
 
+Usage (dvc.yaml's cmd): python stages/raw.py --index DIR --sheet PNG --metrics JSON
+"""
+
+import argparse
 import sys
 from pathlib import Path
 
@@ -7,11 +11,16 @@ from mpfas.atomic import write_json
 from mpfas.raw import build_raw
 from mpfas.stage import stage_main
 
+parser = argparse.ArgumentParser(description="Make (demo) or check (real) the datasets and index their videos.")
+parser.add_argument("--index", type=Path, required=True, help="folder of the index CSVs, one per dataset")
+parser.add_argument("--sheet", type=Path, required=True, help="contact sheet PNG of the datasets")
+parser.add_argument("--metrics", type=Path, required=True, help="counts per dataset (JSON)")
 
-@stage_main(reads=("data.source", "data.demo_root", "data.roots", "demo"))
-def main(params) -> None:
-    counts = build_raw(params, Path("data/index"), Path("plots/datasets.png"))
-    write_json(Path("metrics/raw.json"), counts)
+
+@stage_main(parser, reads=("data.source", "data.demo_root", "data.roots", "data.datasets", "demo"))
+def main(params, args) -> None:
+    counts = build_raw(params, args.index, args.sheet)
+    write_json(args.metrics, counts)
 
 
 if __name__ == "__main__":

@@ -1,23 +1,36 @@
-"""DVC stage `report`: one table over all protocols beside the published numbers."""
+"""DVC stage `report`: one table over all protocols beside the published numbers.
 
+Usage (dvc.yaml's cmd): python stages/report.py --metrics-dir DIR --summary JSON --markdown MD --plot PNG
+"""
+
+import argparse
 import sys
+from pathlib import Path
 
 from mpfas.evaluation.report import write_report
 from mpfas.presets import PAPER
 from mpfas.stage import stage_main
 
+parser = argparse.ArgumentParser(description="Summarise every protocol beside the published numbers.")
+parser.add_argument("--metrics-dir", type=Path, required=True,
+                    help="folder holding evaluate/<protocol>.json and align_<code>.json")
+parser.add_argument("--summary", type=Path, required=True, help="the summary (JSON)")
+parser.add_argument("--markdown", type=Path, required=True, help="the summary table (Markdown)")
+parser.add_argument("--plot", type=Path, required=True, help="the summary figure (PNG)")
+
 
 # the report lists every knob that differs from the paper preset
-@stage_main(reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
-                   *PAPER.values))
-def main(params) -> None:
-    summary = write_report(params)
+@stage_main(parser, reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
+                           *PAPER.values))
+def main(params, args) -> None:
+    summary = write_report(params, metrics_dir=args.metrics_dir, summary_json=args.summary,
+                           summary_md=args.markdown, summary_png=args.plot)
     for name, p in summary["protocols"].items():
         at_val = "n/a" if p["hter_val_pct"] is None else f"{p['hter_val_pct']:.2f}%"
         print(f"{name}: AUC {p['auc_pct']:.2f}%, HTER@EER {p['hter_eer_pct']:.2f}%, "
               f"HTER@source-val {at_val}, frame oracle HTER {p['frame_hter_oracle_pct']:.2f}% "
               f"({p['selection']} checkpoint, {summary['data_source']} data)")
-    print("wrote metrics/summary.json, reports/summary.md, plots/summary.png")
+    print(f"wrote {args.summary}, {args.markdown}, {args.plot}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """DVC stage `train@<protocol>`: meta-learn HFN+MP on the protocol's sources.
 
-Reads data/manifests/<protocol>.csv; writes models/<protocol>/{best,last}.pt and
-run.json (the MLflow run id), and metrics/train_<protocol>.json.
+Usage (dvc.yaml's cmd): python stages/train.py <protocol> --manifest CSV --out DIR --metrics JSON
 
-Runs unchanged under ``torchrun --nproc_per_node=N stages/train.py <protocol>`` (data-parallel,
+Reads the protocol's manifest; writes best.pt, last.pt and run.json (the MLflow run id)
+into ``--out``, and the training summary to ``--metrics``.
+
+Runs unchanged under ``torchrun --nproc_per_node=N stages/train.py <protocol> ...`` (data-parallel,
 gloo on CPU, NCCL on GPU); only rank 0 writes files and MLflow.
 """
 
+import argparse
 import math
 import os
 import sys
@@ -16,8 +19,15 @@ from mpfas.atomic import write_json
 from mpfas.config import ConfigError
 from mpfas.stage import stage_main
 
+parser = argparse.ArgumentParser(description="Meta-learn HFN+MP on one protocol's source domains.")
+parser.add_argument("protocol", help="a name in manifests.protocols")
+parser.add_argument("--manifest", type=Path, required=True, help="the protocol's manifest (manifests stage)")
+parser.add_argument("--out", type=Path, required=True, help="model folder: best.pt, last.pt, run.json")
+parser.add_argument("--metrics", type=Path, required=True, help="training summary (JSON)")
+
 
 @stage_main(
+    parser, item="protocol",
     reads=("data.source", "model", "manifests.protocols.${item}",
            # recorded in the checkpoints (mpfas.checkpoint.Preprocess)
            "align.crop_size", "align.padding", "align.detect_max_side", "align.select", "align.min_face_size",
@@ -31,14 +41,14 @@ from mpfas.stage import stage_main
     untracked=("tracking.experiment", "train.resume", "train.checkpoint_every", "train.workers",
                "manifests.val_fraction", "manifests.target_set"),
 )
-def main(params, protocol: str = "", *extra: str) -> None:
-    if not protocol or extra:
-        raise ConfigError("usage: python stages/train.py <protocol>  (one of manifests.protocols: "
-                          f"{sorted(params.manifests.protocols)})")
+def main(params, args) -> None:
+    protocol = args.protocol
+    if protocol not in params.manifests.protocols:
+        raise ConfigError(f"usage: python stages/train.py <protocol> ...; got {protocol!r}, "
+                          f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
     from mpfas.training import train
 
-    result = train(params, protocol, manifest=Path(f"data/manifests/{protocol}.csv"),
-                   out_dir=Path(f"models/{protocol}"),
+    result = train(params, protocol, manifest=args.manifest, out_dir=args.out,
                    params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"))
     if result.rank != 0:  # data-parallel: rank 0 writes the summary
         return
@@ -53,7 +63,7 @@ def main(params, protocol: str = "", *extra: str) -> None:
         "source_val": ({k: result.best_val[k] for k in ("auc", "eer", "hter", "threshold", "videos")}
                        if "auc" in result.best_val else None),
     }
-    write_json(Path(f"metrics/train_{protocol}.json"), summary)
+    write_json(args.metrics, summary)
     val = (f"source-val HTER {result.best_val['hter']:.4f} AUC {result.best_val['auc']:.4f}"
            if "auc" in result.best_val else "no source-val videos")
     print(f"{protocol}: best iteration {result.best_iteration} ({params.train.select}), {val}, "

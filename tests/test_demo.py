@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mpfas.config import DATASET_CODES, DATASET_NAMES, DemoConfig
-from mpfas.datasets import Label, adapter_for
+from mpfas.config import DemoConfig
+from mpfas.datasets import BUILT_IN, Label, adapter_for, dataset_name
 from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H
 from mpfas.datasets.msu import read_subject_list
 from mpfas.demo import contact_sheet, synth, synthesize_demo
@@ -21,6 +21,8 @@ from mpfas.demo.layout import MSU_TEST, MSU_TRAIN
 from mpfas.demo.render import render_video
 from name_trees import TREES
 
+DATASET_CODES = BUILT_IN
+DATASET_NAMES = {code: dataset_name(code) for code in DATASET_CODES}
 SMALL = DemoConfig(seed=3, subjects=4, frames=6, fps=12, scale=1.0)
 
 

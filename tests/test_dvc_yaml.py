@@ -141,12 +141,17 @@ def dvc_stages() -> dict[str, dict]:
     return out
 
 
-def declaration(name: str):
-    """The ``stage_main`` declaration of ``stages/<name>.py`` (imported, not run)."""
+def stage_module(name: str):
+    """``stages/<name>.py`` imported, not run."""
     spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main.declaration
+    return module
+
+
+def declaration(name: str):
+    """The ``stage_main`` declaration of ``stages/<name>.py``."""
+    return stage_module(name).main.declaration
 
 
 STAGES = sorted(dvc_stages())
@@ -174,6 +179,58 @@ def test_params_are_exactly_the_keys_the_stage_declares(name):
                                  f"and list {sorted(dvc_params - reads)} that stages/{name}.py does not read")
     tracked = [k for k in untracked if covers(dvc_params, k) or any(covers([k], d) for d in dvc_params)]
     assert not tracked, f"stage {name}: untracked keys {tracked} are DVC params in dvc.yaml"
+
+
+# ---------------------------------------------------------------- paths live in dvc.yaml only
+
+PATH_ROOTS = ("data/", "models/", "metrics/", "plots/", "reports/")
+
+
+def _paths(entries: list) -> list[str]:
+    """dvc.yaml outs/metrics/plots/deps as plain paths (an entry may be ``{path: options}``)."""
+    return [next(iter(e)) if isinstance(e, dict) else e for e in entries]
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_cmd_parses_with_the_stage_parser_and_passes_every_output(name):
+    """Each stage's cmd is a valid command line of its script, and every output path it
+    writes is a cmd argument (itself or a folder above it): the script names no path."""
+    stage = dvc_stages()[name]
+    argv = stage["cmd"].split()[2:]
+    parser = stage_module(name).main.parser
+    args = vars(parser.parse_args(argv))  # argparse exits on an unknown or missing argument
+    given = [str(v) for v in args.values()]
+    outputs = [p for key in ("outs", "metrics", "plots") for p in _paths(stage.get(key, []))
+               if not p.startswith("${data.")]  # the demo root is a param (data.demo_root)
+    assert outputs
+    for out in outputs:
+        assert any(_under(out, g) for g in given), f"dvc.yaml stage {name}: output {out} is not in its cmd"
+    inputs = _paths(stage.get("deps", []))
+    for value in given:
+        if value.startswith(PATH_ROOTS):
+            assert any(_under(value, p) or _under(p, value) for p in inputs + outputs), (
+                f"dvc.yaml stage {name}: cmd path {value} is neither a dep nor an output")
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_stage_scripts_hold_no_data_paths(name):
+    """Paths only in dvc.yaml: no string in the script (docstrings aside) names a data path."""
+    tree = ast.parse((REPO / "stages" / f"{name}.py").read_text())
+    docs = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+    literals = [node.value for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs]
+    assert not [v for v in literals if any(root in v for root in PATH_ROOTS)], f"stages/{name}.py names paths"
+
+
+def test_per_dataset_stages_follow_data_datasets():
+    """extract and align run once per dataset in params.yaml's data.datasets."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert stages["extract"]["foreach"] == stages["align"]["foreach"] == "${data.datasets}"
+    assert load_params(REPO / "params.yaml").data.datasets == ["O", "C", "I", "M"]
 
 
 def test_output_neutral_knobs_do_not_retrain():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import pickle
@@ -16,6 +17,12 @@ from mpfas.presets import differences
 from mpfas.stage import stage_main
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("protocol")
+    return parser
 
 
 @pytest.fixture
@@ -59,8 +66,8 @@ def test_a_view_section_pickles_as_the_plain_dataclass():
 
 
 def test_stage_reading_an_undeclared_key_fails_with_one_line(params_file, capsys):
-    @stage_main(reads=("train.seed",))
-    def main(params, protocol: str) -> None:
+    @stage_main(_parser(), item="protocol", reads=("train.seed",))
+    def main(params, args) -> None:
         print(params.train.seed + params.train.iterations)
 
     assert main() == 2
@@ -72,9 +79,9 @@ def test_stage_reading_an_undeclared_key_fails_with_one_line(params_file, capsys
 def test_item_is_the_stage_argument(params_file, tmp_path, monkeypatch):
     monkeypatch.setenv("MPFAS_PARAMS_TRACE", str(tmp_path / "trace"))
 
-    @stage_main(reads=("manifests.protocols.${item}",), untracked=("train.workers",))
-    def main(params, protocol: str) -> None:
-        assert params.manifests.protocols[protocol].sources == ["O", "C", "I"]
+    @stage_main(_parser(), item="protocol", reads=("manifests.protocols.${item}",), untracked=("train.workers",))
+    def main(params, args) -> None:
+        assert params.manifests.protocols[args.protocol].sources == ["O", "C", "I"]
 
     assert main() == 0
     trace = json.loads((tmp_path / "trace/demo_stage@OCI-M.json").read_text())
@@ -92,8 +99,8 @@ def test_a_declared_param_edited_during_the_run_fails_the_stage(params_file, cap
     """DVC records params when the stage ends: outputs of seed 666 must not be locked as seed 7."""
     ran = []
 
-    @stage_main(reads=("train.seed", "model"), untracked=("train.workers",))
-    def main(params, protocol: str) -> None:
+    @stage_main(_parser(), item="protocol", reads=("train.seed", "model"), untracked=("train.workers",))
+    def main(params, args) -> None:
         ran.append(params.train.seed)
         _edit(params_file, "  seed: 666\n  eval_every", "  seed: 7\n  eval_every")  # train.seed only
         _edit(params_file, "input_size: 128", "input_size: 96")
@@ -105,8 +112,8 @@ def test_a_declared_param_edited_during_the_run_fails_the_stage(params_file, cap
 
 
 def test_edits_to_keys_the_stage_does_not_depend_on_are_fine(params_file):
-    @stage_main(reads=("train.seed",), untracked=("train.workers",))
-    def main(params, protocol: str) -> None:
+    @stage_main(_parser(), item="protocol", reads=("train.seed",), untracked=("train.workers",))
+    def main(params, args) -> None:
         _edit(params_file, "workers: 0 ", "workers: 3 ")  # untracked: not a DVC param
         _edit(params_file, "meta_lr: 0.01 ", "meta_lr: 0.02 ")  # another stage's key
         _edit(params_file, "# The single source", "# The one source")  # a comment
@@ -115,9 +122,27 @@ def test_edits_to_keys_the_stage_does_not_depend_on_are_fine(params_file):
 
 
 def test_a_params_file_broken_during_the_run_fails_the_stage(params_file, capsys):
-    @stage_main(reads=("train.seed",))
-    def main(params, protocol: str) -> None:
+    @stage_main(_parser(), item="protocol", reads=("train.seed",))
+    def main(params, args) -> None:
         params_file.write_text("train: [unclosed\n")
 
     assert main() == 2
     assert "unreadable after the stage ran" in capsys.readouterr().err
+
+
+def test_paths_come_from_the_given_arguments(params_file, tmp_path):
+    """A stage reads its paths from its argv (dvc.yaml's cmd); a missing one is a usage error."""
+    parser = _parser()
+    parser.add_argument("--out", type=Path, required=True)
+    written = []
+
+    @stage_main(parser, item="protocol", reads=("manifests.protocols.${item}",))
+    def main(params, args) -> None:
+        assert params.manifests.protocols[args.protocol].target == "M"
+        written.append(args.out)
+
+    assert main(["OCI-M", "--out", str(tmp_path / "x.json")]) == 0
+    assert written == [tmp_path / "x.json"]
+    with pytest.raises(SystemExit) as info:  # argparse: usage on stderr, exit status 2
+        main(["OCI-M"])
+    assert info.value.code == 2 and written == [tmp_path / "x.json"]

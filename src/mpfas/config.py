@@ -20,11 +20,6 @@ from .backbones import backbone_names
 from .datasets import dataset_codes, dataset_name
 from .errors import MpfasError
 
-# The built-in datasets, for modules that do not read the registry yet; the registry
-# (mpfas.datasets: dataset_codes, dataset_name) is the source and also knows added ones.
-DATASET_CODES = dataset_codes()
-DATASET_NAMES = {code: dataset_name(code) for code in DATASET_CODES}
-
 
 class ConfigError(MpfasError, ValueError):
     """A parameter is missing, unknown, or has the wrong type or value."""
@@ -35,6 +30,8 @@ class DataConfig:
     source: Literal["demo", "real"] = "demo"
     demo_root: str = "data/raw"
     roots: dict[str, str] = field(default_factory=lambda: {c: "" for c in dataset_codes()})
+    # which datasets the pipeline indexes, extracts and aligns (dvc.yaml: foreach); default every registered one
+    datasets: list[str] = field(default_factory=lambda: list(dataset_codes()))
 
     def root(self, code: str) -> Path:
         """Where dataset ``code`` lives: the demo tree or the user's real root."""
@@ -46,6 +43,11 @@ class DataConfig:
         unknown = set(self.roots) - set(dataset_codes())
         if unknown:
             raise ConfigError(f"data.roots: unknown dataset code(s) {sorted(unknown)}; use {dataset_codes()}")
+        unknown = [c for c in self.datasets if c not in dataset_codes()]
+        if unknown:
+            raise ConfigError(f"data.datasets: unknown dataset code(s) {unknown}; registered: {list(dataset_codes())}")
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ConfigError(f"data.datasets: {self.datasets} names a dataset twice")
 
     def require_roots(self, codes: list[str]) -> None:
         """In real mode every dataset in ``codes`` needs its root; others may stay empty."""
@@ -266,6 +268,10 @@ class Params:
                     f"train.protocols: unknown protocol {name!r}; defined in manifests.protocols: "
                     f"{sorted(self.manifests.protocols)}"
                 )
+        missing = [code for code in self.used_datasets() if code not in self.data.datasets]
+        if missing:
+            raise ConfigError(f"data.datasets: lacks {missing}, which the protocols in train.protocols use; "
+                              f"add them (data.datasets: {[*self.data.datasets, *missing]})")
         self.data.require_roots(self.used_datasets())
         if self.train.select == "source_val" and self.manifests.val_fraction == 0:
             raise ConfigError(

@@ -13,14 +13,20 @@ log = logging.getLogger(__name__)
 
 
 def indexed_codes(params: Params) -> list[str]:
-    """Which datasets the raw stage indexes: every demo dataset, or in real mode each one
-    whose root is set. Config validation already made sure the chosen protocols' roots are
-    set (``Params.used_datasets``), so an unused dataset may be left without a root."""
+    """Which datasets the raw stage indexes, in registry order: those of ``data.datasets``,
+    all of which the demo must draw, or in real mode each whose root is set. Config
+    validation already made sure the chosen protocols' roots are set
+    (``Params.used_datasets``), so an unused dataset may be left without a root."""
+    chosen = set(params.data.datasets)
     if params.data.source == "demo":
-        return list(demo_codes())
-    codes = [code for code in dataset_codes() if params.data.roots.get(code)]
+        undrawn = sorted(chosen - set(demo_codes()))
+        if undrawn:
+            raise DatasetError(f"data.datasets: the demo cannot draw {undrawn} (real data only); "
+                               "leave them out or use data.source 'real'")
+        return [code for code in demo_codes() if code in chosen]
+    codes = [code for code in dataset_codes() if code in chosen and params.data.roots.get(code)]
     if not codes:
-        raise DatasetError("data.roots: no dataset root is set, but data.source is 'real'")
+        raise DatasetError("data.roots: no root of data.datasets is set, but data.source is 'real'")
     return codes
 
 

@@ -24,7 +24,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mpfas import atomic
-from mpfas.config import DATASET_NAMES, LEAKAGE_FREE_SELECTIONS, Params, Protocol
+from mpfas.config import LEAKAGE_FREE_SELECTIONS, Params, Protocol
+from mpfas.datasets import dataset_name
 from mpfas.errors import MpfasError
 
 # HTER %, AUC % on real data, leave-one-domain-out, checkpoints selected on the target
@@ -206,7 +207,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         "- Metric definitions and the method's facts: docs/method.md.",
         "",
         "Target videos per protocol: " + ", ".join(
-            f"{name} {p['target_videos']} ({DATASET_NAMES[p['target']]})" for name, p in protocols.items()) + ".",
+            f"{name} {p['target_videos']} ({dataset_name(p['target'])})" for name, p in protocols.items()) + ".",
         "",
     ]
 
@@ -218,7 +219,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                   "| Dataset | videos | without any face | sampled frames | frames with a face % |",
                   "|---|---|---|---|---|"]
         for code, d in detection.items():
-            lines.append(f"| {code} ({DATASET_NAMES[code]}) | {d['videos']} | {d['videos_without_face']} | "
+            lines.append(f"| {code} ({dataset_name(code)}) | {d['videos']} | {d['videos_without_face']} | "
                          f"{d['frames']} | {d['frame_detection_rate_pct']:.2f} |")
         lines.append("")
 

@@ -31,8 +31,8 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import atomic
-from ..config import DATASET_NAMES, AlignConfig
-from ..datasets import Label, VideoRecord
+from ..config import AlignConfig
+from ..datasets import Label, VideoRecord, dataset_codes, dataset_name
 from ..errors import MpfasError
 from ..rows import FrameEntry, read_frames_index
 from .detect import FaceDetector
@@ -236,7 +236,7 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
     if sheet_path is not None:
         write_contact_sheet(sheet_path, folders, markers, out_dir, dataset)
     if summary.videos_without_face_rate > limit:
-        name = f"{dataset} ({DATASET_NAMES[dataset]})" if dataset in DATASET_NAMES else dataset
+        name = f"{dataset} ({dataset_name(dataset)})" if dataset in dataset_codes() else dataset
         judged = summary.videos - summary.videos_without_frames
         what = (f"{summary.videos_without_face} of {judged} videos have no face in any sampled frame"
                 if judged else f"none of the {summary.videos} videos has extracted frames")
