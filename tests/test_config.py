@@ -37,6 +37,9 @@ def test_repo_params_load():
      "manifests.protocols.OCX-M"),
     (lambda d: d["train"].update(protocols=["OCI-Z"]), "train.protocols"),
     (lambda d: d["data"].update(source="real"), "data.roots.O"),
+    (lambda d: d["data"].update(datasets=["O", "C", "I", "X"]), "data.datasets"),
+    (lambda d: d["data"].update(datasets=["O", "C", "I", "M", "O"]), "data.datasets"),
+    (lambda d: d["data"].update(datasets=["O", "C", "I"]), "data.datasets"),  # train.protocols use M
     (lambda d: d["extract"].update(max_failure_rate=2), "extract.max_failure_rate"),
     (lambda d: d["train"].update(first_order="yes"), "train.first_order"),
 ])
@@ -59,3 +62,12 @@ def test_flatten_for_mlflow():
     flat = flatten(load_params(ROOT / "params.yaml"))
     assert flat["train.inner_loops"] == 4
     assert flat["manifests.protocols.OCI-M.target"] == "M"
+
+
+def test_datasets_need_only_cover_the_trained_protocols(tmp_path):
+    """data.datasets may leave out a dataset no protocol in train.protocols uses."""
+    def mutate(d):
+        d["data"]["datasets"] = ["M", "I", "C"]
+        d["train"]["protocols"] = ["MI-C"]
+
+    assert load_params(write(tmp_path, mutate)).data.datasets == ["M", "I", "C"]

@@ -24,6 +24,7 @@ import torch
 from mpfas.config import ModelConfig
 from mpfas.models import build_model
 from mpfas.training import distributed
+from stage_cmd import stage_argv
 from test_training import make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +87,7 @@ def batch(self, domain):
     return b
 DomainSampler.batch = batch
 
-sys.argv = [sys.argv[1], "OCI-M"]
+sys.argv = sys.argv[1:]  # the stage script and its dvc.yaml arguments
 try:
     runpy.run_path(sys.argv[0], run_name="__main__")
 except SystemExit as exc:
@@ -134,7 +135,7 @@ def test_torchrun_two_ranks_stay_identical_and_only_rank0_writes(tmp_path):
            "MPFAS_PIPELINE_RUN": "ddp-test"}
     torchrun = Path(sys.executable).parent / "torchrun"
     cmd = [str(torchrun), "--nproc_per_node=2", "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-           "runner.py", str(REPO / "stages/train.py")]
+           "runner.py", *stage_argv("train", "OCI-M")]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
 

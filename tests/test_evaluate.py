@@ -29,6 +29,7 @@ from mpfas.evaluation.metrics import roc_auc
 from mpfas.evaluation.report import ReportError, build_summary, render_markdown, write_report
 from mpfas.inference import load_faces, score_frames
 from mpfas.manifests import ManifestRow, read_manifest, write_manifest
+from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
 BRIGHTNESS = {"live": 200, "print": 60, "replay": 110}
@@ -290,15 +291,15 @@ def test_evaluate_stage_script_end_to_end(workdir):
     _tiny_checkpoint(Path("models/OCI-M/best.pt"))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{(workdir / 'mlflow.db').as_posix()}",
            "OMP_NUM_THREADS": "2"}
-    for cmd in (["stages/evaluate.py", "OCI-M"], ["stages/report.py"]):
-        done = subprocess.run([sys.executable, str(REPO / cmd[0]), *cmd[1:]], cwd=workdir, env=env,
+    for cmd in (stage_argv("evaluate", "OCI-M"), stage_argv("report")):
+        done = subprocess.run([sys.executable, *cmd], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stderr[-3000:]
     for p in ("data/scores/OCI-M.csv", "metrics/evaluate/OCI-M.json", "plots/roc/OCI-M.json",
               "plots/OCI-M/roc.png", "plots/OCI-M/det.png", "plots/OCI-M/hist.png",
               "metrics/summary.json", "reports/summary.md", "plots/summary.png"):
         assert Path(p).is_file(), p
-    bad = subprocess.run([sys.executable, str(REPO / "stages/evaluate.py"), "NOPE"], cwd=workdir, env=env,
+    bad = subprocess.run([sys.executable, *stage_argv("evaluate", "NOPE")], cwd=workdir, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "NOPE" in bad.stderr
 

@@ -29,6 +29,7 @@ import torch
 from foreign_pickle import save_foreign
 from mpfas.preprocess.extract import MARKER
 from pipeline_copy import REPO, TINY, copy_repo, dvc, env
+from stage_cmd import stage_argv
 
 PROTOCOL = "OCI-M"
 # a few more iterations, a checkpoint each, validation every 2: a kill can land after the
@@ -470,7 +471,7 @@ def test_bad_checkpoint_to_evaluate_stage(tmp_path, trained, kind):
     (work / "models" / PROTOCOL).mkdir(parents=True)
     os.replace(bad, work / "models" / PROTOCOL / "best.pt")
     (work / "params.yaml").write_bytes((REPO / "params.yaml").read_bytes())
-    proc = subprocess.run([sys.executable, str(REPO / "stages/evaluate.py"), PROTOCOL], cwd=work, env=env(),
+    proc = subprocess.run([sys.executable, *stage_argv("evaluate", PROTOCOL)], cwd=work, env=env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
@@ -507,7 +508,7 @@ def test_training_survives_an_unwritable_mlflow_store(reference, tmp_path):
     (work / "data/faces").symlink_to(reference / "data/faces")
     (tmp_path / "not-a-dir").write_text("a file where the DB folder should be\n")
     e = {**env(), "MLFLOW_TRACKING_URI": f"sqlite:///{(tmp_path / 'not-a-dir/mlflow.db').as_posix()}"}
-    proc = subprocess.run([sys.executable, str(REPO / "stages/train.py"), PROTOCOL], cwd=work, env=e,
+    proc = subprocess.run([sys.executable, *stage_argv("train", PROTOCOL)], cwd=work, env=e,
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cannot be used" in proc.stderr and "MLFLOW_TRACKING_URI" in proc.stderr
@@ -518,7 +519,7 @@ def test_training_survives_an_unwritable_mlflow_store(reference, tmp_path):
     assert json.loads((work / f"models/{PROTOCOL}/run.json").read_text())["run_id"] is None
     assert (work / f"models/{PROTOCOL}/best.pt").is_file() and (work / f"models/{PROTOCOL}/last.pt").is_file()
     # evaluate on top of it: no MLflow run to log to is a warning, not a failure
-    proc = subprocess.run([sys.executable, str(REPO / "stages/evaluate.py"), PROTOCOL], cwd=work, env=e,
+    proc = subprocess.run([sys.executable, *stage_argv("evaluate", PROTOCOL)], cwd=work, env=e,
                           capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "has no MLflow run" in proc.stderr

@@ -49,3 +49,12 @@ def test_bad_root_names_dataset_and_param(trees, tmp_path, problem):
 
 def test_demo_mode_needs_no_roots():
     assert replace(Params().data, source="demo").root("O").as_posix() == "data/raw/OULU-NPU"
+
+
+def test_only_data_datasets_are_indexed(trees, tmp_path):
+    """A dataset left out of data.datasets is not indexed even when its root is set."""
+    params = real_params(trees)
+    params = replace(params, data=replace(params.data, datasets=["M", "I", "C"]))
+    counts = build_raw(params, tmp_path / "index")
+    assert list(counts["datasets"]) == ["C", "I", "M"]  # registry order, whatever the params' order
+    assert not (tmp_path / "index" / "O.csv").exists()

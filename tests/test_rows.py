@@ -21,6 +21,7 @@ from mpfas.errors import MpfasError
 from mpfas.manifests import ManifestError, build_manifest, read_faces_index, read_manifest, write_manifest
 from mpfas.preprocess.align import read_frames_index
 from mpfas.preprocess.extract import run_extract
+from stage_cmd import stage_argv
 from test_manifests import CFG, make_videos
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,7 +156,7 @@ def test_train_stage_refuses_a_hand_broken_manifest(tmp_path):
     line = move_to_end(path, first(path, role="source-val", domain="I"), subject=train["subject"])
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}",
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "OCI-M"], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, *stage_argv("train", "OCI-M")], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-2000:]
     see = first(path, domain="I", subject=train["subject"]) + 2

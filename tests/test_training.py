@@ -28,6 +28,7 @@ from mpfas.manifests import ManifestRow, write_manifest
 from mpfas.models import build_model
 from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.training.algorithms import split_parameters
+from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
 CAST = {"O": (1.0, 0.95, 0.9), "C": (0.9, 1.0, 1.05), "I": (1.05, 1.0, 0.85), "M": (0.95, 0.9, 1.0)}
@@ -311,7 +312,7 @@ def test_stage_refuses_bad_params_before_any_work(workspace):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["train"]["inner_loops"] = 0
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, str(REPO / "stages/train.py"), "OCI-M"], capture_output=True,
+    proc = subprocess.run([sys.executable, *stage_argv("train", "OCI-M")], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "train.inner_loops" in proc.stderr
     assert not Path("models").exists()
