@@ -48,8 +48,8 @@ from mpfas.evaluation import metrics
 from mpfas.inference import score_batch
 from mpfas.models import build_model
 from mpfas.training.algorithms import alternating_step
-from mpfas.training.rng import seed_everything
 from mpfas.training.data import DomainBatch
+from mpfas.training.rng import seed_everything
 
 PRECISIONS = ("fp32", "bf16")
 PAPER = BenchConfig("paper", "resnet50", 256)
@@ -548,7 +548,7 @@ def rows(title: str, header: Sequence[str], body: Sequence[Sequence[Any]]) -> li
     table = [list(header)] + [[fmt(v) for v in row] for row in body]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = [title] + ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def render(report: Report, path: Path) -> str:

@@ -12,9 +12,9 @@ import pytest
 
 from mpfas.config import DemoConfig
 from mpfas.datasets import BUILT_IN, Label, adapter_for, dataset_name
-from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H
+from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H, dataset_sheet
 from mpfas.datasets.msu import read_subject_list
-from mpfas.demo import contact_sheet, synth, synthesize_demo
+from mpfas.demo import synth, synthesize_demo
 from mpfas.demo.check import read_frames
 from mpfas.demo.faces import identity_pool
 from mpfas.demo.layout import MSU_TEST, MSU_TRAIN
@@ -166,8 +166,10 @@ def test_domains_look_different(demo):
 
 
 def test_contact_sheet(demo, tmp_path):
+    """The raw stage's sheet over the demo's indexed videos: one row per dataset x 3 classes."""
     png = tmp_path / "sheet" / "demo.png"
-    contact_sheet(demo, png)
+    roots = {code: demo / DATASET_NAMES[code] for code in DATASET_CODES}
+    dataset_sheet({code: _scan(demo, code).records for code in DATASET_CODES}, roots, png)
     img = cv2.imread(str(png))
     assert img.shape == (4 * (CELL_H + LABEL_H), 3 * CELL_W, 3)
     # no empty cell: every image area has real content

@@ -7,7 +7,6 @@ from mpfas.config import ManifestsConfig, Protocol
 from mpfas.datasets import Label, VideoRecord
 from mpfas.manifests import (
     ManifestError,
-    build_manifest,
     check_manifest,
     count_rows,
     plan_manifest,
@@ -37,7 +36,7 @@ CFG = ManifestsConfig(protocols={"OCI-M": Protocol(["O", "C", "I"], "M")}, val_f
 
 def test_roles_are_disjoint_and_complete():
     videos, faces = make_videos()
-    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    rows = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
     assert len(rows) == 4 * 10 * 3  # every video with faces, once
     assert len({r.video_id for r in rows}) == len(rows)
     for domain in "OCI":
@@ -51,9 +50,9 @@ def test_roles_are_disjoint_and_complete():
 
 def test_split_is_seeded_and_depends_on_seed():
     videos, faces = make_videos()
-    a = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
-    b = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
-    c = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, replace(CFG, seed=1))
+    a = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
+    b = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
+    c = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, replace(CFG, seed=1)).rows
     assert a == b
     assert [r.role for r in a] != [r.role for r in c]
 
@@ -62,7 +61,7 @@ def test_split_is_seeded_and_depends_on_seed():
 def test_target_set(target_set, splits):
     videos, faces = make_videos()
     cfg = replace(CFG, target_set=target_set)
-    rows = build_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg)
+    rows = plan_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg).rows
     assert {r.split for r in rows if r.role == "target"} == splits
 
 
@@ -90,13 +89,13 @@ def test_videos_without_faces_are_left_out_and_counted(caplog):
         "source-train": {"C": 0, "I": 0, "O": 1}, "source-val": {"C": 2, "I": 0, "O": 0}, "target": {"M": 1}}
     assert "OCI-M: 4 video(s) without any aligned face left out" in caplog.text
     assert "source-val C: 2" in caplog.text
-    assert build_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg) == plan.rows
+    assert plan_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg).rows == plan.rows
 
 
 def test_a_faceless_row_never_reaches_training_or_evaluation(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     videos, faces = make_videos(4)
-    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    rows = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
     faceless = [*rows[:1], replace(rows[1], faces=[]), *rows[2:]]
     with pytest.raises(ManifestError, match=f"without an aligned face, e.g. {rows[1].video_id}"):
         check_manifest("OCI-M", faceless, CFG.protocols["OCI-M"])
@@ -110,12 +109,12 @@ def test_source_without_spoof_fails():
     videos, faces = make_videos()
     videos["C"] = [r for r in videos["C"] if r.label is Label.LIVE]
     with pytest.raises(ManifestError, match=r"domain C .* only live"):
-        build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+        plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
 
 
 def test_leaks_are_refused():
     videos, faces = make_videos()
-    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    rows = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
     train = next(r for r in rows if r.role == "source-train")
     with pytest.raises(ManifestError, match="two roles"):
         check_manifest("OCI-M", [*rows, replace(train, role="target")], CFG.protocols["OCI-M"])
@@ -126,7 +125,7 @@ def test_leaks_are_refused():
 def test_round_trip_and_path_outside_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     videos, faces = make_videos(4)
-    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    rows = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
     write_manifest(rows, tmp_path / "m.csv")
     assert read_manifest(tmp_path / "m.csv") == rows
     evil = [replace(rows[0], faces=["data/faces/../../etc/passwd"]), *rows[1:]]
@@ -137,7 +136,7 @@ def test_round_trip_and_path_outside_root(tmp_path, monkeypatch):
 
 def test_counts():
     videos, faces = make_videos()
-    rows = build_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG)
+    rows = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
     counts = count_rows(rows)
     assert counts["target"]["M"] == {"live": 10, "print": 10, "replay": 10, "faces": 60}
     total = sum(c[k] for doms in counts.values() for c in doms.values() for k in ("live", "print", "replay"))

@@ -24,6 +24,7 @@ from mpfas.models import (
     frame_score,
     load_pretrained,
 )
+from mpfas.models.weights import sha256_of
 
 SMALL = 64  # smallest legal input (multiple of 32): keeps CPU tests fast
 
@@ -95,7 +96,7 @@ def test_output_shapes_resnet18_128():
     model = _model("meta", "resnet18", 128).eval()
     with torch.no_grad():
         out = model(torch.rand(3, 3, 128, 128))
-    assert out.map.shape == (3, 1, 16, 16) and model.map_size == 16
+    assert out.map.shape == (3, 1, 16, 16)  # stride 8
     assert out.logits.shape == (3, 2)
     assert out.pattern.shape == (3, 3, 128, 128)
     assert out.map.min() >= 0 and out.map.max() <= 1
@@ -105,7 +106,7 @@ def test_output_shapes_resnet50_256():
     model = _model("meta", "resnet50", 256).eval()
     with torch.no_grad():
         out = model(torch.rand(1, 3, 256, 256))
-    assert out.map.shape == (1, 1, 32, 32) and model.map_size == 32
+    assert out.map.shape == (1, 1, 32, 32)
     assert out.logits.shape == (1, 2)
 
 
@@ -125,23 +126,25 @@ def test_stream_inputs_follow_the_official_code():
     torch.testing.assert_close(seen["pattern_stream"], (out.pattern - mean) / std)
 
 
-def test_fusion_of_identical_streams_is_the_single_stream_pyramid():
-    """Averaging two identical streams on identical inputs must give one stream's P3/P7."""
+def test_fusion_of_identical_streams_is_the_single_stream_hfn():
+    """Averaging two identical streams on identical inputs must give the one-stream HFN
+    (pattern 'none') with the same weights: fusion is a mean at every level."""
     model = _model("meta").eval()
     model.hfn.pattern_stream.load_state_dict(model.hfn.rgb_stream.state_dict())
+    single = _model("none").eval()
+    shared = {k: v for k, v in model.hfn.state_dict().items() if not k.startswith("pattern_stream.")}
+    single.hfn.load_state_dict(shared)
     rgb = torch.rand(2, 3, SMALL, SMALL)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
-        fused = model.hfn_forward(rgb, rgb * std + mean)  # normalises back to exactly rgb
-        p3, p7 = model.hfn.rgb_stream(rgb)
-        alone_map = model.hfn.map_head(p3)
-        alone_logits = model.hfn.classifier(p7.mean(dim=(2, 3)))
-    torch.testing.assert_close(fused.map, alone_map)
-    torch.testing.assert_close(fused.logits, alone_logits)
+        fused = model.hfn(rgb, rgb * std + mean)  # normalises back to exactly rgb
+        alone = single.hfn(rgb, None)
+    torch.testing.assert_close(fused.map, alone.map)
+    torch.testing.assert_close(fused.logits, alone.logits)
     # ...and different streams do change the result (the second stream is used).
     with torch.no_grad():
-        other = model.hfn_forward(rgb, torch.rand_like(rgb))
+        other = model.hfn(rgb, torch.rand_like(rgb))
     assert not torch.allclose(other.logits, fused.logits)
 
 
@@ -154,9 +157,9 @@ def test_wrong_input_size_is_rejected():
 
 def test_hfn_stream_count_must_match_pattern():
     with pytest.raises(ValueError, match="needs a pattern"):
-        _model("meta").hfn_forward(torch.rand(1, 3, SMALL, SMALL), None)
+        _model("meta").hfn(torch.rand(1, 3, SMALL, SMALL), None)
     with pytest.raises(ValueError, match="'none'"):
-        _model("none").hfn_forward(torch.rand(1, 3, SMALL, SMALL), torch.rand(1, 3, SMALL, SMALL))
+        _model("none").hfn(torch.rand(1, 3, SMALL, SMALL), torch.rand(1, 3, SMALL, SMALL))
 
 
 # ---------------------------------------------------------------- scores
@@ -240,7 +243,7 @@ def test_functional_virtual_step_on_hfn():
     inner = _hfn_loss(functional_call(model.hfn, params, (rgb, pattern)), is_live)
     grads = torch.autograd.grad(inner, list(params.values()), create_graph=True)
     fast = {k: v - 1e-3 * g for (k, v), g in zip(params.items(), grads)}
-    plain = model.hfn_forward(rgb, pattern)
+    plain = model.hfn(rgb, pattern)
     torch.testing.assert_close(plain.map, functional_call(model.hfn, params, (rgb, pattern)).map)
     outer = _hfn_loss(functional_call(model.hfn, fast, (rgb, model.pattern(rgb))), is_live)
     mp_grads = torch.autograd.grad(outer, model.pattern_parameters())
@@ -264,7 +267,7 @@ def test_load_pretrained_round_trip(tmp_path):
     torch.save(state, path)
     cfg = ModelConfig(backbone="resnet18", input_size=SMALL, pattern="meta", pretrained=str(path))
     model = build_model(cfg)
-    assert model.pretrained_path == str(path)
+    assert model.pretrained_sha256 == sha256_of(path)
     for stream in model.hfn.streams:
         for key, value in stream.body.state_dict().items():
             if key in state:
@@ -330,4 +333,4 @@ def test_random_init_is_loud(caplog):
     with pytest.warns(RandomInitWarning, match="RANDOM"):
         model = build_model(ModelConfig(input_size=SMALL))
     assert "RANDOM" in caplog.text
-    assert model.pretrained_path == ""
+    assert model.pretrained_sha256 == ""

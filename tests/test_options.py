@@ -16,7 +16,7 @@ import yaml
 from skimage import data
 
 from mpfas.config import AlignConfig, Protocol, load_params
-from mpfas.manifests import build_manifest
+from mpfas.manifests import plan_manifest
 from mpfas.preprocess.align import detector_for
 from mpfas.training import DomainSampler, TrainResult, train
 from test_manifests import CFG, make_videos
@@ -31,7 +31,7 @@ def test_target_set_train_plus_test_leaves_out_the_dev_split():
     cfg = replace(CFG, protocols={"CIM-O": protocol})
     targets = {}
     for target_set in ("all", "train+test", "test"):
-        rows = build_manifest("CIM-O", protocol, videos, faces, replace(cfg, target_set=target_set))
+        rows = plan_manifest("CIM-O", protocol, videos, faces, replace(cfg, target_set=target_set)).rows
         targets[target_set] = {r.video_id: r.split for r in rows if r.role == "target"}
     assert set(targets["all"].values()) == {"train", "dev", "test"}
     assert set(targets["train+test"].values()) == {"train", "test"}

@@ -18,7 +18,7 @@ import pytest
 from mpfas.config import ExtractConfig, Protocol
 from mpfas.datasets import Label, VideoRecord, read_index, write_index
 from mpfas.errors import MpfasError
-from mpfas.manifests import ManifestError, build_manifest, read_faces_index, read_manifest, write_manifest
+from mpfas.manifests import ManifestError, plan_manifest, read_faces_index, read_manifest, write_manifest
 from mpfas.preprocess.align import read_frames_index
 from mpfas.preprocess.extract import run_extract
 from stage_cmd import stage_argv
@@ -54,7 +54,7 @@ def manifest(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     videos, faces = make_videos(4)
     path = tmp_path / "OCI-M.csv"
-    write_manifest(build_manifest("OCI-M", PROTOCOL, videos, faces, CFG), path)
+    write_manifest(plan_manifest("OCI-M", PROTOCOL, videos, faces, CFG).rows, path)
     assert len(read_manifest(path)) == 48
     return path
 
@@ -241,7 +241,7 @@ def test_valid_rows_read_back_unchanged(tmp_path, monkeypatch):
     """The checks change no value: a written manifest and index read back equal."""
     monkeypatch.chdir(tmp_path)
     videos, faces = make_videos(4)
-    rows = build_manifest("OCI-M", PROTOCOL, videos, faces, CFG)
+    rows = plan_manifest("OCI-M", PROTOCOL, videos, faces, CFG).rows
     write_manifest(rows, tmp_path / "m.csv")
     assert read_manifest(tmp_path / "m.csv", protocol=Protocol(["O", "C", "I"], "M")) == rows
     write_index(videos["I"], tmp_path / "I.csv")

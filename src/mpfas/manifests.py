@@ -118,17 +118,6 @@ def plan_manifest(
     return Manifest(rows, excluded)
 
 
-def build_manifest(
-    name: str,
-    protocol: Protocol,
-    videos: dict[str, list[VideoRecord]],
-    faces: dict[str, list[str]],
-    cfg: ManifestsConfig,
-) -> list[ManifestRow]:
-    """The rows of :func:`plan_manifest` (videos with at least one aligned face)."""
-    return plan_manifest(name, protocol, videos, faces, cfg).rows
-
-
 def check_manifest(name: str, rows: list[ManifestRow], protocol: Protocol) -> None:
     """Refuse manifests that would leak data, hold a faceless video, or cannot train and evaluate."""
     faceless = [row.video_id for row in rows if not row.faces]

@@ -1,12 +1,13 @@
 """The datasets: one file each (adapter + demo plan) registered in ``registry``.
 
-Importing this package registers the built-in datasets, in this order (which is the
-order of ``dataset_codes()``): a new dataset is one more file and one more import here.
+Importing this package registers the built-in datasets' specs, in the order of
+``_BUILT_IN_MODULES`` (which is the order of ``dataset_codes()``, so the demo draws
+them in a fixed order): a new dataset is one more file and one more entry there.
 """
 
 from __future__ import annotations
 
-from . import oulu, casia, replay_attack, msu  # registers O, C, I, M (this order: dataset_codes())
+from . import casia, msu, oulu, replay_attack
 from .base import DatasetAdapter, DatasetError, MediaKind, ScanResult
 from .records import INDEX_COLUMNS, Label, VideoRecord, read_index, write_index
 from .registry import (
@@ -20,6 +21,10 @@ from .registry import (
     registered,
     unregister_dataset,
 )
+
+_BUILT_IN_MODULES = (oulu, casia, replay_attack, msu)  # O, C, I, M: the order of dataset_codes()
+for _module in _BUILT_IN_MODULES:
+    register_dataset(_module.SPEC)
 
 BUILT_IN = dataset_codes()
 """What importing the package registers; anything else was registered at run time."""

@@ -12,7 +12,7 @@ import numpy as np
 from .base import DatasetAdapter
 from .demo_plan import Camera, Dealt, DemoPlan, Files, Place, VideoSpec
 from .records import Label, VideoRecord
-from .registry import DatasetSpec, register_dataset
+from .registry import DatasetSpec
 
 _NAME = re.compile(r"^(train|test)_release/(\d+)/(\d|HR_\d)\.avi$")
 # name -> (label, attack, quality); 1-8 come in low/normal pairs, HR_* is high quality
@@ -98,8 +98,8 @@ def _full() -> Files:
     return videos, {}
 
 
-SPEC = register_dataset(DatasetSpec(
+SPEC = DatasetSpec(
     adapter=CasiaFASD, splits=("train", "test"),
     demo=DemoPlan(key=1, split_dirs=("train", "test"), small=_small, camera=_CAMERAS.__getitem__,
                   place=lambda capture: _PLACE, full=_full, full_subjects=50),
-))
+)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..atomic import write_image
 from .records import Label, VideoRecord
-from .registry import adapter_for, dataset_name, demo_codes
+from .registry import dataset_name
 
 CELL_W, CELL_H, LABEL_H = 256, 192, 22
 CLASSES = (Label.LIVE, Label.PRINT, Label.REPLAY)
@@ -57,10 +57,3 @@ def dataset_sheet(records: dict[str, list[VideoRecord]], roots: dict[str, Path],
             cells.append(cell)
         rows.append(np.hstack(cells))
     write_image(Path(png_path), np.vstack(rows)[..., ::-1])
-
-
-def contact_sheet(out_root: Path, png_path: Path) -> None:
-    """The demo's sheet: one row per demo dataset (O, C, I, M) x 3 columns (live, print, replay)."""
-    roots = {code: Path(out_root) / dataset_name(code) for code in demo_codes()}
-    records = {code: adapter_for(code).scan(root).records for code, root in roots.items()}
-    dataset_sheet(records, roots, png_path)

@@ -45,7 +45,7 @@ class Camera:
 
     def scaled(self, scale: float) -> Camera:
         """Frame size times ``scale``, rounded to a multiple of 8 (codec friendly)."""
-        w, h = (max(64, int(round(v * scale / 8)) * 8) for v in self.size)
+        w, h = (max(64, round(v * scale / 8) * 8) for v in self.size)
         return replace(self, size=(w, h), blur=self.blur * min(1.0, max(scale, 0.5)))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .base import DatasetAdapter, DatasetError
 from .demo_plan import Camera, Dealt, DemoPlan, Files, Place, VideoSpec
 from .records import Label, VideoRecord
-from .registry import DatasetSpec, register_dataset
+from .registry import DatasetSpec
 
 _REAL = re.compile(r"^scene01/real/real_client(\d+)_(android|laptop)_SD_scene01\.(mp4|mov)$")
 _ATTACK = re.compile(
@@ -118,8 +118,8 @@ def _full() -> Files:
     return videos, _lists(MSU_TRAIN, MSU_TEST)
 
 
-SPEC = register_dataset(DatasetSpec(
+SPEC = DatasetSpec(
     adapter=MsuMFSD, splits=("train", "test"),
     demo=DemoPlan(key=3, split_dirs=("train", "test"), small=_small, camera=_CAMERAS.__getitem__,
                   place=lambda capture: _PLACE, full=_full, full_subjects=35),
-))
+)

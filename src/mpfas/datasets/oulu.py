@@ -10,7 +10,7 @@ import numpy as np
 from .base import DatasetAdapter
 from .demo_plan import Camera, Dealt, DemoPlan, Files, Place, VideoSpec
 from .records import Label, VideoRecord
-from .registry import DatasetSpec, register_dataset
+from .registry import DatasetSpec
 
 _NAME = re.compile(r"^(Train|Dev|Test)_files/(\d)_(\d)_(\d+)_(\d)\.avi$")
 # file 1 live; 2, 3 print (two printers); 4, 5 replay (two displays)
@@ -103,8 +103,8 @@ def _place(capture: str) -> Place:
     return _SESSIONS[capture.split("_session")[1]]
 
 
-SPEC = register_dataset(DatasetSpec(
+SPEC = DatasetSpec(
     adapter=OuluNPU, splits=("train", "dev", "test"),
     demo=DemoPlan(key=0, split_dirs=("Train", "Dev", "Test"), small=_small, camera=_camera, place=_place,
                   full=_full, full_subjects=55),
-))
+)

@@ -1,9 +1,10 @@
 """The dataset registry: one :class:`DatasetSpec` per dataset, looked up by its code.
 
-Each dataset file (``oulu.py``, ``casia.py``, ...) defines its adapter and demo plan
-and registers one spec; everything else (config validation, the raw stage, the demo,
-manifests) asks the registry instead of keeping its own per-code table. Adding a
-dataset is one new file (imported in ``__init__``) plus its ``data.roots`` entry.
+Each dataset file (``oulu.py``, ``casia.py``, ...) defines its adapter, demo plan and
+``SPEC``, which the package ``__init__`` registers; everything else (config validation,
+the raw stage, the demo, manifests) asks the registry instead of keeping its own
+per-code table. Adding a dataset is one new file (listed in ``__init__``) plus its
+``data.roots`` entry.
 """
 
 from __future__ import annotations

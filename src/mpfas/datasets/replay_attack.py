@@ -9,7 +9,7 @@ import numpy as np
 from .base import DatasetAdapter
 from .demo_plan import Camera, Dealt, DemoPlan, Files, Place, VideoSpec
 from .records import Label, VideoRecord
-from .registry import DatasetSpec, register_dataset
+from .registry import DatasetSpec
 
 _SPLITS = {"train": "train", "devel": "dev", "test": "test"}
 _REAL = re.compile(
@@ -69,7 +69,7 @@ _PLACES = {
 
 def _small(dealt: Dealt, rng: np.random.Generator) -> Files:
     videos = []
-    for i, split, k in dealt:
+    for i, split, _k in dealt:
         client = f"client{i + 1:03d}"
         for light in ("controlled", "adverse"):
             videos.append(VideoSpec("I", f"{split}/real/{client}_session01_webcam_authenticate_{light}_1.mov",
@@ -110,8 +110,8 @@ def _full() -> Files:
     return [v for split, clients in REPLAY_CLIENTS.items() for c in clients for v in _client(split, c)], {}
 
 
-SPEC = register_dataset(DatasetSpec(
+SPEC = DatasetSpec(
     adapter=ReplayAttack, splits=("train", "dev", "test"),
     demo=DemoPlan(key=2, split_dirs=("train", "devel", "test"), small=_small, camera=_CAMERAS.__getitem__,
                   place=_PLACES.__getitem__, full=_full, full_subjects=50),
-))
+)

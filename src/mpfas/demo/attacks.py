@@ -85,7 +85,7 @@ def print_texture(photo: np.ndarray, style: PrintStyle, eyes: tuple[tuple[float,
     holes that show the attacker's (unprinted, shadowed) eyes behind the paper.
     """
     ph, pw = photo.shape[:2]
-    b = int(round(style.border * pw))
+    b = round(style.border * pw)
     paper = np.ones((ph + 2 * b, pw + 2 * b, 3), np.float32) * np.float32(style.tint)
     paper[b:b + ph, b:b + pw] = halftone(photo, style)
     if style.cut_eyes and eyes:
@@ -134,7 +134,7 @@ def _screen_static(h: int, w: int, style: ScreenStyle, glare_at: tuple[float, fl
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     gx, gy = glare_at
     glare = style.glare * np.exp(-(((xx / w - gx) / 0.25) ** 2 + ((yy / h - gy) / 0.18) ** 2))
-    b = int(round(style.bezel * w))
+    b = round(style.bezel * w)
     th, tw = h + 2 * b, w + 2 * b
     alpha = np.zeros((th, tw), np.float32)
     r = max(2 * b, 4)
@@ -145,7 +145,8 @@ def _screen_static(h: int, w: int, style: ScreenStyle, glare_at: tuple[float, fl
     return mask, np.repeat(glare[..., None], 3, axis=2), b, alpha
 
 
-def screen_texture(content: np.ndarray, style: ScreenStyle, glare_at: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def screen_texture(content: np.ndarray, style: ScreenStyle,
+                   glare_at: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     """Screen with bezel at 3 texels per display pixel; returns (rgb, alpha).
 
     ``content`` is the displayed image at display resolution (float RGB);

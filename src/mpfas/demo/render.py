@@ -5,11 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..datasets import dataset_spec
+from ..datasets.demo_plan import VideoSpec
 from .attacks import PRINTERS, SCREENS, bend, print_texture, screen_texture
 from .camera import camera_for, capture
 from .faces import CANVAS_H, EYES, FACE_CENTER, Identity, make_portrait
-from ..datasets import dataset_spec
-from ..datasets.demo_plan import VideoSpec
 from .motion import hand_motion, head_motion, plane_homography, static_poses
 from .scene import background, light_map, paste_portrait, place_for, shade_portrait
 

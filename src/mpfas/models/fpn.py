@@ -1,11 +1,12 @@
 """One feature-pyramid stream of the HFN.
 
 A stream is a registered backbone body (``mpfas.backbones``: C3, C4, C5; the paper's
-is a torchvision ResNet) plus the pyramid layers of the official HFN: 1x1 laterals on C3/C4/C5 to 256 channels, 3x3 smoothing convs after
-each top-down merge (P4, P3), and RetinaNet-style P6 = conv3x3/2(C5),
-P7 = conv3x3/2(ReLU(P6)). There is no P5 smoothing conv and P6 is only a step to P7,
-as in the official code. The two-stream fusion lives in ``hfn.py``; this module only
-offers the pieces it needs (and a plain single-stream ``forward``).
+is a torchvision ResNet) plus the pyramid layers of the official HFN: 1x1 laterals on
+C3/C4/C5 to 256 channels, 3x3 smoothing convs after each top-down merge (P4, P3), and
+RetinaNet-style P6 = conv3x3/2(C5), P7 = conv3x3/2(ReLU(P6)). There is no P5 smoothing
+conv and P6 is only a step to P7, as in the official code. The fusion lives in
+``hfn.py``, which runs the body and these layers itself (level by level, averaging the
+streams), so a stream has no ``forward`` of its own.
 """
 
 from __future__ import annotations
@@ -58,11 +59,3 @@ class FPNStream(nn.Module):
     def p7(self, c5: Tensor) -> Tensor:
         """The coarsest level, stride 128 (P7), from C5 via P6."""
         return self.conv7(F.relu(self.conv6(c5)))
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Unfused (P3, P7) of this stream alone."""
-        c3, c4, c5 = self.body(x)
-        p5 = self.lateral5(c5)
-        p4 = self.smooth4(upsample_add(p5, self.lateral4(c4)))
-        p3 = self.smooth3(upsample_add(p4, self.lateral3(c3)))
-        return p3, self.p7(c5)

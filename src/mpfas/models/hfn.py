@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-MAP_STRIDE = 8
 
 
 class RandomInitWarning(UserWarning):
@@ -114,11 +113,8 @@ class MetaPatternFAS(nn.Module):
             raise ValueError(f"model.channel_order: {channel_order!r} is not one of ['rgb', 'bgr']")
         self.backbone = backbone
         self.input_size = input_size
-        self.pattern_name = pattern
         self.channel_order = channel_order
-        self.map_size = input_size // MAP_STRIDE
-        self.pretrained_path = ""  # set by load_pretrained
-        self.pretrained_sha256 = ""
+        self.pretrained_sha256 = ""  # set by load_pretrained; part of the training fingerprint
         self.pattern = build_pattern(pattern)
         self.hfn = HierarchicalFusionNetwork(backbone, two_stream=self.pattern is not None,
                                              pyramid_init=pyramid_init)
@@ -133,10 +129,6 @@ class MetaPatternFAS(nn.Module):
         if self.channel_order == "bgr":
             rgb = rgb.flip(1)
         pattern = None if self.pattern is None else self.pattern(rgb)
-        return self.hfn(rgb, pattern)
-
-    def hfn_forward(self, rgb: Tensor, pattern: Tensor | None) -> ModelOutput:
-        """Run only the HFN on a given pattern (for functional/virtual steps on ``self.hfn``)."""
         return self.hfn(rgb, pattern)
 
     def pattern_parameters(self) -> list[nn.Parameter]:

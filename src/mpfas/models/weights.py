@@ -138,7 +138,6 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
         )
     for stream in model.hfn.streams:
         stream.body.load_state_dict(state, strict=False)  # only BN counters can be absent here
-    model.pretrained_path = str(path)
     model.pretrained_sha256 = sha256_of(path)
     known = identify(model.pretrained_sha256)
     log.info("ImageNet weights %s: sha256 %s, %s", path, model.pretrained_sha256,

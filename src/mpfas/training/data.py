@@ -124,7 +124,10 @@ def photometric_jitter(rgb: Tensor, rng: np.random.Generator, jitter: Jitter = J
     saturation, hue, gamma and sometimes blur, all drawn from ``rng`` (resumed runs draw the
     same). Generic camera-agnostic jitter, vectorised over the batch to stay cheap on CPU."""
     n = len(rgb)
-    draw = lambda r: torch.from_numpy(rng.uniform(1 - r, 1 + r, n)).float()
+
+    def draw(r: float) -> Tensor:
+        return torch.from_numpy(rng.uniform(1 - r, 1 + r, n)).float()
+
     bright, contrast, sat, gamma = (draw(r) for r in (jitter.brightness, jitter.contrast,
                                                     jitter.saturation, jitter.gamma))
     hue = torch.from_numpy(rng.uniform(-jitter.hue, jitter.hue, n)).float()

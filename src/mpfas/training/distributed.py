@@ -51,10 +51,6 @@ class Context:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
     def average_gradients(self, params: Iterable[nn.Parameter]) -> None:
         """Replace each parameter's ``.grad`` by its mean over ranks (one coalesced all_reduce).
 
