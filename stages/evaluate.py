@@ -6,10 +6,11 @@ from pathlib import Path
 
 from mpfas.checkpoint import load_model
 from mpfas.device import resolve_device
-from mpfas.evaluation.evaluate import EvaluationError, evaluate, log_to_mlflow, write_outputs
+from mpfas.evaluation.evaluate import EvaluationError, evaluate, write_outputs
 from mpfas.inference import score_frames
 from mpfas.manifests import read_manifest
 from mpfas.stage import stage_main
+from mpfas.tracking import log_evaluation
 
 log = logging.getLogger("evaluate")
 
@@ -41,10 +42,10 @@ def main(params, protocol: str = "") -> None:
         plot_dir=Path(f"plots/{protocol}"),
     )
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)
-    run_id = log_to_mlflow(Path(f"models/{protocol}/run.json"), ev.metrics, artifacts, step=info["iteration"])
+    run_id = log_evaluation(Path(f"models/{protocol}/run.json"), ev.metrics, artifacts, step=info["iteration"])
     if run_id:  # best.pt as an MLflow pyfunc model in the protocol's run; never fails the stage
         try:
-            from mpfas.mlflow_model import log_model
+            from mpfas.serving.mlflow_model import log_model
 
             print(f"{protocol}: MLflow model {log_model(run_id, Path(f'models/{protocol}/best.pt')).model_uri}")
         except Exception as exc:  # noqa: BLE001 - the DVC outputs above are the record

@@ -3,7 +3,7 @@
 import sys
 
 from mpfas.evaluation.report import write_report
-from mpfas.presets import PAPER
+from mpfas.presets import PAPER, differences
 from mpfas.stage import stage_main
 
 
@@ -11,7 +11,7 @@ from mpfas.stage import stage_main
 @stage_main(reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
                    *PAPER.values))
 def main(params) -> None:
-    summary = write_report(params)
+    summary = write_report(params, preset_differences=differences(params, PAPER))
     for name, p in summary["protocols"].items():
         at_val = "n/a" if p["hter_val_pct"] is None else f"{p['hter_val_pct']:.2f}%"
         print(f"{name}: AUC {p['auc_pct']:.2f}%, HTER@EER {p['hter_eer_pct']:.2f}%, "

@@ -227,7 +227,8 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
 
     Path("metrics/evaluate").mkdir(parents=True)
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps(ev.metrics, default=float))
-    summary = build_summary(Params(**{**params.__dict__}), Path("metrics"))
+    summary = build_summary(Params(**{**params.__dict__}), Path("metrics"),
+                            preset_differences=differences(params))
     page = render_markdown(summary)
     assert summary["protocols"]["OCI-M"]["leakage_free"] is False
     assert "n/a (no source-val)" in page and "last @ iter" in page

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .errors import MpfasError
-from .stage import quiet_network
+from .telemetry import quiet_network
 
 
 def _params(path: str | None):
@@ -49,7 +49,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from .predict import InputResult, Predictor, default_checkpoint, discover, load_model, to_csv, to_json
+    from .serving.predict import InputResult, Predictor, default_checkpoint, discover, load_model, to_csv, to_json
 
     params = _params(args.params)
     checkpoint = Path(args.model) if args.model else default_checkpoint(params, args.protocol)
@@ -76,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
+    from .serving.export import export_onnx
 
     params = _params(args.params)  # also what the checkpoint's preprocessing is compared with
     checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
@@ -88,8 +88,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_log_model(args: argparse.Namespace) -> int:
-    from .mlflow_model import log_model
-    from .predict import PredictError
+    from .serving.mlflow_model import log_model
+    from .serving.predict import PredictError
 
     protocol = args.protocol
     params = _params(args.params)  # what the checkpoint's preprocessing is compared with
@@ -138,7 +138,7 @@ def cmd_preset(args: argparse.Namespace) -> int:
 
 
 def _default_ckpt(params, protocol: str | None) -> Path:
-    from .predict import default_checkpoint
+    from .serving.predict import default_checkpoint
 
     return default_checkpoint(params, protocol)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from . import oulu, casia, replay_attack, msu  # registers O, C, I, M (this order: dataset_codes())
 from .base import DatasetAdapter, DatasetError, MediaKind, ScanResult
-from .records import INDEX_COLUMNS, Label, VideoRecord, read_index, write_index
+from .index import INDEX_COLUMNS, read_index, write_index
+from .records import Label, VideoRecord
 from .registry import (
     DatasetSpec,
     adapter_for,
