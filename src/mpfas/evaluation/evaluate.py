@@ -16,7 +16,6 @@ Three thresholds are reported (docs/method.md, "Metrics"), at frame and at video
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
