@@ -11,10 +11,11 @@ from pathlib import Path
 
 from mpfas.checkpoint import load_model
 from mpfas.device import resolve_device
-from mpfas.evaluation.evaluate import EvaluationError, evaluate, log_to_mlflow, write_outputs
+from mpfas.evaluation.evaluate import EvaluationError, evaluate, write_outputs
 from mpfas.inference import score_frames
 from mpfas.manifests import read_manifest
 from mpfas.stage import stage_main
+from mpfas.tracking import log_evaluation
 
 log = logging.getLogger("evaluate")
 
@@ -59,10 +60,10 @@ def main(params, args) -> None:
         plot_dir=args.plots,
     )
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)
-    run_id = log_to_mlflow(args.run, ev.metrics, artifacts, step=info["iteration"])
+    run_id = log_evaluation(args.run, ev.metrics, artifacts, step=info["iteration"])
     if run_id:  # best.pt as an MLflow pyfunc model in the protocol's run; never fails the stage
         try:
-            from mpfas.mlflow_model import log_model
+            from mpfas.serving.mlflow_model import log_model
 
             print(f"{protocol}: MLflow model {log_model(run_id, checkpoint).model_uri}")
         except Exception as exc:  # noqa: BLE001 - the DVC outputs above are the record

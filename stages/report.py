@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from mpfas.evaluation.report import write_report
-from mpfas.presets import PAPER
+from mpfas.presets import PAPER, differences
 from mpfas.stage import stage_main
 
 parser = argparse.ArgumentParser(description="Summarise every protocol beside the published numbers.")
@@ -23,8 +23,8 @@ parser.add_argument("--plot", type=Path, required=True, help="the summary figure
 @stage_main(parser, reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
                            *PAPER.values))
 def main(params, args) -> None:
-    summary = write_report(params, metrics_dir=args.metrics_dir, summary_json=args.summary,
-                           summary_md=args.markdown, summary_png=args.plot)
+    summary = write_report(params, preset_differences=differences(params, PAPER), metrics_dir=args.metrics_dir,
+                           summary_json=args.summary, summary_md=args.markdown, summary_png=args.plot)
     for name, p in summary["protocols"].items():
         at_val = "n/a" if p["hter_val_pct"] is None else f"{p['hter_val_pct']:.2f}%"
         print(f"{name}: AUC {p['auc_pct']:.2f}%, HTER@EER {p['hter_eer_pct']:.2f}%, "

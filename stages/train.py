@@ -1,6 +1,6 @@
 """DVC stage `train@<protocol>`: meta-learn HFN+MP on the protocol's sources.
 
-Usage (dvc.yaml's cmd): python stages/train.py <protocol> --manifest CSV --out DIR --metrics JSON
+Usage (dvc.yaml's cmd): python stages/train.py <protocol> --manifest CSV --faces DIR --out DIR --metrics JSON
 
 Reads the protocol's manifest; writes best.pt, last.pt and run.json (the MLflow run id)
 into ``--out``, and the training summary to ``--metrics``.
@@ -22,6 +22,7 @@ from mpfas.stage import stage_main
 parser = argparse.ArgumentParser(description="Meta-learn HFN+MP on one protocol's source domains.")
 parser.add_argument("protocol", help="a name in manifests.protocols")
 parser.add_argument("--manifest", type=Path, required=True, help="the protocol's manifest (manifests stage)")
+parser.add_argument("--faces", type=Path, required=True, help="aligned faces root (align stage)")
 parser.add_argument("--out", type=Path, required=True, help="model folder: best.pt, last.pt, run.json")
 parser.add_argument("--metrics", type=Path, required=True, help="training summary (JSON)")
 
@@ -48,7 +49,7 @@ def main(params, args) -> None:
                           f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
     from mpfas.training import train
 
-    result = train(params, protocol, manifest=args.manifest, out_dir=args.out,
+    result = train(params, protocol, manifest=args.manifest, faces=args.faces, out_dir=args.out,
                    params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"))
     if result.rank != 0:  # data-parallel: rank 0 writes the summary
         return

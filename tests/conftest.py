@@ -1,11 +1,8 @@
-import os
-
 import pytest
 
-# Nothing in the tests may wait on the network.
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from mpfas.telemetry import quiet_network
+
+quiet_network()  # nothing in the tests may wait on the network
 
 # pytest-timeout's limit for tests marked `slow` (the quick default is `timeout` in pyproject.toml):
 # a whole tiny `dvc repro`, or several, in a fixture the first such test pays for

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mpfas.config import ConfigError, Params, flatten, load_params
+from mpfas.config import ConfigError, Params, load_params
+from mpfas.params_view import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -21,14 +21,14 @@ from mpfas.evaluation.evaluate import (
     SCORE_COLUMNS,
     EvaluationError,
     evaluate,
-    flat_metrics,
-    log_to_mlflow,
     write_outputs,
 )
 from mpfas.evaluation.metrics import roc_auc
 from mpfas.evaluation.report import ReportError, build_summary, render_markdown, write_report
 from mpfas.inference import load_faces, score_frames
 from mpfas.manifests import ManifestRow, read_manifest, write_manifest
+from mpfas.presets import differences
+from mpfas.tracking import flat_metrics, log_evaluation
 from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -207,7 +207,7 @@ def test_unversioned_checkpoint_asks_to_retrain(workdir):
     assert len(message.splitlines()) == 1
 
 
-def test_log_to_mlflow_adds_eval_metrics_and_artifacts(workdir, monkeypatch):
+def test_log_evaluation_adds_eval_metrics_and_artifacts(workdir, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{(workdir / 'mlflow.db').as_posix()}"
@@ -223,7 +223,7 @@ def test_log_to_mlflow_adds_eval_metrics_and_artifacts(workdir, monkeypatch):
                   {"selection": "source_val"})
     arts = write_outputs(ev, scores_csv=Path("s.csv"), metrics_json=Path("m.json"),
                          roc_json=Path("roc.json"), plot_dir=Path("p"))
-    assert log_to_mlflow(Path("models/OCI-M/run.json"), ev.metrics, arts, step=3) == run_id
+    assert log_evaluation(Path("models/OCI-M/run.json"), ev.metrics, arts, step=3) == run_id
     run = client.get_run(run_id)
     assert run.data.metrics["eval/video/auc"] == 1.0
     assert "eval/frame/hter_val" in run.data.metrics
@@ -231,7 +231,7 @@ def test_log_to_mlflow_adds_eval_metrics_and_artifacts(workdir, monkeypatch):
     logged = {Path(a.path).name for a in client.list_artifacts(run_id, "eval")}
     assert {"s.csv", "m.json", "roc.png", "det.png", "hist.png"} <= logged
     # no run file: warn and skip, never fail the stage
-    assert log_to_mlflow(Path("models/none/run.json"), ev.metrics, []) is None
+    assert log_evaluation(Path("models/none/run.json"), ev.metrics, []) is None
 
 
 def _metrics_file(path: Path, auc: float, hter: float) -> None:
@@ -249,9 +249,11 @@ def test_report_table_and_published_numbers(workdir):
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=["OCI-M", "MI-C"]))
     _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
     with pytest.raises(ReportError, match=r"metrics/evaluate/MI-C.json"):
-        build_summary(params)
+        build_summary(params, Path("metrics"), preset_differences=differences(params))
     _metrics_file(Path("metrics/evaluate/MI-C.json"), 0.8, 0.2)
-    summary = write_report(params)
+    summary = write_report(params, preset_differences=differences(params), metrics_dir=Path("metrics"),
+                           summary_json=Path("metrics/summary.json"), summary_md=Path("reports/summary.md"),
+                           summary_png=Path("plots/summary.png"))
     oci = summary["protocols"]["OCI-M"]
     assert oci["auc_pct"] == 90.0 and oci["hter_eer_pct"] == 12.0 and oci["hter_val_pct"] == 17.0
     assert oci["published"]["HFN+MP"] == {"hter": 5.24, "auc": 97.28}
@@ -269,13 +271,13 @@ def test_report_table_and_published_numbers(workdir):
     assert json.loads(Path("metrics/summary.json").read_text())["data_source"] == "demo"
     assert Path("plots/summary.png").stat().st_size > 1000
     real = dataclasses.replace(params, data=dataclasses.replace(params.data, source="real"))
-    assert "DEMO" not in render_markdown(build_summary(real))
+    assert "DEMO" not in render_markdown(build_summary(real, Path("metrics"), preset_differences=differences(real)))
     # a target-selected checkpoint: its HTER@source-val is not called leakage-free
     data = json.loads(Path("metrics/evaluate/OCI-M.json").read_text())
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps({**data, "selection": "target_oracle"}))
-    oracle = build_summary(params)["protocols"]["OCI-M"]
-    assert oracle["leakage_free"] is False
-    assert "17.00 (checkpoint chosen on the target)" in render_markdown(build_summary(params))
+    summary = build_summary(params, Path("metrics"), preset_differences=differences(params))
+    assert summary["protocols"]["OCI-M"]["leakage_free"] is False
+    assert "17.00 (checkpoint chosen on the target)" in render_markdown(summary)
 
 
 @pytest.mark.slow
@@ -287,7 +289,7 @@ def test_evaluate_stage_script_end_to_end(workdir):
     Path("params.yaml").write_text(text)
     rows = _manifest(workdir, target_labels=("live", "print", "replay") * 2, val_labels=("live", "print"))
     write_manifest(rows, Path("data/manifests/OCI-M.csv"))
-    assert len(read_manifest(Path("data/manifests/OCI-M.csv"))) == len(rows)
+    assert len(read_manifest(Path("data/manifests/OCI-M.csv"), "data/faces")) == len(rows)
     _tiny_checkpoint(Path("models/OCI-M/best.pt"))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{(workdir / 'mlflow.db').as_posix()}",
            "OMP_NUM_THREADS": "2"}

@@ -16,9 +16,9 @@ import torch
 import yaml
 
 from mpfas.__main__ import main
-from mpfas.export import OUTPUT_NAMES, export_onnx, run_onnx, torch_outputs
 from mpfas.inference import load_faces, score_frames
-from mpfas.predict import load_model
+from mpfas.serving.export import OUTPUT_NAMES, export_onnx, run_onnx, torch_outputs
+from mpfas.serving.predict import load_model
 from test_predict import REPO, SIZE, TRAINED_ON, make_checkpoint, real_faces
 
 TOLERANCE = 1e-4

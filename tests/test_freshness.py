@@ -145,7 +145,7 @@ def _picked_face(root: Path, role: str = "source-train") -> Path:
     """A face the sampler (or validation) reads: the first frame of a video of ``role``."""
     from mpfas.manifests import read_manifest
 
-    row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv") if r.role == role)
+    row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == role)
     return root / row.faces[0]
 
 
@@ -159,7 +159,7 @@ def _set_params(root: Path, **sections: dict) -> None:
 def _train(root: Path):
     from mpfas.training import train
 
-    return train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+    return train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
                  out_dir="models/OCI-M")
 
 
@@ -220,7 +220,7 @@ def test_sampler_batches_do_not_depend_on_workers(workspace):  # noqa: F811 (fix
     from mpfas.training import DomainSampler
 
     root = workspace
-    rows = [r for r in read_manifest(root / "data/manifests/OCI-M.csv") if r.role == "source-train"]
+    rows = [r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == "source-train"]
     samplers = [DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5, workers=w)
                 for w in (0, 3)]
     try:

@@ -102,7 +102,7 @@ def test_a_faceless_row_never_reaches_training_or_evaluation(tmp_path, monkeypat
     write_manifest(faceless, tmp_path / "faceless.csv")
     with pytest.raises(ManifestError,
                        match=f"faceless.csv line 3, field faces: video {rows[1].video_id} has no aligned face"):
-        read_manifest(tmp_path / "faceless.csv")
+        read_manifest(tmp_path / "faceless.csv", "data/faces")
 
 
 def test_source_without_spoof_fails():
@@ -127,11 +127,11 @@ def test_round_trip_and_path_outside_root(tmp_path, monkeypatch):
     videos, faces = make_videos(4)
     rows = plan_manifest("OCI-M", CFG.protocols["OCI-M"], videos, faces, CFG).rows
     write_manifest(rows, tmp_path / "m.csv")
-    assert read_manifest(tmp_path / "m.csv") == rows
+    assert read_manifest(tmp_path / "m.csv", "data/faces") == rows
     evil = [replace(rows[0], faces=["data/faces/../../etc/passwd"]), *rows[1:]]
     write_manifest(evil, tmp_path / "evil.csv")
     with pytest.raises(ManifestError, match="outside the faces root"):
-        read_manifest(tmp_path / "evil.csv")
+        read_manifest(tmp_path / "evil.csv", "data/faces")
 
 
 def test_counts():

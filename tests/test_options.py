@@ -93,7 +93,7 @@ def _set_train(**values) -> None:
 def _train() -> tuple[TrainResult, list[int]]:
     """One ``train()`` call; also the iterations it checkpointed (none when nothing was left to do)."""
     saved: list[int] = []
-    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
                    out_dir="models/OCI-M", on_checkpoint=saved.append)
     return result, saved
 

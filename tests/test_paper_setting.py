@@ -182,7 +182,8 @@ def test_real_data_with_random_init_refuses_unless_asked(tmp_path, monkeypatch):
     make_workspace(tmp_path, overrides={"data": {"source": "real", "roots": {c: "/nowhere" for c in "OCIM"}}})
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=r"model\.pretrained.*'random'"):
-        train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
+        train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+              out_dir="models/OCI-M")
     assert not Path("models").exists()  # refused before any work
 
 
@@ -209,7 +210,7 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")
     params = load_params("params.yaml")
-    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
+    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M")
     assert result.best_iteration == params.train.iterations and "auc" not in result.best_val
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
     assert best["selection"] == "last" and best["threshold"] is None and best["threshold_rule"] == "none"
@@ -226,7 +227,8 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
 
     Path("metrics/evaluate").mkdir(parents=True)
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps(ev.metrics, default=float))
-    summary = build_summary(Params(**{**params.__dict__}), Path("metrics"))
+    summary = build_summary(Params(**{**params.__dict__}), Path("metrics"),
+                            preset_differences=differences(params))
     page = render_markdown(summary)
     assert summary["protocols"]["OCI-M"]["leakage_free"] is False
     assert "n/a (no source-val)" in page and "last @ iter" in page
@@ -243,7 +245,8 @@ def test_target_oracle_selects_on_frame_level_min_hter(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
+    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+                   out_dir="models/OCI-M")
     history = MlflowClient(uri).get_metric_history(result.run_id, "target_frame_min_hter")
     assert [m.step for m in history] == [1, 2, 3, 4]
     # the first iteration with the lowest frame-level target min-HTER (ties: higher frame AUC)

@@ -30,7 +30,7 @@ from mpfas.config import AlignConfig, DemoConfig, EvaluateConfig, ExtractConfig,
 from mpfas.datasets import Label, adapter_for
 from mpfas.inference import score_frames
 from mpfas.models import RandomInitWarning, build_model
-from mpfas.predict import CSV_COLUMNS, load_model
+from mpfas.serving.predict import CSV_COLUMNS, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # crop and model input: small keeps the tests fast
@@ -158,7 +158,7 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
     """Per-face and video scores of `predict` on raw videos = extract + align + score_frames."""
-    from mpfas.evaluation.evaluate import select_frames
+    from mpfas.inference import select_frames
     from mpfas.preprocess.align import run_align
     from mpfas.preprocess.extract import run_extract
 

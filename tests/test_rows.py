@@ -55,7 +55,7 @@ def manifest(tmp_path, monkeypatch) -> Path:
     videos, faces = make_videos(4)
     path = tmp_path / "OCI-M.csv"
     write_manifest(plan_manifest("OCI-M", PROTOCOL, videos, faces, CFG).rows, path)
-    assert len(read_manifest(path)) == 48
+    assert len(read_manifest(path, "data/faces")) == 48
     return path
 
 
@@ -77,20 +77,20 @@ def test_label_typo_in_a_manifest_is_refused(manifest):
     line = edit(manifest, first(manifest, label="print"), label="prnt")
     with pytest.raises(ManifestError,
                        match=f"OCI-M.csv line {line}, field label: 'prnt' is not live, print or replay$"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 def test_label_and_is_live_must_agree(manifest):
     line = edit(manifest, first(manifest, label="replay"), is_live="1")
     with pytest.raises(ManifestError,
                        match=f"OCI-M.csv line {line}, field is_live: 1 disagrees with label 'replay'"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 def test_is_live_2_is_an_error_not_a_dropped_video(manifest):
     line = edit(manifest, first(manifest, label="live"), is_live="2")
     with pytest.raises(ManifestError, match=f"OCI-M.csv line {line}, field is_live: '2' is not 0 or 1$"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 def test_duplicated_row_is_refused(manifest):
@@ -98,7 +98,7 @@ def test_duplicated_row_is_refused(manifest):
     write_rows(manifest, [*rows, rows[5]])
     with pytest.raises(ManifestError, match=f"OCI-M.csv line {len(rows) + 2}, field video_id: video "
                                             f"{rows[5]['video_id']} is listed twice \\(see line 7\\)"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 def test_subject_leaked_into_source_val_is_refused_on_read(manifest):
@@ -107,7 +107,7 @@ def test_subject_leaked_into_source_val_is_refused_on_read(manifest):
     see = first(manifest, domain="O", subject=train["subject"]) + 2
     with pytest.raises(ManifestError, match=f"line {line}, field subject: subject {train['subject']} of domain O "
                                             f"is in both source-train and source-val \\(see line {see}\\)$"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 def test_source_video_moved_to_the_target_is_refused_on_read(manifest):
@@ -116,7 +116,7 @@ def test_source_video_moved_to_the_target_is_refused_on_read(manifest):
     line = move_to_end(manifest, index, role="target")
     with pytest.raises(ManifestError, match=f"line {line}, field subject: subject {subject} of domain C is in "
                                             "both source-train and target"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 def test_protocol_domains_are_checked_on_read(manifest):
@@ -127,11 +127,11 @@ def test_protocol_domains_are_checked_on_read(manifest):
         if row["domain"] == "O" and row["subject"] == subject:
             row["role"] = "target"
     write_rows(manifest, rows)
-    read_manifest(manifest)  # no protocol: nothing to hold the domain against
+    read_manifest(manifest, "data/faces")  # no protocol: nothing to hold the domain against
     line = first(manifest, domain="O", role="target") + 2
     with pytest.raises(ManifestError, match=f"line {line}, field domain: 'O' in role target, but the "
                                             "protocol's target is M"):
-        read_manifest(manifest, protocol=PROTOCOL)
+        read_manifest(manifest, "data/faces", protocol=PROTOCOL)
 
 
 def test_face_path_through_a_symlink_out_of_the_root_is_refused(manifest, tmp_path):
@@ -142,7 +142,7 @@ def test_face_path_through_a_symlink_out_of_the_root_is_refused(manifest, tmp_pa
     line = edit(manifest, 0, faces="data/faces/link/f0.png")
     with pytest.raises(ManifestError, match=f"line {line}, field faces: 'data/faces/link/f0.png' is outside "
                                             "the faces root data/faces: a symlinked folder leads out"):
-        read_manifest(manifest)
+        read_manifest(manifest, "data/faces")
 
 
 @pytest.mark.slow  # runs stages/train.py in a fresh interpreter: ~7 s
@@ -243,6 +243,6 @@ def test_valid_rows_read_back_unchanged(tmp_path, monkeypatch):
     videos, faces = make_videos(4)
     rows = plan_manifest("OCI-M", PROTOCOL, videos, faces, CFG).rows
     write_manifest(rows, tmp_path / "m.csv")
-    assert read_manifest(tmp_path / "m.csv", protocol=Protocol(["O", "C", "I"], "M")) == rows
+    assert read_manifest(tmp_path / "m.csv", "data/faces", protocol=Protocol(["O", "C", "I"], "M")) == rows
     write_index(videos["I"], tmp_path / "I.csv")
     assert read_index(tmp_path / "I.csv", "I") == videos["I"]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mpfas.config import ExtractConfig, flatten, load_params
-from mpfas.params_view import UndeclaredParamError, view
+from mpfas.config import ExtractConfig, load_params
+from mpfas.params_view import UndeclaredParamError, flatten, view
 from mpfas.presets import differences
 from mpfas.stage import stage_main
 

@@ -201,11 +201,9 @@ def test_a_database_of_another_schema_is_refused_with_the_fix(repo, monkeypatch,
     else:
         assert "written by a newer MLflow" in message and "db upgrade" not in message
 
-    from mpfas.evaluation.evaluate import log_to_mlflow
-
     (repo / "run.json").write_text('{"run_id": "0123"}\n')
     with pytest.raises(tracking.TrackingSchemaError):  # evaluation refuses too, not "run not found"
-        log_to_mlflow(repo / "run.json", {"video": {"auc": 1.0}}, [])
+        tracking.log_evaluation(repo / "run.json", {"video": {"auc": 1.0}}, [])
 
 
 @pytest.mark.parametrize("layout", ["nested git checkout", "parent folder under git"])

@@ -326,7 +326,7 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     from mpfas.training import train
 
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
-    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
+    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M")
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
     assert best["schema_version"] == 1 and best["kind"] == "best" and best["resume"] is None
     assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
@@ -373,7 +373,7 @@ def test_failed_run_is_marked_failed(workspace, mlflow_uri):
         Path(face).write_bytes(Path(face).read_bytes()[:100])
     with pytest.raises(FaceReadError):
         for _ in range(20):  # the broken video is drawn within a few iterations
-            train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+            train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
                   out_dir="models/OCI-M")
             Path("models/OCI-M/last.pt").unlink()
     run_id = json.loads(Path("models/OCI-M/run.json").read_text())["run_id"]
@@ -393,7 +393,8 @@ RUNNER = textwrap.dedent("""
         if sys.argv[1] == "stall" and it == 2:
             time.sleep(120)
 
-    train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir=sys.argv[2],
+    train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+          out_dir=sys.argv[2],
           on_checkpoint=hook)
 """)
 
@@ -457,7 +458,7 @@ def test_target_oracle_selection_is_labelled(workspace, mlflow_uri):
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["train"].update(iterations=1, select="target_oracle", algorithm="bilevel")
     Path("params.yaml").write_text(yaml.safe_dump(params))
-    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+    result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
                    out_dir="models/OCI-M")
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
     assert best["selection"] == "target_oracle" and "target_min_hter" in best["val"]

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from .errors import MpfasError
-from .stage import quiet_network
+from .telemetry import quiet_network
 
 
 def _params(path: str | None):
@@ -49,10 +49,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from .predict import InputResult, Predictor, default_checkpoint, discover, load_model, to_csv, to_json
+    from .serving.predict import InputResult, Predictor, discover, load_model, to_csv, to_json
 
     params = _params(args.params)
-    checkpoint = Path(args.model) if args.model else default_checkpoint(params, args.protocol)
+    checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
     device = _device(args.device)
     loaded = load_model(checkpoint, device)
     # errors only: a non-video file tried as a video is reported by us, once
@@ -76,7 +76,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
+    from .serving.export import export_onnx
 
     params = _params(args.params)  # also what the checkpoint's preprocessing is compared with
     checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
@@ -88,19 +88,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_log_model(args: argparse.Namespace) -> int:
-    from .mlflow_model import log_model
-    from .predict import PredictError
+    from .serving.mlflow_model import log_model
 
     protocol = args.protocol
     params = _params(args.params)  # what the checkpoint's preprocessing is compared with
-    if not args.model and not protocol:
-        if not params.train.protocols:
-            raise PredictError("no --model or --protocol given and train.protocols is empty")
-        protocol = params.train.protocols[0]
-    checkpoint = Path(args.model) if args.model else Path("models") / protocol / "best.pt"
+    if not args.model:
+        protocol = _default_protocol(params, protocol)
+    checkpoint = Path(args.model) if args.model else MODELS_DIR / protocol / "best.pt"
     run_id = args.run_id
     if not run_id:
-        run_json = Path("models") / protocol / "run.json" if protocol else checkpoint.with_name("run.json")
+        run_json = MODELS_DIR / protocol / "run.json" if protocol else checkpoint.with_name("run.json")
         if not run_json.is_file():
             raise MpfasError(f"--run-id not given and {run_json} not found")
         run_id = json.loads(run_json.read_text())["run_id"]
@@ -137,10 +134,23 @@ def cmd_preset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_ckpt(params, protocol: str | None) -> Path:
-    from .predict import default_checkpoint
+# where dvc.yaml's train stage writes each protocol's model: the CLI's default, not the library's
+MODELS_DIR = Path("models")
 
-    return default_checkpoint(params, protocol)
+
+def _default_protocol(params, protocol: str | None) -> str:
+    """``protocol``, else the first of ``train.protocols``."""
+    from .serving.predict import PredictError
+
+    if protocol:
+        return protocol
+    if not params.train.protocols:
+        raise PredictError("no --model or --protocol given and train.protocols is empty")
+    return params.train.protocols[0]
+
+
+def _default_ckpt(params, protocol: str | None) -> Path:
+    return MODELS_DIR / _default_protocol(params, protocol) / "best.pt"
 
 
 def _positive_int(text: str) -> int:

@@ -308,23 +308,6 @@ def parse_params(text: str, where: str = "params.yaml") -> Params:
     return params
 
 
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Flatten a params tree to ``a.b.c`` keys (for MLflow); keys a stage's view of the
-    params leaves undeclared (``mpfas.params_view``) are left out."""
-    from .params_view import Undeclared
-
-    if dataclasses.is_dataclass(obj):
-        obj = dataclasses.asdict(obj)
-    out: dict[str, Any] = {}
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}{k}."))
-        return out
-    if not isinstance(obj, Undeclared):
-        out[prefix.rstrip(".")] = obj
-    return out
-
-
 # ---------------------------------------------------------------- strict parsing
 
 def _build(tp: Any, value: Any, key: str) -> Any:

@@ -32,6 +32,13 @@ def pick_frames(faces: Sequence[str], num_frames: int) -> list[str]:
     return [faces[i] for i in idx]
 
 
+def select_frames(faces: Sequence[str], num_frames: int) -> list[str]:
+    """The faces scored for one video by evaluation and prediction: :func:`pick_frames`
+    (first and last when 2, as in training validation), or every aligned face when
+    ``num_frames`` is 0 (or below)."""
+    return list(faces) if num_frames <= 0 else pick_frames(faces, num_frames)
+
+
 class FaceReadError(MpfasError):
     """An aligned face file exists but cannot be decoded."""
 

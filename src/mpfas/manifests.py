@@ -171,8 +171,7 @@ def find_leak(rows: list[ManifestRow]) -> Leak | None:
     return None
 
 
-def read_manifest(path: str | Path, faces_root: str | Path = "data/faces",
-                  protocol: Protocol | None = None) -> list[ManifestRow]:
+def read_manifest(path: str | Path, faces_root: str | Path, protocol: Protocol | None = None) -> list[ManifestRow]:
     """Read a manifest, checking on every read what the manifests stage checked when it wrote it.
 
     Each row: known domain, label, split and role; ``is_live`` 1 for live and 0 for attacks;

@@ -99,6 +99,21 @@ class Declaration:
         return self.reads + self.untracked
 
 
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten a params tree to ``a.b.c`` keys (for MLflow); keys a stage's view of the
+    params leaves undeclared (:class:`Undeclared`) are left out."""
+    if dataclasses.is_dataclass(obj):
+        obj = dataclasses.asdict(obj)
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+        return out
+    if not isinstance(obj, Undeclared):
+        out[prefix.rstrip(".")] = obj
+    return out
+
+
 def covers(declared: Iterable[str], key: str) -> bool:
     """Whether ``key`` is one of ``declared`` or lies below one of them."""
     return any(key == d or key.startswith(d + ".") for d in declared)

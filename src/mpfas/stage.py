@@ -14,20 +14,7 @@ from pathlib import Path
 from .config import ConfigError, Params, parse_params
 from .errors import MpfasError
 from .params_view import Declaration, check_unchanged, values_at, view
-
-# Keep DVC and MLflow off the network: no analytics, no update checks, no telemetry.
-QUIET_ENV = {
-    "DVC_NO_ANALYTICS": "1",
-    "DVC_NO_UPDATE_CHECK": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-}
-
-
-def quiet_network() -> None:
-    for key, value in QUIET_ENV.items():
-        os.environ.setdefault(key, value)
-
+from .telemetry import quiet_network
 
 StageBody = Callable[[Params, argparse.Namespace], None]
 

@@ -22,15 +22,20 @@ These traps shape this module:
   the path at ``?``, so those two characters are percent-encoded (spaces, ``#`` and
   non-ASCII pass as they are).
 * MLflow 3 starts a telemetry client when it is imported. The opt-out is read from the
-  environment, so it is set here before ``mlflow`` is ever imported, and the client is
-  reset in case someone imported mlflow earlier.
+  environment, so it is set (``mpfas.telemetry``) before ``mlflow`` is ever imported, and
+  the client is reset in case someone imported mlflow earlier.
+
+Every MLflow call of the package is in this module: training's run (:class:`Tracker`),
+evaluation's metrics (:func:`log_evaluation`) and the logged models (:func:`log_models`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import logging
+import math
 import os
 import random
 import re
@@ -38,18 +43,20 @@ import shlex
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Params, flatten
+from .config import Params
 from .errors import MpfasError
+from .params_view import flatten
 from .paths import main_root
+from .telemetry import quiet_network
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 DB_NAME = "mlflow.db"
 ARTIFACT_DIR = "mlartifacts"
 RETRY_SECONDS = 120.0
@@ -66,21 +73,7 @@ class TrackingSchemaError(TrackingError):
     """The tracking database was written by another MLflow version; says how to fix it."""
 
 
-def disable_telemetry() -> None:
-    """Opt out of MLflow's usage telemetry so nothing waits on the network."""
-    for key, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(key, value)
-    # MLflow only honours DO_NOT_TRACK == "true"; the switch below is the one that counts.
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    import sys
-
-    if "mlflow" in sys.modules:  # imported before us: drop the client it may have started
-        from mlflow.telemetry import set_telemetry_client
-
-        set_telemetry_client()
-
-
-disable_telemetry()
+quiet_network()  # before mlflow is ever imported
 
 
 def sqlite_uri(db: str | Path) -> str:
@@ -481,3 +474,159 @@ def open_run(experiment: str, tags: dict[str, str], params: dict[str, str],
                   "writable, or set MLFLOW_TRACKING_URI to a writable location (e.g. sqlite:///<dir>/mlflow.db).",
                   uri, type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
         return NullTracker(uri), RunInfo(None, None, uri, False)
+
+
+# ------------------------------------------------------------------ evaluation
+
+def flat_metrics(metrics: dict[str, Any], prefix: str = "eval/") -> dict[str, float]:
+    """Numeric leaves as ``eval/video/auc`` style keys (for MLflow); None and lists are skipped."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            out.update(flat_metrics(value, f"{prefix}{key}/"))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            out[f"{prefix}{key}"] = float(value)
+        elif isinstance(value, list) and len(value) == 2 and key.endswith("_ci"):
+            out[f"{prefix}{key}_low"], out[f"{prefix}{key}_high"] = map(float, value)
+    return out
+
+
+def log_evaluation(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[Path],
+                   step: int = 0) -> str | None:
+    """Add ``eval/...`` metrics (:func:`flat_metrics`) and the artifacts to the protocol's
+    training run.
+
+    The run id comes from ``models/<protocol>/run.json``; the tracking URI from
+    :func:`tracking_uri` (so ``dvc exp run --temp`` copies log to the main DB). A missing
+    run file or unknown run only warns: the DVC outputs are the record, MLflow the index.
+    Returns the run id logged to, or None.
+    """
+    run_json = Path(run_json)
+    if not run_json.is_file():
+        log.warning("%s not found: evaluation metrics are not logged to MLflow", run_json)
+        return None
+    run_id = json.loads(run_json.read_text())["run_id"]
+    if not run_id:  # training ran without MLflow (unusable tracking store, see open_run)
+        log.warning("%s has no MLflow run: evaluation metrics are not logged to MLflow", run_json)
+        return None
+
+    try:  # retried while another worker (dvc queue -j N, mlflow ui) holds the SQLite DB
+        tracker = Tracker.for_run(run_id)
+    except TrackingSchemaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a run from another tracking DB: warn, never fail the stage
+        log.warning("MLflow run %s (from %s) not found at %s: not logged (%s)",
+                    run_id, run_json, tracking_uri(), exc)
+        return None
+    tracker.log_metrics(flat_metrics(metrics), step)  # a failure that persists: TrackingError
+    tracker.set_tags({"eval_selection": str(metrics.get("selection", "unknown"))})
+    for path in artifacts:
+        tracker.log_artifact(path, "eval")
+    return run_id
+
+
+# ------------------------------------------------------------------ models
+
+class UnknownRunError(TrackingError):
+    """The tracking store has no run of that id."""
+
+
+def existing_run(run_id: str, uri: str) -> Any:
+    """MLflow's info (status, end time) of run ``run_id`` at ``uri``; :class:`UnknownRunError`
+    when the store has no such run, so a caller fails before any expensive work."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri=uri).get_run(run_id).info
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise UnknownRunError(f"run {run_id} not found in {uri}") from None
+
+
+TensorShape = tuple[tuple[int, ...], str | None]
+"""A float32 tensor of a model signature: its shape (-1 = any size) and name (None: unnamed)."""
+
+
+def float32_signature(inputs: Sequence[TensorShape], outputs: Sequence[TensorShape]) -> Any:
+    """An MLflow ``ModelSignature`` of float32 tensors."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    def schema(tensors: Sequence[TensorShape]) -> Any:
+        return Schema([TensorSpec(np.dtype(np.float32), shape, name) for shape, name in tensors])
+
+    return ModelSignature(inputs=schema(inputs), outputs=schema(outputs))
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """What every logged model carries beside its weights."""
+
+    signature: Any  # float32_signature(...)
+    pip_requirements: list[str]
+    metadata: dict[str, Any]
+    tags: dict[str, str]
+    step: int
+
+
+@dataclass(frozen=True)
+class PyfuncModel:
+    """A ``mlflow.pyfunc.PythonModel`` to log with its artifacts and source folders."""
+
+    name: str
+    python_model: Any
+    artifacts: dict[str, str]
+    code_paths: list[str]
+    record: ModelRecord
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """An ONNX ``ModelProto`` to log in MLflow's ONNX flavour (no pickled code)."""
+
+    name: str
+    proto: Any
+    record: ModelRecord
+
+
+def log_models(run_id: str, uri: str, run: Any, pyfunc: PyfuncModel, onnx: OnnxModel) -> tuple[Any, Any, float]:
+    """Log ``pyfunc`` and then ``onnx`` into run ``run_id`` at ``uri``; returns their
+    ``ModelInfo`` and the seconds the ONNX logging took. ``run`` (:func:`existing_run`, read
+    before) is how the run is given back: a run that was not RUNNING keeps its status and
+    end time."""
+    import mlflow
+    import mlflow.onnx
+    import mlflow.pyfunc
+    from mlflow.models import Model
+    from mlflow.tracking import MlflowClient
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        # reopening the run puts the LoggedModel in the run's experiment (given only run_id,
+        # MLflow would file it under the active experiment, usually Default)
+        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+            # the signature is explicit; an input example would only add a 3 x S x S array to the artifact
+            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
+            r = pyfunc.record
+            pyfunc_info = Model.log(
+                artifact_path=None, name=pyfunc.name, flavor=mlflow.pyfunc, run_id=run_id,
+                python_model=pyfunc.python_model, artifacts=pyfunc.artifacts, code_paths=pyfunc.code_paths,
+                signature=r.signature, pip_requirements=r.pip_requirements, metadata=r.metadata,
+                tags=r.tags, step=r.step,
+            )
+            start = time.perf_counter()
+            r = onnx.record
+            onnx_info = mlflow.onnx.log_model(
+                onnx.proto, name=onnx.name, signature=r.signature, metadata=r.metadata,
+                pip_requirements=r.pip_requirements, save_as_external_data=False, tags=r.tags, step=r.step,
+            )
+            onnx_seconds = time.perf_counter() - start
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if run.status != "RUNNING":  # give the run back as it was (status, end time)
+            MlflowClient(tracking_uri=uri).set_terminated(run_id, status=run.status, end_time=run.end_time)
+    return pyfunc_info, onnx_info, onnx_seconds

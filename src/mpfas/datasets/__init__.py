@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from . import casia, msu, oulu, replay_attack
 from .base import DatasetAdapter, DatasetError, MediaKind, ScanResult
-from .records import INDEX_COLUMNS, Label, VideoRecord, read_index, write_index
+from .index import INDEX_COLUMNS, read_index, write_index
+from .records import Label, VideoRecord
 from .registry import (
     DatasetSpec,
     adapter_for,

@@ -16,7 +16,6 @@ Three thresholds are reported (docs/method.md, "Metrics"), at frame and at video
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ from mpfas.evaluation.metrics import (
     roc_curve,
     tpr_at_fpr,
 )
-from mpfas.inference import pick_frames
+from mpfas.inference import select_frames
 from mpfas.manifests import ManifestRow
 
 ScoreFn = Callable[[list[str]], np.ndarray]
@@ -87,12 +86,6 @@ class Evaluation:
     target: list[VideoScores]
     val: list[VideoScores]
     roc: list[dict[str, float | None]] = field(default_factory=list)
-
-
-def select_frames(faces: Sequence[str], num_frames: int) -> list[str]:
-    """The faces scored for one video: ``mpfas.inference.pick_frames`` (first and last
-    when 2, as in training validation), or every aligned face when ``num_frames`` is 0."""
-    return list(faces) if num_frames <= 0 else pick_frames(faces, num_frames)
 
 
 def score_videos(rows: Sequence[ManifestRow], score_fn: ScoreFn, num_frames: int, where: str) -> list[VideoScores]:
@@ -273,19 +266,6 @@ def write_outputs(ev: Evaluation, *, scores_csv: Path, metrics_json: Path, roc_j
     return [scores_csv, metrics_json, roc_json, *pngs]
 
 
-def flat_metrics(metrics: dict[str, Any], prefix: str = "eval/") -> dict[str, float]:
-    """Numeric leaves as ``eval/video/auc`` style keys (for MLflow); None and lists are skipped."""
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            out.update(flat_metrics(value, f"{prefix}{key}/"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            out[f"{prefix}{key}"] = float(value)
-        elif isinstance(value, list) and len(value) == 2 and key.endswith("_ci"):
-            out[f"{prefix}{key}_low"], out[f"{prefix}{key}_high"] = map(float, value)
-    return out
-
-
 # ------------------------------------------------------------------ helpers
 
 def _hter_at_own_eer(s: np.ndarray, y: np.ndarray) -> float:
@@ -319,43 +299,3 @@ def _notes(metrics: dict[str, Any]) -> dict[str, str]:
                 notes[f"{level}_{key}"] = (f"null: too few target attack {level}s to resolve "
                                            f"FPR = {fpr:g} (needs >= {need})")
     return notes
-
-
-# ------------------------------------------------------------------ MLflow
-
-def log_to_mlflow(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[Path],
-                  step: int = 0) -> str | None:
-    """Add ``eval/...`` metrics and the artifacts to the protocol's training run.
-
-    The run id comes from ``models/<protocol>/run.json``; the tracking URI from
-    ``mpfas.tracking`` (so ``dvc exp run --temp`` copies log to the main DB). A missing
-    run file or unknown run only warns: the DVC outputs are the record, MLflow the index.
-    Returns the run id logged to, or None.
-    """
-    import logging
-
-    log = logging.getLogger(__name__)
-    run_json = Path(run_json)
-    if not run_json.is_file():
-        log.warning("%s not found: evaluation metrics are not logged to MLflow", run_json)
-        return None
-    run_id = json.loads(run_json.read_text())["run_id"]
-    if not run_id:  # training ran without MLflow (unusable tracking store, see tracking.open_run)
-        log.warning("%s has no MLflow run: evaluation metrics are not logged to MLflow", run_json)
-        return None
-
-    from mpfas import tracking
-
-    try:  # retried while another worker (dvc queue -j N, mlflow ui) holds the SQLite DB
-        tracker = tracking.Tracker.for_run(run_id)
-    except tracking.TrackingSchemaError:
-        raise
-    except Exception as exc:  # a run from another tracking DB
-        log.warning("MLflow run %s (from %s) not found at %s: not logged (%s)",
-                    run_id, run_json, tracking.tracking_uri(), exc)
-        return None
-    tracker.log_metrics(flat_metrics(metrics), step)  # a failure that persists: TrackingError
-    tracker.set_tags({"eval_selection": str(metrics.get("selection", "unknown"))})
-    for path in artifacts:
-        tracker.log_artifact(path, "eval")
-    return run_id

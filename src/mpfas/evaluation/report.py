@@ -69,8 +69,13 @@ def arrow_name(protocol: Protocol) -> str:
     return "&".join(protocol.sources) + "→" + protocol.target
 
 
-def build_summary(params: Params, metrics_dir: Path = Path("metrics")) -> dict[str, Any]:
-    """Collect every protocol in ``train.protocols``; values in percent."""
+def build_summary(params: Params, metrics_dir: Path, *,
+                  preset_differences: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Collect every protocol in ``train.protocols``; values in percent.
+
+    ``preset_differences``: the knobs where ``params`` is not the paper's setting, as
+    ``mpfas.presets.differences`` gives them (the caller's: evaluation sits below presets).
+    """
     protocols: dict[str, Any] = {}
     for name in params.train.protocols:
         path = Path(metrics_dir) / "evaluate" / f"{name}.json"  # one folder: the report stage's dep
@@ -103,15 +108,13 @@ def build_summary(params: Params, metrics_dir: Path = Path("metrics")) -> dict[s
                                  and entry["hter_val_pct"] is not None)
         entry["published"] = published_for(params.manifests.protocols[name])
         protocols[name] = entry
-    from mpfas.presets import PAPER, differences
-
     summary: dict[str, Any] = {
         "data_source": params.data.source,
         "target_set": params.manifests.target_set,
         "level": "video (mean of frame scores); frame-level columns say so",
         "protocols": protocols,
         "detection": detection_rates(params, metrics_dir),
-        "paper_preset_differs": {k: v["ours"] for k, v in differences(params, PAPER).items()},
+        "paper_preset_differs": {k: v["ours"] for k, v in preset_differences.items()},
     }
     if protocols:
         summary["mean"] = {
@@ -121,7 +124,7 @@ def build_summary(params: Params, metrics_dir: Path = Path("metrics")) -> dict[s
     return summary
 
 
-def detection_rates(params: Params, metrics_dir: Path = Path("metrics")) -> dict[str, dict[str, Any]]:
+def detection_rates(params: Params, metrics_dir: Path) -> dict[str, dict[str, Any]]:
     """Per dataset used by the reported protocols: how often the detector found a face
     (from the align stage's ``metrics/align_<D>.json``; datasets without one are left out)."""
     codes = sorted({c for name in params.train.protocols for c in params.manifests.protocols[name].domains})
@@ -259,11 +262,9 @@ def plot_summary(summary: Mapping[str, Any], path: Path) -> Path:
     return atomic.write_bytes(path, buf.getvalue())
 
 
-def write_report(params: Params, *, metrics_dir: Path = Path("metrics"),
-                 summary_json: Path = Path("metrics/summary.json"),
-                 summary_md: Path = Path("reports/summary.md"),
-                 summary_png: Path = Path("plots/summary.png")) -> dict[str, Any]:
-    summary = build_summary(params, metrics_dir)
+def write_report(params: Params, *, metrics_dir: Path, summary_json: Path, summary_md: Path, summary_png: Path,
+                 preset_differences: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    summary = build_summary(params, metrics_dir, preset_differences=preset_differences)
     atomic.write_text(summary_json, json.dumps(summary, indent=2, sort_keys=True, allow_nan=False,
                                                ensure_ascii=False) + "\n")
     atomic.write_text(summary_md, render_markdown(summary))

@@ -163,7 +163,7 @@ def _better(new: tuple[float, float], old: tuple[float, float] | None) -> bool:
     return old is None or new < old
 
 
-def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str | Path,
+def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | Path, out_dir: str | Path,
           params_file: str | Path = "params.yaml",
           on_checkpoint: Callable[[int], None] | None = None) -> TrainResult:
     """Train one protocol from its manifest into ``out_dir`` (best.pt, last.pt, run.json).
@@ -183,7 +183,7 @@ def train(params: Params, protocol: str, *, manifest: str | Path, out_dir: str |
     manifest, out_dir = Path(manifest), Path(out_dir)
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found (run the manifests stage)")
-    rows = read_manifest(manifest, protocol=params.manifests.protocols[protocol])  # checked: every row has faces
+    rows = read_manifest(manifest, faces, protocol=params.manifests.protocols[protocol])  # checked: every row has faces
     by_role = {role: [r for r in rows if r.role == role] for role in ("source-train", "source-val", "target")}
     have = sorted({r.domain for r in by_role["source-train"]})
     if have != sorted(sources):

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import cv2
 import numpy as np
 
-from . import atomic
-from .config import ExtractConfig, Params
-from .errors import MpfasError
+from .. import atomic
+from ..config import ExtractConfig, Params
+from ..errors import MpfasError
 
 if TYPE_CHECKING:  # importing mpfas.checkpoint loads torch: only when a model is loaded
-    from .checkpoint import Checkpoint
+    from ..checkpoint import Checkpoint
 
 IMAGE_EXTS = frozenset({".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"})
 VIDEO_EXTS = frozenset({".avi", ".m4v", ".mkv", ".mov", ".mp4", ".mpeg", ".mpg", ".webm", ".wmv"})
@@ -90,8 +90,8 @@ class LoadedModel:
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Rebuild a checkpoint's model (``mpfas.checkpoint``); :class:`PredictError` names the file
     when it is missing, unreadable, of an old schema or does not fit its architecture."""
-    from .checkpoint import CheckpointError
-    from .checkpoint import load_model as load
+    from ..checkpoint import CheckpointError
+    from ..checkpoint import load_model as load
 
     path = Path(path)
     if not path.is_file():
@@ -101,15 +101,6 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     except CheckpointError as exc:
         raise PredictError(str(exc)) from None
     return LoadedModel(model=model, path=path, device=str(device), checkpoint=ckpt)
-
-
-def default_checkpoint(params: Params, protocol: str | None = None) -> Path:
-    """``models/<protocol>/best.pt``; the protocol defaults to the first of ``train.protocols``."""
-    if protocol is None:
-        if not params.train.protocols:
-            raise PredictError("no --model or --protocol given and train.protocols is empty")
-        protocol = params.train.protocols[0]
-    return Path("models") / protocol / "best.pt"
 
 
 # ------------------------------------------------------------------ inputs
@@ -193,7 +184,7 @@ def read_frames(path: Path, cfg: ExtractConfig) -> tuple[Kind, list[int], list[n
     Video frames make the extract stage's encode round trip (lossless for png, lossy
     for jpg) so they reach the detector as they would in the pipeline.
     """
-    from .preprocess.frames import VideoReadError, read_sampled_frames
+    from ..preprocess.frames import VideoReadError, read_sampled_frames
 
     kind = media_kind(path)
     if kind in ("image", None):
@@ -241,7 +232,7 @@ class Predictor:
         self.faces_dir = Path(faces_dir) if faces_dir else Path(self._tmp.name)
         self.keep_faces = faces_dir is not None
         if detector is None:
-            from .preprocess.align import detector_for
+            from ..preprocess.align import detector_for
 
             detector = detector_for(params.align, loaded.device)
         self.detector = detector
@@ -269,8 +260,8 @@ class Predictor:
         return result
 
     def _predict(self, path: Path, result: InputResult) -> None:
-        from .inference import score_frames
-        from .preprocess.warp import warp_face
+        from ..inference import score_frames, select_frames
+        from ..preprocess.warp import warp_face
 
         cfg = self.params.align
         kind, indices, images = read_frames(path, self.params.extract)
@@ -291,8 +282,6 @@ class Predictor:
                              f"align.detect_max_side={cfg.detect_max_side})")
         # the video score averages the faces evaluation would pick (evaluate.num_frames: first
         # and last when 2; 0 = all), so it is comparable with the checkpoint's threshold
-        from .evaluation.evaluate import select_frames
-
         result.score_frames = select_frames([idx for idx, _, _ in crops], self.params.evaluate.num_frames)
         m = self.loaded
         scores = score_frames(m.model, [c[2] for c in crops], m.input_size, self.batch_size, m.device)
@@ -329,7 +318,7 @@ def result_dict(r: InputResult) -> dict[str, Any]:
 
 def to_json(results: Sequence[InputResult], loaded: LoadedModel, threshold: float, threshold_source: str) -> str:
     """The whole run as one JSON document (the model, the threshold, every input)."""
-    from .atomic import json_safe
+    from ..atomic import json_safe
 
     doc = {
         "model": {"checkpoint": loaded.path.as_posix(), "protocol": loaded.protocol, "iteration": loaded.iteration,

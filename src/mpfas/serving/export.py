@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from . import __version__
-from .config import Params
-from .errors import MpfasError
+from .. import __version__
+from ..config import Params
+from ..errors import MpfasError
 from .predict import LoadedModel, load_model
 
 INPUT_NAME = "rgb"
@@ -51,7 +51,7 @@ class ScoringModel(nn.Module):
         self.model = model
 
     def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        from .models import frame_score
+        from ..models import frame_score
 
         out = self.model(rgb)
         return frame_score(out), out.map, out.logits

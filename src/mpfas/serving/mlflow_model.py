@@ -13,24 +13,23 @@ model loads where mpfas is not installed (its pinned requirements are logged too
 Loading it unpickles a Python object (cloudpickle): load it only from a trusted store.
 ``<name>_onnx`` is the same model in MLflow's ONNX flavour (``mlflow.onnx.load_model``, or
 pyfunc: ``predict(faces)["score"]``): no code of ours runs when it loads, and it is logged
-only after onnxruntime matched PyTorch (``mpfas.export``).
+only after onnxruntime matched PyTorch (``mpfas.serving.export``).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import Params
-from . import tracking  # noqa: F401  (MLflow telemetry off before mlflow is imported)
-import mlflow  # noqa: E402
-import mlflow.pyfunc  # noqa: E402
+from .. import tracking  # first: MLflow telemetry is off before mlflow is imported
+from ..config import Params
+
+import mlflow.pyfunc  # isort: skip  # the base class of the pyfunc model; logging is tracking's
 
 ARTIFACT_KEY = "checkpoint"
 DEFAULT_NAME = "model"
@@ -45,7 +44,7 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
         self._loaded = None
 
     def load_context(self, context) -> None:
-        from .device import resolve_device
+        from ..device import resolve_device
         from .predict import load_model
 
         self._loaded = load_model(context.artifacts[ARTIFACT_KEY], str(resolve_device(self.device)))
@@ -53,8 +52,8 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
 
-        from .inference import autocast, to_device
-        from .models import frame_score
+        from ..inference import autocast, to_device
+        from ..models import frame_score
 
         if self._loaded is None:
             raise RuntimeError("the model is not loaded (load it with mlflow.pyfunc.load_model)")
@@ -70,14 +69,6 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
                 with autocast(device):
                     scores.append(frame_score(model(x)).float().cpu().numpy())
         return np.concatenate(scores) if scores else np.empty(0, dtype=np.float32)
-
-
-def _signature(size: int):
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 3, size, size))]),
-                          outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]))
 
 
 PYFUNC_DISTS = ("mlflow", "torch", "torchvision", "numpy", "pillow", "opencv-python-headless", "pyyaml")
@@ -99,7 +90,7 @@ def _requirements(dists: tuple[str, ...] = PYFUNC_DISTS) -> list[str]:
 def checkpoint_metadata(checkpoint: str | Path, params: Params | None = None, warn: bool = True) -> dict[str, Any]:
     """What the logged model says about itself (the checkpoint's record; warns where ``params``
     has another preprocessing)."""
-    from .checkpoint import CheckpointError, load
+    from ..checkpoint import CheckpointError, load
     from .predict import PredictError
 
     try:
@@ -152,59 +143,30 @@ def log_model(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | N
 
         raise PredictError(f"{checkpoint_path}: checkpoint not found")
     uri = tracking_uri or tracking.tracking_uri()
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    before = _run_info(client, run_id, uri)  # fails early, naming the run, when it is not in this store
+    try:  # fails early, naming the run, when it is not in this store
+        before = tracking.existing_run(run_id, uri)
+    except tracking.UnknownRunError as exc:
+        from .predict import PredictError
+
+        raise PredictError(f"{exc} (--run-id, or the run id in run.json)") from None
     with tempfile.TemporaryDirectory(prefix="mpfas-onnx-") as tmp:
         start = time.perf_counter()
         onnx_model = _checked_onnx(checkpoint_path, Path(tmp) / "model.onnx", params)  # warns, once
         export_seconds = time.perf_counter() - start
     meta = checkpoint_metadata(checkpoint_path, params, warn=False)
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        # reopening the run puts the LoggedModel in the run's experiment (given only run_id,
-        # MLflow would file it under the active experiment, usually Default)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
-            # the signature is explicit; an input example would only add a 3 x S x S array to the artifact
-            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            pyfunc = _log_pyfunc(run_id, checkpoint_path, name, batch_size, meta)
-            start = time.perf_counter()
-            onnx_info = _log_onnx(onnx_model, f"{name}_onnx", meta)
-            onnx_seconds = export_seconds + time.perf_counter() - start
-    finally:
-        mlflow.set_tracking_uri(previous)
-        if before.status != "RUNNING":  # give the run back as it was (status, end time)
-            client.set_terminated(run_id, status=before.status, end_time=before.end_time)
-    return LoggedModels(pyfunc, onnx_info, onnx_seconds)
-
-
-def _run_info(client, run_id: str, uri: str):
-    from mlflow.exceptions import MlflowException
-
-    from .predict import PredictError
-
-    try:
-        return client.get_run(run_id).info
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise PredictError(f"run {run_id} not found in {uri} (--run-id, or the run id in run.json)") from None
-
-
-def _log_pyfunc(run_id: str, checkpoint_path: Path, name: str, batch_size: int, meta: dict[str, Any]):
-    import mpfas
-    from mlflow.models import Model
-
-    return Model.log(
-        artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
-        python_model=FASPyfuncModel(batch_size=batch_size),
-        artifacts={ARTIFACT_KEY: str(checkpoint_path)},
-        code_paths=[str(Path(mpfas.__file__).parent)],
-        signature=_signature(int(meta["model_config"]["input_size"])),
-        pip_requirements=_requirements(), metadata=meta,
-        tags={"protocol": meta["protocol"], "selection": meta["selection"]},
-        step=max(meta["iteration"], 0),
-    )
+    tags, step = {"protocol": meta["protocol"], "selection": meta["selection"]}, max(meta["iteration"], 0)
+    size = int(meta["model_config"]["input_size"])
+    pyfunc = tracking.PyfuncModel(
+        name=name, python_model=FASPyfuncModel(batch_size=batch_size),
+        artifacts={ARTIFACT_KEY: str(checkpoint_path)}, code_paths=[str(Path(__file__).parent.parent)],
+        record=tracking.ModelRecord(tracking.float32_signature([((-1, 3, size, size), None)], [((-1,), None)]),
+                                    _requirements(), meta, tags, step))
+    onnx = tracking.OnnxModel(
+        name=f"{name}_onnx", proto=onnx_model,
+        record=tracking.ModelRecord(_onnx_signature(onnx_model),
+                                    _requirements(("mlflow", "onnx", "onnxruntime", "numpy")), meta, tags, step))
+    pyfunc_info, onnx_info, log_seconds = tracking.log_models(run_id, uri, before, pyfunc, onnx)
+    return LoggedModels(pyfunc_info, onnx_info, export_seconds + log_seconds)
 
 
 def _checked_onnx(checkpoint_path: Path, out: Path, params: Params | None):
@@ -220,24 +182,10 @@ def _checked_onnx(checkpoint_path: Path, out: Path, params: Params | None):
     return onnx.load(str(out))
 
 
-def _onnx_signature(proto):
+def _onnx_signature(proto) -> Any:
     """Input and output tensors as the graph declares them (symbolic dimensions as -1)."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
 
-    def specs(values) -> Schema:
-        return Schema([TensorSpec(np.dtype(np.float32), tuple(d.dim_value or -1 for d in v.type.tensor_type.shape.dim),
-                                  v.name) for v in values])
+    def tensors(values) -> list[tracking.TensorShape]:
+        return [(tuple(d.dim_value or -1 for d in v.type.tensor_type.shape.dim), v.name) for v in values]
 
-    return ModelSignature(inputs=specs(proto.graph.input), outputs=specs(proto.graph.output))
-
-
-def _log_onnx(proto, name: str, meta: dict[str, Any]):
-    import mlflow.onnx
-
-    return mlflow.onnx.log_model(
-        proto, name=name, signature=_onnx_signature(proto), metadata=meta,
-        pip_requirements=_requirements(("mlflow", "onnx", "onnxruntime", "numpy")),
-        save_as_external_data=False, tags={"protocol": meta["protocol"], "selection": meta["selection"]},
-        step=max(meta["iteration"], 0),
-    )
+    return tracking.float32_signature(tensors(proto.graph.input), tensors(proto.graph.output))

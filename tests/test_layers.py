@@ -1,0 +1,287 @@
+"""Imports in ``src/mpfas`` run one way: down the layers below, never up, and never in a cycle.
+
+The layers follow the data (issue 12): base helpers, the dataset and backbone registries
+(config validates names against them), config, the demo, preprocessing, manifests,
+models, checkpoints, inference, metrics, tracking, then training and evaluation side by
+side, serving, and the stage harness and CLI on top. A module may import its own layer
+entry and any lower rank; two different entries of the same rank are peers and may not
+import each other (training and evaluation share only ``evaluation.metrics``, a rank
+below). Every import counts, at module level or inside a function; imports under
+``if TYPE_CHECKING`` do not run and are left out. The stage scripts in ``stages/`` sit
+above everything and are not checked.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+LAYERS: dict[str, int] = {
+    "mpfas": 0,  # the package root (its __version__)
+    "mpfas.errors": 0,
+    "mpfas.atomic": 1,
+    "mpfas.paths": 1,
+    "mpfas.rows": 1,
+    "mpfas.telemetry": 1,
+    "mpfas.datasets": 2,
+    "mpfas.backbones": 2,
+    "mpfas.config": 3,
+    "mpfas.params_view": 4,
+    "mpfas.device": 4,
+    "mpfas.presets": 4,
+    "mpfas.demo": 5,
+    "mpfas.preprocess": 6,
+    "mpfas.raw": 6,
+    "mpfas.manifests": 7,
+    "mpfas.models": 8,
+    "mpfas.checkpoint": 9,
+    "mpfas.inference": 10,
+    "mpfas.evaluation.metrics": 11,
+    "mpfas.tracking": 12,
+    "mpfas.training": 13,
+    "mpfas.evaluation": 13,
+    "mpfas.serving": 14,
+    "mpfas.stage": 15,
+    "mpfas.__main__": 16,
+}
+"""Rank of each module or package (the longest matching prefix wins); lower never imports higher."""
+
+FORBIDDEN: tuple[tuple[str, str, str], ...] = (
+    ("mpfas.evaluation", "mpfas.presets", "evaluation gets the preset differences from its caller"),
+    ("mpfas.serving", "mpfas.evaluation.evaluate", "the frame sampler is mpfas.inference.select_frames"),
+)
+"""Downward imports that are still not allowed: (importer prefix, imported prefix, why)."""
+
+MLFLOW_IMPORTERS = {
+    "mpfas.tracking": "every MLflow call",
+    "mpfas.telemetry": "drops MLflow's telemetry client when mlflow was imported first",
+    "mpfas.serving.mlflow_model": "the pyfunc model's base class; its logging goes through mpfas.tracking",
+}
+"""The only modules that import ``mlflow``, and why."""
+
+
+# ------------------------------------------------------------------ the checker
+
+def module_files(src: Path = SRC) -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the package (packages by ``__init__``)."""
+    out = {}
+    for path in sorted((src / "mpfas").rglob("*.py")):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _type_checking(node: ast.AST) -> bool:
+    test = node.test if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _import_nodes(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom]:
+    """Every import that can run: anywhere in the module but under ``if TYPE_CHECKING``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        children = list(ast.iter_child_nodes(node))
+        if _type_checking(node):  # its ``else`` branch still runs
+            children = list(node.orelse)
+        stack.extend(children)
+
+
+def imports_of(name: str, path: Path, modules: Iterable[str]) -> set[str]:
+    """The ``mpfas`` modules ``name`` imports (``from pkg import mod`` is ``pkg.mod``)."""
+    known, is_pkg = set(modules), path.name == "__init__.py"
+    package = name if is_pkg else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in _import_nodes(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            targets = [(a.name, []) for a in node.names]
+        else:
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            targets = [(target, [a.name for a in node.names])]
+        for target, names in targets:
+            if target != "mpfas" and not target.startswith("mpfas."):
+                continue
+            subs = [f"{target}.{n}" for n in names if f"{target}.{n}" in known]
+            out.update(subs or [target])
+            if len(subs) < len(names):  # names defined in the package itself
+                out.add(target)
+    out.discard(name)
+    return out
+
+
+def import_graph(src: Path = SRC) -> dict[str, set[str]]:
+    files = module_files(src)
+    return {name: imports_of(name, path, files) for name, path in files.items()}
+
+
+def layer_of(module: str, layers: Mapping[str, int] = LAYERS) -> str | None:
+    """The longest entry of ``layers`` that is ``module`` or a package above it."""
+    best = None
+    for prefix in layers:
+        below = prefix != "mpfas" and module.startswith(prefix + ".")  # the root's entry is its __init__ only
+        if (module == prefix or below) and (best is None or len(prefix) > len(best)):
+            best = prefix
+    return best
+
+
+def _under(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
+
+
+def violations(graph: Mapping[str, Iterable[str]], layers: Mapping[str, int] = LAYERS,
+               forbidden: Iterable[tuple[str, str, str]] = FORBIDDEN) -> list[str]:
+    """One line per import that runs up the layers, between peers, or is forbidden,
+    and per module without a layer."""
+    out = []
+    for module in sorted(graph):
+        here = layer_of(module, layers)
+        if here is None:
+            out.append(f"{module}: no layer (add it to LAYERS)")
+            continue
+        for target in sorted(graph[module]):
+            there = layer_of(target, layers)
+            if there is None:
+                out.append(f"{target}: no layer (add it to LAYERS)")
+            elif layers[there] > layers[here]:
+                out.append(f"{module} (layer {here}, rank {layers[here]}) imports {target} "
+                           f"(layer {there}, rank {layers[there]}): runs up")
+            elif layers[there] == layers[here] and there != here:
+                out.append(f"{module} imports {target}: {here} and {there} are peers")
+            for importer, imported, why in forbidden:
+                if _under(module, importer) and _under(target, imported):
+                    out.append(f"{module} imports {target}: forbidden ({why})")
+    return out
+
+
+def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+# ------------------------------------------------------------------ the package
+
+@pytest.fixture(scope="module")
+def graph() -> dict[str, set[str]]:
+    return import_graph()
+
+
+def test_imports_run_down_the_layers(graph):
+    assert violations(graph) == []
+
+
+def test_no_import_cycles(graph):
+    assert cycles(graph) == []
+
+
+def test_config_and_params_view_do_not_import_each_other(graph):
+    assert "mpfas.params_view" not in graph["mpfas.config"]
+    assert "mpfas.config" in graph["mpfas.params_view"]  # the view is of Params: one way only
+
+
+def test_only_tracking_talks_to_mlflow():
+    importers = {}
+    for name, path in module_files().items():
+        for node in _import_nodes(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if not getattr(node, "level", 0) and any(n == "mlflow" or n.startswith("mlflow.") for n in names):
+                importers[name] = importers.get(name, set()) | set(names)
+    assert set(importers) == set(MLFLOW_IMPORTERS), importers
+    assert importers["mpfas.serving.mlflow_model"] == {"mlflow.pyfunc"}
+    assert importers["mpfas.telemetry"] == {"mlflow.telemetry"}
+
+
+def test_one_place_turns_telemetry_off():
+    setters = [name for name, path in module_files().items()
+               if "MLFLOW_DISABLE_TELEMETRY" in path.read_text() or "DO_NOT_TRACK" in path.read_text()]
+    assert setters == ["mpfas.telemetry"]
+
+
+# ------------------------------------------------------------------ the checker, on fake graphs
+
+def test_checker_finds_upward_peer_forbidden_and_unranked_imports():
+    fake = {
+        "mpfas.config": {"mpfas.errors", "mpfas.params_view"},  # up: config is below params_view
+        "mpfas.training.loop": {"mpfas.evaluation.metrics", "mpfas.evaluation.evaluate"},  # peers
+        "mpfas.evaluation.report": {"mpfas.presets"},  # down, but forbidden
+        "mpfas.inference": {"mpfas.serving.predict"},  # up
+        "mpfas.newthing": set(),  # no layer
+        "mpfas.errors": set(),
+    }
+    found = violations(fake)
+    assert len(found) == 5, found
+    assert any(v.startswith("mpfas.config (layer mpfas.config, rank 3) imports mpfas.params_view") for v in found)
+    assert "mpfas.training.loop imports mpfas.evaluation.evaluate: mpfas.training and mpfas.evaluation are peers" \
+        in found
+    assert any(v.startswith("mpfas.evaluation.report imports mpfas.presets: forbidden") for v in found)
+    assert any(v.startswith("mpfas.inference (layer mpfas.inference, rank 10) imports mpfas.serving.predict")
+               for v in found)
+    assert "mpfas.newthing: no layer (add it to LAYERS)" in found
+    assert violations({"mpfas.training.loop": {"mpfas.evaluation.metrics", "mpfas.inference"}}) == []
+
+
+def test_checker_finds_cycles():
+    fake = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}, "f": {"g"}, "g": {"f"}}
+    assert cycles(fake) == [["a", "b", "c"], ["f", "g"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_checker_reads_relative_function_local_and_type_checking_imports(tmp_path):
+    pkg = tmp_path / "mpfas"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "low.py").write_text("")
+    (pkg / "high.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "mod.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "from .. import low\n"
+        "if TYPE_CHECKING:\n    from ..high import X\n"
+        "def f():\n    from mpfas.high import Y\n    import mpfas.sub\n")
+    graph = import_graph(tmp_path)
+    assert graph["mpfas.sub.mod"] == {"mpfas.low", "mpfas.high", "mpfas.sub"}
+    (pkg / "sub" / "mod.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import mpfas.high\n")
+    assert import_graph(tmp_path)["mpfas.sub.mod"] == set()
