@@ -158,9 +158,9 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
     """Per-face and video scores of `predict` on raw videos = extract + align + score_frames."""
-    from mpfas.evaluation.evaluate import select_frames
     from mpfas.preprocess.align import run_align
     from mpfas.preprocess.extract import run_extract
+    from mpfas.sampling import pick_evenly
 
     monkeypatch.chdir(project)
     videos = demo_videos(demo, "M")
@@ -187,7 +187,7 @@ def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
         expected = score_frames(loaded.model, [r["path"] for r in rows], SIZE, 32, "cpu")
         got = np.array([f["score"] for f in item["faces"]])
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
-        picked = select_frames([r["path"] for r in rows], 2)
+        picked = pick_evenly([r["path"] for r in rows], 2)
         video = score_frames(loaded.model, picked, SIZE, 32, "cpu").mean()
         assert item["score"] == pytest.approx(video, abs=1e-6)
         assert item["score_frames"] == [int(r["frame"]) for r in rows if r["path"] in picked]

@@ -23,7 +23,8 @@ from PIL import Image, ImageFilter
 
 from mpfas.checkpoint import Preprocess
 from mpfas.config import ConfigError, load_params
-from mpfas.inference import load_faces, pick_frames, score_videos
+from mpfas.inference import load_faces, score_videos
+from mpfas.sampling import pick_evenly
 from mpfas.manifests import ManifestRow, write_manifest
 from mpfas.models import build_model
 from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
@@ -106,16 +107,6 @@ def _rows(root: Path):
 
 # ------------------------------------------------------------------ inference and data
 
-def test_pick_frames_first_and_last():
-    faces = [f"f{i}" for i in range(7)]
-    assert pick_frames(faces, 2) == ["f0", "f6"]
-    assert pick_frames(faces, 3) == ["f0", "f3", "f6"]
-    assert pick_frames(faces[:1], 2) == ["f0"]
-    assert pick_frames(faces, 0) == faces
-    with pytest.raises(ValueError, match="num_frames"):
-        pick_frames(faces, -1)
-
-
 def test_load_faces_and_video_scores(workspace):
     rows = _rows(workspace)
     batch = load_faces(rows[0].faces, 32)
@@ -130,7 +121,7 @@ def test_load_faces_and_video_scores(workspace):
     assert scores.shape == (4,) and np.isnan(scores[3]) and np.all((scores[:3] >= 0) & (scores[:3] <= 1))
     from mpfas.inference import score_frames
 
-    frames = score_frames(model, pick_frames(rows[0].faces, 2), 64, 1, "cpu")
+    frames = score_frames(model, pick_evenly(rows[0].faces, 2), 64, 1, "cpu")
     assert scores[0] == pytest.approx(frames.mean(), abs=1e-5)
 
 

@@ -291,9 +291,9 @@ class Predictor:
                              f"align.detect_max_side={cfg.detect_max_side})")
         # the video score averages the faces evaluation would pick (evaluate.num_frames: first
         # and last when 2; 0 = all), so it is comparable with the checkpoint's threshold
-        from .evaluation.evaluate import select_frames
+        from .sampling import pick_evenly
 
-        result.score_frames = select_frames([idx for idx, _, _ in crops], self.params.evaluate.num_frames)
+        result.score_frames = pick_evenly([idx for idx, _, _ in crops], self.params.evaluate.num_frames)
         m = self.loaded
         scores = score_frames(m.model, [c[2] for c in crops], m.input_size, self.batch_size, m.device)
         for (idx, face, crop_path), score in zip(crops, scores):

@@ -41,8 +41,8 @@ from mpfas.evaluation.metrics import (
     roc_curve,
     tpr_at_fpr,
 )
-from mpfas.inference import pick_frames
 from mpfas.manifests import ManifestRow
+from mpfas.sampling import pick_evenly
 
 ScoreFn = Callable[[list[str]], np.ndarray]
 """Frame scores (higher = live) for a list of repo-relative face image paths."""
@@ -89,15 +89,9 @@ class Evaluation:
     roc: list[dict[str, float | None]] = field(default_factory=list)
 
 
-def select_frames(faces: Sequence[str], num_frames: int) -> list[str]:
-    """The faces scored for one video: ``mpfas.inference.pick_frames`` (first and last
-    when 2, as in training validation), or every aligned face when ``num_frames`` is 0."""
-    return list(faces) if num_frames <= 0 else pick_frames(faces, num_frames)
-
-
 def score_videos(rows: Sequence[ManifestRow], score_fn: ScoreFn, num_frames: int, where: str) -> list[VideoScores]:
     """Score every video's selected faces with one call of ``score_fn``."""
-    picked = [select_frames(r.faces, num_frames) for r in rows]
+    picked = [pick_evenly(r.faces, num_frames) for r in rows]
     empty = [r.video_id for r, f in zip(rows, picked) if not f]
     if empty:
         raise EvaluationError(f"{where}: {len(empty)} videos have no aligned face, e.g. {empty[0]}")

@@ -1,6 +1,7 @@
 """Deterministic frame sampling from a video.
 
-Frames are taken evenly over the video, first and last included. Container frame
+Frames are taken evenly over the video, first and last included
+(:func:`mpfas.sampling.even_indices`). Container frame
 counts are sometimes wrong (truncated files, broken indexes), so the count is
 checked by decoding: with ``decode="seek"`` the sampled frames are read by seeking
 and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not;
@@ -16,6 +17,8 @@ from typing import Literal
 
 import cv2
 import numpy as np
+
+from ..sampling import even_indices
 
 DecodeMode = Literal["seek", "sequential"]
 
@@ -43,20 +46,6 @@ class SampledFrames:
     def truncated(self) -> bool:
         """Fewer frames decode than the container announces: the file is probably cut short."""
         return self.reported_count > 0 and self.decoded_count < self.reported_count
-
-
-def sample_indices(n_frames: int, k: int) -> list[int]:
-    """``k`` frame numbers spread evenly over ``n_frames``, first and last included.
-
-    ``k == 1`` gives the middle frame; ``k >= n_frames`` gives every frame.
-    """
-    if n_frames <= 0 or k <= 0:
-        return []
-    if k >= n_frames:
-        return list(range(n_frames))
-    if k == 1:
-        return [(n_frames - 1) // 2]
-    return sorted({round(i * (n_frames - 1) / (k - 1)) for i in range(k)})
 
 
 def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -> SampledFrames:
@@ -92,7 +81,7 @@ def _open(path: Path) -> cv2.VideoCapture:
 
 def _read_by_seeking(cap: cv2.VideoCapture, n: int, k: int) -> tuple[list[int], list[np.ndarray]] | None:
     """Seek to each sampled frame; None if the container's count ``n`` does not hold."""
-    indices = sample_indices(n, k)
+    indices = even_indices(n, k)
     images = []
     for i in indices:
         if not cap.set(cv2.CAP_PROP_POS_FRAMES, i):
@@ -122,7 +111,7 @@ def _read_sequentially(path: Path, k: int, reported: int) -> SampledFrames:
         cap.release()
     if n == 0:
         raise VideoReadError("unreadable", "it opens but no frame decodes", path)
-    indices = sample_indices(n, k)
+    indices = even_indices(n, k)
     wanted = set(indices)
     images: list[np.ndarray] = []
     cap = _open(path)

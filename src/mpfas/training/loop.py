@@ -43,7 +43,8 @@ from ..config import ConfigError, Params
 from ..device import resolve_device
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
-from ..inference import pick_frames, score_video_frames
+from ..inference import score_video_frames
+from ..sampling import pick_evenly
 from . import distributed, rng
 from .data import DomainSampler
 from .run import Best, RunContext, TrainResult, resume
@@ -85,9 +86,9 @@ def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[s
 def training_faces(by_role: dict[str, list[Any]], params: Params) -> list[str]:
     """The face files training reads: the frames the sampler picks from source-train videos,
     and those validation scores (source-val; the target too under ``target_oracle``)."""
-    picked = {p for r in by_role["source-train"] for p in pick_frames(r.faces, params.train.num_frames)}
+    picked = {p for r in by_role["source-train"] for p in pick_evenly(r.faces, params.train.num_frames)}
     scored = ["source-val"] + (["target"] if params.train.select == "target_oracle" else [])
-    picked.update(p for role in scored for r in by_role[role] for p in pick_frames(r.faces,
+    picked.update(p for role in scored for r in by_role[role] for p in pick_evenly(r.faces,
                                                                                  params.evaluate.num_frames))
     return sorted(picked)
 
