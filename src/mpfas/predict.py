@@ -270,21 +270,20 @@ class Predictor:
 
     def _predict(self, path: Path, result: InputResult) -> None:
         from .inference import score_frames
-        from .preprocess.warp import warp_face
+        from .preprocess.align import align_frames
 
         cfg = self.params.align
         kind, indices, images = read_frames(path, self.params.extract)
         result.kind, result.frames = kind, len(images)
-        detections = self.detector.detect([cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images])
         folder = self.faces_dir / f"{self._count:05d}_{_safe(path.stem)}"
         crops: list[tuple[int, Any, Path]] = []
-        for idx, img, face in zip(indices, images, detections):
-            if face is None:
+        for idx, aligned in zip(indices, align_frames(images, self.detector, cfg)):
+            if aligned is None:
                 result.frames_without_face.append(idx)
                 continue
             crop_path = folder / f"f{idx:05d}.png"
-            atomic.write_image(crop_path, warp_face(img, face.landmarks, cfg.crop_size, cfg.padding))
-            crops.append((idx, face, crop_path))
+            atomic.write_image(crop_path, aligned.crop)
+            crops.append((idx, aligned.face, crop_path))
         if not crops:
             where = "the image" if kind == "image" else f"any of the {len(images)} sampled frames"
             raise InputError(f"{path}: no face found in {where} (MTCNN, align.min_face_size={cfg.min_face_size}, "

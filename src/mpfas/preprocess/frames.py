@@ -7,6 +7,9 @@ checked by decoding: with ``decode="seek"`` the sampled frames are read by seeki
 and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not;
 otherwise (and with ``decode="sequential"``) the video is decoded front to back,
 once to count the frames and once to keep the sampled ones.
+
+An image (an ``image`` dataset's sample, e.g. CelebA-Spoof) is a one-frame video: it is
+read with ``cv2.imread``, since ``VideoCapture`` reports a meaningless frame count for it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ..datasets.base import IMAGE_EXTENSIONS
 from ..sampling import even_indices
 
 DecodeMode = Literal["seek", "sequential"]
@@ -40,7 +44,7 @@ class SampledFrames:
     images: list[np.ndarray]
     decoded_count: int  # frames that actually decode
     reported_count: int  # what the container claims (<= 0: unknown)
-    method: str  # "seek" or "sequential"
+    method: str  # "seek", "sequential" or "image" (one frame)
 
     @property
     def truncated(self) -> bool:
@@ -59,6 +63,8 @@ def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -
         raise VideoReadError("missing", "the file does not exist", path)
     if path.stat().st_size == 0:
         raise VideoReadError("empty_file", "the file is 0 bytes", path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return _read_image(path, k)
     cap = _open(path)
     try:
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -69,6 +75,15 @@ def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -
     finally:
         cap.release()
     return _read_sequentially(path, k, reported)
+
+
+def _read_image(path: Path, k: int) -> SampledFrames:
+    """An image as a one-frame video (frame 0)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise VideoReadError("unreadable", "no image decoder could read it", path)
+    indices = even_indices(1, k)
+    return SampledFrames(indices, [img] * len(indices), decoded_count=1, reported_count=1, method="image")
 
 
 def _open(path: Path) -> cv2.VideoCapture:
