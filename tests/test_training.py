@@ -24,9 +24,9 @@ from PIL import Image, ImageFilter
 from mpfas.checkpoint import Preprocess
 from mpfas.config import ConfigError, load_params
 from mpfas.inference import load_faces, score_videos
-from mpfas.sampling import pick_evenly
 from mpfas.manifests import ManifestRow, write_manifest
 from mpfas.models import build_model
+from mpfas.sampling import pick_evenly
 from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.training.algorithms import split_parameters
 

@@ -288,11 +288,11 @@ class Predictor:
             where = "the image" if kind == "image" else f"any of the {len(images)} sampled frames"
             raise InputError(f"{path}: no face found in {where} (MTCNN, align.min_face_size={cfg.min_face_size}, "
                              f"align.detect_max_side={cfg.detect_max_side})")
-        # the video score averages the faces evaluation would pick (evaluate.num_frames: first
+        # the video score averages the faces evaluation would pick (evaluate.faces_per_video: first
         # and last when 2; 0 = all), so it is comparable with the checkpoint's threshold
         from .sampling import pick_evenly
 
-        result.score_frames = pick_evenly([idx for idx, _, _ in crops], self.params.evaluate.num_frames)
+        result.score_frames = pick_evenly([idx for idx, _, _ in crops], self.params.evaluate.faces_per_video)
         m = self.loaded
         scores = score_frames(m.model, [c[2] for c in crops], m.input_size, self.batch_size, m.device)
         for (idx, face, crop_path), score in zip(crops, scores):

@@ -199,13 +199,13 @@ def evaluate(
     val_rows = [r for r in rows if r.role == "source-val"]
     if not target_rows:
         raise EvaluationError(f"{protocol}: the manifest has no target videos")
-    target = score_videos(target_rows, score_fn, cfg.num_frames, f"{protocol} target")
-    val = score_videos(val_rows, score_fn, cfg.num_frames, f"{protocol} source-val") if val_rows else []
+    target = score_videos(target_rows, score_fn, cfg.faces_per_video, f"{protocol} target")
+    val = score_videos(val_rows, score_fn, cfg.faces_per_video, f"{protocol} source-val") if val_rows else []
 
     metrics: dict[str, Any] = {
         "protocol": protocol,
         **(info or {}),
-        "num_frames": cfg.num_frames,  # faces scored per video (0 = all aligned faces)
+        "num_frames": cfg.faces_per_video,  # faces scored per video (0 = all aligned faces)
         "bootstrap": cfg.bootstrap,  # stratified video resamples behind the *_ci intervals
     }
     for level in ("video", "frame"):

@@ -2,7 +2,7 @@
 
 As in the official code, every source domain has one endless shuffled stream of live
 frames and one of spoof frames; a domain batch is ``batch_live`` live + ``batch_spoof``
-spoof frames. A video contributes ``train.num_frames`` frames (``mpfas.sampling.pick_evenly``: first and
+spoof frames. A video contributes ``train.faces_per_video`` faces (``mpfas.sampling.pick_evenly``: first and
 last detected frame when 2). Horizontal flip (p = 0.5) is the official code's only
 augmentation; ``color=True`` (``train.augment: color``) adds a generic photometric jitter
 (``photometric_jitter``) so that the model sees more than the source cameras' colour
