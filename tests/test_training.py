@@ -318,7 +318,7 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
     result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", out_dir="models/OCI-M")
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
-    assert best["schema_version"] == 1 and best["kind"] == "best" and best["resume"] is None
+    assert best["schema_version"] == 2 and best["kind"] == "best" and best["resume"] is None
     assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
     assert best["model_config"]["backbone"] == "resnet18" and best["iteration"] in (2, 3)
     assert best["iteration"] == result.best_iteration
