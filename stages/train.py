@@ -33,9 +33,9 @@ parser.add_argument("--metrics", type=Path, required=True, help="training summar
            # recorded in the checkpoints (mpfas.checkpoint.Preprocess)
            "align.crop_size", "align.padding", "align.detect_max_side", "align.select", "align.min_face_size",
            "extract.frames_per_video", "extract.image_ext", "extract.decode",
-           "evaluate.num_frames", "evaluate.batch_size", "evaluate.precision",  # source-val scoring
+           "evaluate.faces_per_video", "evaluate.batch_size", "evaluate.precision",  # source-val scoring
            "train.algorithm", "train.first_order", "train.iterations", "train.inner_loops", "train.meta_lr",
-           "train.momentum", "train.batch_live", "train.batch_spoof", "train.num_frames", "train.seed",
+           "train.momentum", "train.batch_live", "train.batch_spoof", "train.faces_per_video", "train.seed",
            "train.eval_every", "train.select", "train.device", "train.precision", "train.augment"),
     # cannot change best.pt, last.pt or the metrics: MLflow's experiment, resume and checkpoint
     # cadence, loader threads, and knobs that only enter the run's paper-preset tag

@@ -33,7 +33,7 @@ from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
 BRIGHTNESS = {"live": 200, "print": 60, "replay": 110}
-CFG = EvaluateConfig(bootstrap=200, seed=0, num_frames=2, batch_size=8)
+CFG = EvaluateConfig(bootstrap=200, seed=0, faces_per_video=2, batch_size=8)
 
 
 def _write_faces(root: Path, video: str, label: str, n: int, seed: int, size: int = 64) -> list[str]:

@@ -20,7 +20,8 @@ from skimage import data
 from mpfas.config import ExtractConfig
 from mpfas.datasets import Label, VideoRecord
 from mpfas.preprocess.extract import MARKER, ExtractError, run_extract
-from mpfas.preprocess.frames import read_sampled_frames, sample_indices
+from mpfas.preprocess.frames import read_sampled_frames
+from mpfas.sampling import even_indices
 
 REPO = Path(__file__).resolve().parents[1]
 _FACE = cv2.cvtColor(data.astronaut()[20:240, 140:310], cv2.COLOR_RGB2BGR)  # a real face (BGR)
@@ -62,19 +63,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-# ---------------------------------------------------------------- frame sampling
-
-def test_sample_indices_spread_evenly_with_ends():
-    assert sample_indices(24, 4) == [0, 8, 15, 23]
-    assert sample_indices(3, 4) == [0, 1, 2]
-    assert sample_indices(1, 4) == [0]
-    assert sample_indices(10, 1) == [4]
-    assert sample_indices(0, 4) == []
-    idx = sample_indices(375, 8)
-    assert idx[0] == 0 and idx[-1] == 374 and len(idx) == 8
-    gaps = np.diff(idx)
-    assert gaps.max() - gaps.min() <= 1
-
+# ---------------------------------------------------------------- frame sampling (rule: test_sampling.py)
 
 @pytest.mark.parametrize("name,fourcc", [("v.avi", "MJPG"), ("v.mp4", "mp4v"), ("v.mov", "mp4v")])
 def test_seek_gives_the_frames_a_full_decode_gives(tmp_path, name, fourcc):
@@ -96,7 +85,7 @@ def test_wrong_container_count_falls_back_to_decoding(tmp_path):
     assert got.reported_count == 24
     assert 0 < got.decoded_count < 24
     assert got.truncated and got.method == "sequential"
-    assert got.indices == sample_indices(got.decoded_count, 4)
+    assert got.indices == even_indices(got.decoded_count, 4)
 
 
 # ---------------------------------------------------------------- the stage

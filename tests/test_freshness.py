@@ -206,7 +206,7 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
                {"train": {"resume": "never"}}, {"train": {"checkpoint_every": 1}}, {"train": {"workers": 2}},
                {"train": {"device": "cpu"}}, {"train": {"iterations": 50}}]
     assert [fp_with(**n) for n in neutral] == [base] * len(neutral)
-    shaping = [{"evaluate": {"num_frames": 3}}, {"evaluate": {"precision": "bf16"}}, {"train": {"seed": 1}},
+    shaping = [{"evaluate": {"faces_per_video": 3}}, {"evaluate": {"precision": "bf16"}}, {"train": {"seed": 1}},
                {"align": {"select": "confident"}}, {"extract": {"image_ext": "jpg"}}]  # recorded in best.pt
     assert base not in {fp_with(**s) for s in shaping}
     assert fingerprint(params, "OCI-M", manifest, [str(face)], "cd") != base

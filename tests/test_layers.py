@@ -53,7 +53,7 @@ LAYERS: dict[str, int] = {
 
 FORBIDDEN: tuple[tuple[str, str, str], ...] = (
     ("mpfas.evaluation", "mpfas.presets", "evaluation gets the preset differences from its caller"),
-    ("mpfas.serving", "mpfas.evaluation.evaluate", "the frame sampler is mpfas.inference.select_frames"),
+    ("mpfas.serving", "mpfas.evaluation.evaluate", "the frame sampler is mpfas.sampling.pick_evenly"),
 )
 """Downward imports that are still not allowed: (importer prefix, imported prefix, why)."""
 

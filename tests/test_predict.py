@@ -37,7 +37,7 @@ SIZE = 64  # crop and model input: small keeps the tests fast
 ALIGN = AlignConfig(crop_size=SIZE)
 EXTRACT = ExtractConfig(frames_per_video=3, workers=1)
 # what make_checkpoint records its faces were made with: the `project` fixture's params.yaml
-TRAINED_ON = Preprocess.from_params(Params(align=ALIGN, extract=EXTRACT, evaluate=EvaluateConfig(num_frames=2)))
+TRAINED_ON = Preprocess.from_params(Params(align=ALIGN, extract=EXTRACT, evaluate=EvaluateConfig(faces_per_video=2)))
 _CACHE: dict[str, object] = {}
 # a real face photo, downscaled so MTCNN's pyramid stays cheap (BGR, as written to disk)
 ASTRONAUT = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256), interpolation=cv2.INTER_AREA)
@@ -139,7 +139,7 @@ def project(tmp_path_factory, demo, checkpoint) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["align"]["crop_size"] = SIZE
     params["extract"]["frames_per_video"] = EXTRACT.frames_per_video
-    params["evaluate"]["num_frames"] = 2
+    params["evaluate"]["faces_per_video"] = 2
     params["train"]["protocols"] = ["OCI-M"]
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "models" / "OCI-M").mkdir(parents=True)
@@ -158,9 +158,9 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
     """Per-face and video scores of `predict` on raw videos = extract + align + score_frames."""
-    from mpfas.inference import select_frames
     from mpfas.preprocess.align import run_align
     from mpfas.preprocess.extract import run_extract
+    from mpfas.sampling import pick_evenly
 
     monkeypatch.chdir(project)
     videos = demo_videos(demo, "M")
@@ -187,7 +187,7 @@ def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
         expected = score_frames(loaded.model, [r["path"] for r in rows], SIZE, 32, "cpu")
         got = np.array([f["score"] for f in item["faces"]])
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
-        picked = select_frames([r["path"] for r in rows], 2)
+        picked = pick_evenly([r["path"] for r in rows], 2)
         video = score_frames(loaded.model, picked, SIZE, 32, "cpu").mean()
         assert item["score"] == pytest.approx(video, abs=1e-6)
         assert item["score_frames"] == [int(r["frame"]) for r in rows if r["path"] in picked]
@@ -297,7 +297,7 @@ def test_python_dash_m_entry_point(project, demo):
 
 # a params.yaml made with other align/extract/evaluate settings than the checkpoint's faces
 OTHER = {"align": {"crop_size": 96, "padding": 0.2, "detect_max_side": 320, "min_face_size": 40},
-         "extract": {"frames_per_video": 2}, "evaluate": {"num_frames": 0}}
+         "extract": {"frames_per_video": 2}, "evaluate": {"faces_per_video": 0}}
 
 
 def _params_file(project: Path, path: Path, changes: dict) -> Path:
@@ -338,7 +338,7 @@ def test_predict_applies_the_checkpoints_preprocessing(project, demo, tmp_path, 
     (warning,) = _meta_warnings(caplog)
     for key, ours, theirs in (("align.crop_size", SIZE, 96), ("align.padding", 0.37, 0.2),
                               ("align.detect_max_side", 640, 320), ("align.min_face_size", 20, 40),
-                              ("extract.frames_per_video", 3, 2), ("evaluate.num_frames", 2, 0)):
+                              ("extract.frames_per_video", 3, 2), ("evaluate.faces_per_video", 2, 0)):
         assert f"{key} checkpoint {ours!r} vs params.yaml {theirs!r}" in warning, warning
     assert "align.select" not in warning and len(warning.splitlines()) == 1
     assert got["model"]["preprocess"] == TRAINED_ON.as_dict()

@@ -7,18 +7,20 @@ HFN build on the backbone.
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
 from torch import nn
 
 from mpfas.backbones import backbone_names, register_backbone, unregister_backbone
-from mpfas.config import ConfigError, DataConfig, DemoConfig, Params, parse_params
+from mpfas.config import AlignConfig, ConfigError, DataConfig, DemoConfig, ExtractConfig, Params, parse_params
 from mpfas.datasets import (
     DatasetAdapter,
     DatasetSpec,
@@ -33,6 +35,8 @@ from mpfas.datasets import (
 from mpfas.datasets.demo_plan import Camera, DemoPlan, Place, VideoSpec
 from mpfas.demo import synth
 from mpfas.models import MetaPatternFAS, frame_score
+from mpfas.preprocess.align import run_align
+from mpfas.preprocess.extract import run_extract
 from mpfas.raw import build_raw, index_datasets
 from name_trees import TREES
 
@@ -110,6 +114,30 @@ def test_toy_image_dataset_is_synthesised_and_indexed(toy, tmp_path):
     records = read_index(tmp_path / "index" / "T.csv", "T")
     assert {r.label for r in records} == {Label.LIVE, Label.PRINT, Label.REPLAY}
     assert all(r.relpath.endswith(".png") and r.size > 0 for r in records)
+
+
+def test_toy_images_go_through_extract_and_align_as_one_frame_videos(toy, tmp_path, monkeypatch):
+    """An image is a one-frame video: extract reads it with cv2.imread (frame 0, no warning),
+    and the real MTCNN finds and aligns the demo face in it."""
+    monkeypatch.setattr(synth, "demo_codes", lambda: ("T",))
+    synth.synthesize_demo(DemoConfig(subjects=2, frames=2), tmp_path / "raw", progress=False, workers=1)
+    root = tmp_path / "raw" / "Toy-Spoof"
+    records = ToySpoof().scan(root).records
+    assert len(records) == 6
+    summary = run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=3, workers=1),
+                          rel_to=tmp_path, progress=False)
+    assert (summary.frames, summary.errors, summary.warnings) == (6, 0, 0)
+    with open(tmp_path / "frames" / "frames.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["frame"] for r in rows] == ["0"] * 6
+    for rec, row in zip(records, rows):  # the frame is the image's pixels (png: lossless)
+        stored = cv2.imread(str(tmp_path / row["path"]))
+        assert np.array_equal(stored, cv2.imread(str(root / rec.relpath)))
+    aligned = run_align(records, tmp_path / "frames" / "frames.csv", tmp_path / "faces", AlignConfig(crop_size=64),
+                        rel_to=tmp_path, progress=False)
+    assert aligned.frames == 6 and aligned.faces == 6 and aligned.videos_without_face == 0
+    face = cv2.imread(str(next((tmp_path / "faces").rglob("f00000.png"))))
+    assert face is not None and face.shape == (64, 64, 3)
 
 
 def test_adding_a_dataset_leaves_the_others_unchanged(toy):

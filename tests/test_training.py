@@ -21,11 +21,12 @@ import torch
 import yaml
 from PIL import Image, ImageFilter
 
-from mpfas.checkpoint import Preprocess
+from mpfas.checkpoint import SCHEMA_VERSION, Preprocess
 from mpfas.config import ConfigError, load_params
-from mpfas.inference import load_faces, pick_frames, score_videos
+from mpfas.inference import load_faces, score_videos
 from mpfas.manifests import ManifestRow, write_manifest
 from mpfas.models import build_model
+from mpfas.sampling import pick_evenly
 from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.training.algorithms import split_parameters
 from stage_cmd import stage_argv
@@ -107,16 +108,6 @@ def _rows(root: Path):
 
 # ------------------------------------------------------------------ inference and data
 
-def test_pick_frames_first_and_last():
-    faces = [f"f{i}" for i in range(7)]
-    assert pick_frames(faces, 2) == ["f0", "f6"]
-    assert pick_frames(faces, 3) == ["f0", "f3", "f6"]
-    assert pick_frames(faces[:1], 2) == ["f0"]
-    assert pick_frames(faces, 0) == faces
-    with pytest.raises(ValueError, match="num_frames"):
-        pick_frames(faces, -1)
-
-
 def test_load_faces_and_video_scores(workspace):
     rows = _rows(workspace)
     batch = load_faces(rows[0].faces, 32)
@@ -131,7 +122,7 @@ def test_load_faces_and_video_scores(workspace):
     assert scores.shape == (4,) and np.isnan(scores[3]) and np.all((scores[:3] >= 0) & (scores[:3] <= 1))
     from mpfas.inference import score_frames
 
-    frames = score_frames(model, pick_frames(rows[0].faces, 2), 64, 1, "cpu")
+    frames = score_frames(model, pick_evenly(rows[0].faces, 2), 64, 1, "cpu")
     assert scores[0] == pytest.approx(frames.mean(), abs=1e-5)
 
 
@@ -328,7 +319,7 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
     result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M")
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
-    assert best["schema_version"] == 1 and best["kind"] == "best" and best["resume"] is None
+    assert best["schema_version"] == SCHEMA_VERSION == 1 and best["kind"] == "best" and best["resume"] is None
     assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
     assert best["model_config"]["backbone"] == "resnet18" and best["iteration"] in (2, 3)
     assert best["iteration"] == result.best_iteration

@@ -34,7 +34,7 @@ from .errors import MpfasError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # raise on any change to what is stored; older files then ask for a re-train
 """Bump when a field is added, removed or changes meaning."""
 
 Kind = Literal["best", "last"]
@@ -66,7 +66,7 @@ class Preprocess:
     frames_per_video: int = _section("extract")
     image_ext: str = _section("extract")
     decode: str = _section("extract")
-    num_frames: int = _section("evaluate")
+    faces_per_video: int = _section("evaluate")
 
     @classmethod
     def from_params(cls, params: Params) -> Preprocess:

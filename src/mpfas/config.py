@@ -202,7 +202,7 @@ class TrainConfig:
     momentum: float = 0.9
     batch_live: int = 4
     batch_spoof: int = 4
-    num_frames: int = 2
+    faces_per_video: int = 2  # aligned faces trained on per video, evenly spaced incl. first and last
     seed: int = 666
     eval_every: int = 20
     checkpoint_every: int = 20
@@ -214,7 +214,7 @@ class TrainConfig:
     workers: int = 0
 
     def validate(self) -> None:
-        for key in ("iterations", "inner_loops", "batch_live", "batch_spoof", "num_frames",
+        for key in ("iterations", "inner_loops", "batch_live", "batch_spoof", "faces_per_video",
                     "eval_every", "checkpoint_every"):
             _positive(f"train.{key}", getattr(self, key))
         _positive("train.meta_lr", self.meta_lr)
@@ -228,15 +228,15 @@ class TrainConfig:
 class EvaluateConfig:
     bootstrap: int = 1000
     seed: int = 0
-    num_frames: int = 2  # aligned faces scored per video, evenly spaced incl. first and last; 0 = all
+    faces_per_video: int = 2  # aligned faces scored per video, evenly spaced incl. first and last; 0 = all
     batch_size: int = 32
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA for scoring; metrics stay fp32
 
     def validate(self) -> None:
         if self.bootstrap < 0:
             raise ConfigError(f"evaluate.bootstrap: {self.bootstrap} must be >= 0")
-        if self.num_frames < 0:
-            raise ConfigError(f"evaluate.num_frames: {self.num_frames} must be >= 0 (0 = all aligned faces)")
+        if self.faces_per_video < 0:
+            raise ConfigError(f"evaluate.faces_per_video: {self.faces_per_video} must be >= 0 (0 = all aligned faces)")
         _positive("evaluate.batch_size", self.batch_size)
 
 

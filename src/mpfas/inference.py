@@ -2,7 +2,7 @@
 
 One definition of "the score of a video" keeps source-val model selection and the
 reported numbers consistent (docs/method.md, "Method"): a video is represented by
-``num_frames`` of its aligned faces (first and last detected frame when 2, evenly spread
+``evaluate.faces_per_video`` of its aligned faces (first and last detected frame when 2, evenly spread
 otherwise), each frame is scored by ``frame_score`` (higher = live) and the video score is
 the mean of its frame scores.
 """
@@ -19,24 +19,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .errors import MpfasError
-
-
-def pick_frames(faces: Sequence[str], num_frames: int) -> list[str]:
-    """``num_frames`` faces spread evenly over the video, always including the first
-    (and the last when ``num_frames`` >= 2); all faces if there are fewer or it is 0."""
-    if num_frames < 0:
-        raise ValueError(f"num_frames: {num_frames} must be >= 0 (0 = all faces)")
-    if num_frames == 0 or len(faces) <= num_frames:
-        return list(faces)
-    idx = np.linspace(0, len(faces) - 1, num_frames).round().astype(int)
-    return [faces[i] for i in idx]
-
-
-def select_frames(faces: Sequence[str], num_frames: int) -> list[str]:
-    """The faces scored for one video by evaluation and prediction: :func:`pick_frames`
-    (first and last when 2, as in training validation), or every aligned face when
-    ``num_frames`` is 0 (or below)."""
-    return list(faces) if num_frames <= 0 else pick_frames(faces, num_frames)
+from .sampling import pick_evenly
 
 
 class FaceReadError(MpfasError):
@@ -123,8 +106,8 @@ def score_batch(model: nn.Module, rgb: Tensor, device: torch.device,
 
 def score_video_frames(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
                        device: str | torch.device, num_frames: int, precision: str = "fp32") -> list[np.ndarray]:
-    """Each video's frame scores over ``pick_frames(faces, num_frames)``, in one scoring pass."""
-    picked = [pick_frames(faces, num_frames) for faces in videos]
+    """Each video's frame scores over ``pick_evenly(faces, num_frames)``, in one scoring pass."""
+    picked = [pick_evenly(faces, num_frames) for faces in videos]
     frame_scores = score_frames(model, [p for frames in picked for p in frames], size, batch_size, device,
                                 precision)
     ends = np.cumsum([len(frames) for frames in picked], dtype=int)
@@ -133,7 +116,7 @@ def score_video_frames(model: nn.Module, videos: Sequence[Sequence[str]], size: 
 
 def score_videos(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
                  device: str | torch.device, num_frames: int, precision: str = "fp32") -> np.ndarray:
-    """Video scores: the mean frame score over ``pick_frames(faces, num_frames)``.
+    """Video scores: the mean frame score over ``pick_evenly(faces, num_frames)``.
 
     A video without faces gets NaN (callers decide whether that is an error).
     """

@@ -56,7 +56,7 @@ PAPER = Preset(
         "train.momentum": 0.9,
         "train.batch_live": 4,
         "train.batch_spoof": 4,
-        "train.num_frames": 2,
+        "train.faces_per_video": 2,
         "train.augment": "flip",  # horizontal flip is the official code's only augmentation
         "train.seed": 666,
         # The official trainer never stops by itself (MAX_ITER 1e6); its configs' EPOCHS: 200 at
@@ -66,7 +66,7 @@ PAPER = Preset(
         "train.checkpoint_every": 200,
         "train.select": "target_oracle",
         "train.precision": "fp32",
-        "evaluate.num_frames": 2,
+        "evaluate.faces_per_video": 2,
         "evaluate.precision": "fp32",
     },
 )

@@ -40,8 +40,8 @@ from mpfas.evaluation.metrics import (
     roc_curve,
     tpr_at_fpr,
 )
-from mpfas.inference import select_frames
 from mpfas.manifests import ManifestRow
+from mpfas.sampling import pick_evenly
 
 ScoreFn = Callable[[list[str]], np.ndarray]
 """Frame scores (higher = live) for a list of repo-relative face image paths."""
@@ -90,7 +90,7 @@ class Evaluation:
 
 def score_videos(rows: Sequence[ManifestRow], score_fn: ScoreFn, num_frames: int, where: str) -> list[VideoScores]:
     """Score every video's selected faces with one call of ``score_fn``."""
-    picked = [select_frames(r.faces, num_frames) for r in rows]
+    picked = [pick_evenly(r.faces, num_frames) for r in rows]
     empty = [r.video_id for r, f in zip(rows, picked) if not f]
     if empty:
         raise EvaluationError(f"{where}: {len(empty)} videos have no aligned face, e.g. {empty[0]}")
@@ -198,13 +198,13 @@ def evaluate(
     val_rows = [r for r in rows if r.role == "source-val"]
     if not target_rows:
         raise EvaluationError(f"{protocol}: the manifest has no target videos")
-    target = score_videos(target_rows, score_fn, cfg.num_frames, f"{protocol} target")
-    val = score_videos(val_rows, score_fn, cfg.num_frames, f"{protocol} source-val") if val_rows else []
+    target = score_videos(target_rows, score_fn, cfg.faces_per_video, f"{protocol} target")
+    val = score_videos(val_rows, score_fn, cfg.faces_per_video, f"{protocol} source-val") if val_rows else []
 
     metrics: dict[str, Any] = {
         "protocol": protocol,
         **(info or {}),
-        "num_frames": cfg.num_frames,  # faces scored per video (0 = all aligned faces)
+        "num_frames": cfg.faces_per_video,  # faces scored per video (0 = all aligned faces)
         "bootstrap": cfg.bootstrap,  # stratified video resamples behind the *_ci intervals
     }
     for level in ("video", "frame"):

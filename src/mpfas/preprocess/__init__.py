@@ -4,11 +4,11 @@ Heavy pieces (MTCNN, torch) load only when :mod:`.detect` or :mod:`.align` is im
 """
 
 from .extract import ExtractError, ExtractSummary, Issue, run_extract
-from .frames import SampledFrames, VideoReadError, read_sampled_frames, sample_indices
+from .frames import SampledFrames, VideoReadError, read_sampled_frames
 from .warp import MEAN_FACE_5PT, alignment_matrix, similarity_transform, template_points, warp_face
 
 __all__ = [
     "MEAN_FACE_5PT", "ExtractError", "ExtractSummary", "Issue", "SampledFrames", "VideoReadError",
-    "alignment_matrix", "read_sampled_frames", "run_extract", "sample_indices", "similarity_transform",
+    "alignment_matrix", "read_sampled_frames", "run_extract", "similarity_transform",
     "template_points", "warp_face",
 ]

@@ -35,7 +35,7 @@ from ..config import AlignConfig
 from ..datasets import Label, VideoRecord, dataset_codes, dataset_name
 from ..errors import MpfasError
 from ..rows import FrameEntry, read_frames_index
-from .detect import FaceDetector
+from .detect import Face, FaceDetector
 from .extract import (
     FAILURE_COLUMNS,
     MARKER,
@@ -112,6 +112,24 @@ def detector_for(cfg: AlignConfig, device: str = "cpu", threads: int | None = 1)
                         device=device, threads=threads)
 
 
+@dataclass(frozen=True)
+class AlignedFace:
+    """A frame's main face (full-frame pixels) and its crop warped to the template."""
+
+    face: Face
+    crop: np.ndarray  # crop_size x crop_size, the frame's channel order
+
+
+def align_frames(images: Sequence[np.ndarray], detector: FaceDetector, cfg: AlignConfig) -> list[AlignedFace | None]:
+    """Detect the main face of every BGR frame and warp it (None: no face); the align stage
+    and ``predict`` both cut faces here, so a face is the same crop in either."""
+    if not images:
+        return []
+    faces = detector.detect([cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in images])
+    return [None if face is None else AlignedFace(face, warp_face(img, face.landmarks, cfg.crop_size, cfg.padding))
+            for img, face in zip(images, faces)]
+
+
 def _load_bgr(path: Path, expected: str = "") -> np.ndarray | None:
     """The frame as BGR, None if it cannot be decoded; :class:`AlignError` if it is not the
     frame ``frames.csv`` recorded (``expected`` checksum): the extract stage must remake it."""
@@ -143,14 +161,14 @@ def align_video(video_id: str, entries: Sequence[FrameEntry], folder: Path, fp: 
             continue
         images.append(img)
         kept.append(e)
-    faces = detector.detect([cv2.cvtColor(img, cv2.COLOR_BGR2RGB) for img in images]) if images else []
-    for e, img, face in zip(kept, images, faces):
-        if face is None:
+    for e, aligned in zip(kept, align_frames(images, detector, cfg)):
+        if aligned is None:
             marker["issues"].append({"frame": e.frame, "reason": "no_face", "severity": "error",
                                      "detail": f"MTCNN found no face (min_face_size={cfg.min_face_size} at "
                                                f"detect_max_side={cfg.detect_max_side})"})
             continue
-        data = atomic.encode_image(warp_face(img, face.landmarks, cfg.crop_size, cfg.padding), "png")
+        face = aligned.face
+        data = atomic.encode_image(aligned.crop, "png")
         name = f"f{e.frame:05d}.png"
         atomic.write_bytes(folder / name, data)
         marker["faces"].append({"frame": e.frame, "file": name, "checksum": checksum(data),

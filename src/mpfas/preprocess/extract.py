@@ -321,7 +321,7 @@ def extract_video(job: _Job) -> dict:
             marker["issues"].append({"reason": "truncated", "severity": "warning", "detail":
                                      f"container reports {sampled.reported_count} frames, only "
                                      f"{sampled.decoded_count} decode; sampled from those"})
-        if sampled.decoded_count < job.frames_per_video:
+        if sampled.decoded_count < job.frames_per_video and sampled.method != "image":  # an image has one
             marker["issues"].append({"reason": "few_frames", "severity": "warning", "detail":
                                      f"{sampled.decoded_count} frame(s), fewer than "
                                      f"extract.frames_per_video={job.frames_per_video}"})

@@ -1,11 +1,15 @@
 """Deterministic frame sampling from a video.
 
-Frames are taken evenly over the video, first and last included. Container frame
+Frames are taken evenly over the video, first and last included
+(:func:`mpfas.sampling.even_indices`). Container frame
 counts are sometimes wrong (truncated files, broken indexes), so the count is
 checked by decoding: with ``decode="seek"`` the sampled frames are read by seeking
 and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not;
 otherwise (and with ``decode="sequential"``) the video is decoded front to back,
 once to count the frames and once to keep the sampled ones.
+
+An image (an ``image`` dataset's sample, e.g. CelebA-Spoof) is a one-frame video: it is
+read with ``cv2.imread``, since ``VideoCapture`` reports a meaningless frame count for it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
+
+from ..datasets.base import IMAGE_EXTENSIONS
+from ..sampling import even_indices
 
 DecodeMode = Literal["seek", "sequential"]
 
@@ -37,26 +44,12 @@ class SampledFrames:
     images: list[np.ndarray]
     decoded_count: int  # frames that actually decode
     reported_count: int  # what the container claims (<= 0: unknown)
-    method: str  # "seek" or "sequential"
+    method: str  # "seek", "sequential" or "image" (one frame)
 
     @property
     def truncated(self) -> bool:
         """Fewer frames decode than the container announces: the file is probably cut short."""
         return self.reported_count > 0 and self.decoded_count < self.reported_count
-
-
-def sample_indices(n_frames: int, k: int) -> list[int]:
-    """``k`` frame numbers spread evenly over ``n_frames``, first and last included.
-
-    ``k == 1`` gives the middle frame; ``k >= n_frames`` gives every frame.
-    """
-    if n_frames <= 0 or k <= 0:
-        return []
-    if k >= n_frames:
-        return list(range(n_frames))
-    if k == 1:
-        return [(n_frames - 1) // 2]
-    return sorted({round(i * (n_frames - 1) / (k - 1)) for i in range(k)})
 
 
 def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -> SampledFrames:
@@ -70,6 +63,8 @@ def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -
         raise VideoReadError("missing", "the file does not exist", path)
     if path.stat().st_size == 0:
         raise VideoReadError("empty_file", "the file is 0 bytes", path)
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return _read_image(path, k)
     cap = _open(path)
     try:
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -82,6 +77,15 @@ def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -
     return _read_sequentially(path, k, reported)
 
 
+def _read_image(path: Path, k: int) -> SampledFrames:
+    """An image as a one-frame video (frame 0)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise VideoReadError("unreadable", "no image decoder could read it", path)
+    indices = even_indices(1, k)
+    return SampledFrames(indices, [img] * len(indices), decoded_count=1, reported_count=1, method="image")
+
+
 def _open(path: Path) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
@@ -92,7 +96,7 @@ def _open(path: Path) -> cv2.VideoCapture:
 
 def _read_by_seeking(cap: cv2.VideoCapture, n: int, k: int) -> tuple[list[int], list[np.ndarray]] | None:
     """Seek to each sampled frame; None if the container's count ``n`` does not hold."""
-    indices = sample_indices(n, k)
+    indices = even_indices(n, k)
     images = []
     for i in indices:
         if not cap.set(cv2.CAP_PROP_POS_FRAMES, i):
@@ -122,7 +126,7 @@ def _read_sequentially(path: Path, k: int, reported: int) -> SampledFrames:
         cap.release()
     if n == 0:
         raise VideoReadError("unreadable", "it opens but no frame decodes", path)
-    indices = sample_indices(n, k)
+    indices = even_indices(n, k)
     wanted = set(indices)
     images: list[np.ndarray] = []
     cap = _open(path)

@@ -260,29 +260,30 @@ class Predictor:
         return result
 
     def _predict(self, path: Path, result: InputResult) -> None:
-        from ..inference import score_frames, select_frames
-        from ..preprocess.warp import warp_face
+        from ..inference import score_frames
+        from ..preprocess.align import align_frames
 
         cfg = self.params.align
         kind, indices, images = read_frames(path, self.params.extract)
         result.kind, result.frames = kind, len(images)
-        detections = self.detector.detect([cv2.cvtColor(im, cv2.COLOR_BGR2RGB) for im in images])
         folder = self.faces_dir / f"{self._count:05d}_{_safe(path.stem)}"
         crops: list[tuple[int, Any, Path]] = []
-        for idx, img, face in zip(indices, images, detections):
-            if face is None:
+        for idx, aligned in zip(indices, align_frames(images, self.detector, cfg)):
+            if aligned is None:
                 result.frames_without_face.append(idx)
                 continue
             crop_path = folder / f"f{idx:05d}.png"
-            atomic.write_image(crop_path, warp_face(img, face.landmarks, cfg.crop_size, cfg.padding))
-            crops.append((idx, face, crop_path))
+            atomic.write_image(crop_path, aligned.crop)
+            crops.append((idx, aligned.face, crop_path))
         if not crops:
             where = "the image" if kind == "image" else f"any of the {len(images)} sampled frames"
             raise InputError(f"{path}: no face found in {where} (MTCNN, align.min_face_size={cfg.min_face_size}, "
                              f"align.detect_max_side={cfg.detect_max_side})")
-        # the video score averages the faces evaluation would pick (evaluate.num_frames: first
+        # the video score averages the faces evaluation would pick (evaluate.faces_per_video: first
         # and last when 2; 0 = all), so it is comparable with the checkpoint's threshold
-        result.score_frames = select_frames([idx for idx, _, _ in crops], self.params.evaluate.num_frames)
+        from ..sampling import pick_evenly
+
+        result.score_frames = pick_evenly([idx for idx, _, _ in crops], self.params.evaluate.faces_per_video)
         m = self.loaded
         scores = score_frames(m.model, [c[2] for c in crops], m.input_size, self.batch_size, m.device)
         for (idx, face, crop_path), score in zip(crops, scores):

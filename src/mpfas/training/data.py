@@ -2,7 +2,7 @@
 
 As in the official code, every source domain has one endless shuffled stream of live
 frames and one of spoof frames; a domain batch is ``batch_live`` live + ``batch_spoof``
-spoof frames. A video contributes ``train.num_frames`` frames (``pick_frames``: first and
+spoof frames. A video contributes ``train.faces_per_video`` faces (``mpfas.sampling.pick_evenly``: first and
 last detected frame when 2). Horizontal flip (p = 0.5) is the official code's only
 augmentation; ``color=True`` (``train.augment: color``) adds a generic photometric jitter
 (``photometric_jitter``) so that the model sees more than the source cameras' colour
@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 
 from ..errors import MpfasError
-from ..inference import load_face, pick_frames
+from ..inference import load_face
+from ..sampling import pick_evenly
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ class DomainSampler:
         self.streams: dict[tuple[str, int], _Stream] = {}
         per: dict[tuple[str, int], list[Frame]] = {}
         for row in rows:
-            for path in pick_frames(row.faces, num_frames):
+            for path in pick_evenly(row.faces, num_frames):
                 per.setdefault((row.domain, int(row.is_live)), []).append(Frame(path, int(row.is_live)))
         self.domains = sorted({d for d, _ in per})
         for domain in self.domains:

@@ -43,7 +43,8 @@ from ..config import ConfigError, Params
 from ..device import resolve_device
 from ..errors import MpfasError
 from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
-from ..inference import pick_frames, score_video_frames
+from ..inference import score_video_frames
+from ..sampling import pick_evenly
 from . import distributed, rng
 from .data import DomainSampler
 from .run import Best, RunContext, TrainResult, resume
@@ -74,7 +75,7 @@ def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[s
     Output-neutral settings (``RESUME_FREE``, ``evaluate.batch_size``, ``tracking``) are left out.
     """
     train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RESUME_FREE}
-    scoring = {"num_frames": params.evaluate.num_frames, "precision": params.evaluate.precision}
+    scoring = {"faces_per_video": params.evaluate.faces_per_video, "precision": params.evaluate.precision}
     blob = json.dumps({"protocol": protocol, "model": dataclasses.asdict(params.model), "train": train,
                        "validation": scoring, "preprocess": Preprocess.from_params(params).as_dict(),
                        "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
@@ -85,10 +86,10 @@ def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[s
 def training_faces(by_role: dict[str, list[Any]], params: Params) -> list[str]:
     """The face files training reads: the frames the sampler picks from source-train videos,
     and those validation scores (source-val; the target too under ``target_oracle``)."""
-    picked = {p for r in by_role["source-train"] for p in pick_frames(r.faces, params.train.num_frames)}
+    picked = {p for r in by_role["source-train"] for p in pick_evenly(r.faces, params.train.faces_per_video)}
     scored = ["source-val"] + (["target"] if params.train.select == "target_oracle" else [])
-    picked.update(p for role in scored for r in by_role[role] for p in pick_frames(r.faces,
-                                                                                 params.evaluate.num_frames))
+    picked.update(p for role in scored for r in by_role[role] for p in pick_evenly(r.faces,
+                                                                                 params.evaluate.faces_per_video))
     return sorted(picked)
 
 
@@ -109,13 +110,13 @@ def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device
     """Video-level AUC, EER and HTER at the EER threshold, the sweep-oracle min HTER, and the
     frame-level AUC and min HTER (what the official trainer selects on).
 
-    Videos are scored exactly as the evaluate stage scores them (``evaluate.num_frames``,
+    Videos are scored exactly as the evaluate stage scores them (``evaluate.faces_per_video``,
     ``evaluate.batch_size``, ``evaluate.precision``), so the stored source-val threshold
     applies to its scores.
     """
     cfg = params.evaluate
     per_video = score_video_frames(model, [r.faces for r in rows], params.model.input_size, cfg.batch_size,
-                                   device, cfg.num_frames, cfg.precision)
+                                   device, cfg.faces_per_video, cfg.precision)
     scores = np.array([s.mean() for s in per_video])
     frames = np.concatenate(per_video)
     labels = np.array([r.is_live for r in rows])
@@ -282,7 +283,7 @@ def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
 
 def _sampler(rows: list[Any], params: Params, ctx: distributed.Context) -> DomainSampler:
     cfg = params.train
-    sampler = DomainSampler(rows, num_frames=cfg.num_frames, batch_live=cfg.batch_live,
+    sampler = DomainSampler(rows, num_frames=cfg.faces_per_video, batch_live=cfg.batch_live,
                             batch_spoof=cfg.batch_spoof, size=params.model.input_size,
                             seed=distributed.rank_seed(cfg.seed, ctx), workers=cfg.workers,
                             color=cfg.augment == "color")
