@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "mpfas.paths": 1,
     "mpfas.rows": 1,
     "mpfas.telemetry": 1,
+    "mpfas.sampling": 1,
     "mpfas.datasets": 2,
     "mpfas.backbones": 2,
     "mpfas.config": 3,
