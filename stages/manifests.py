@@ -6,7 +6,9 @@ Reads the index and faces.csv of each dataset in ``data.datasets``; a protocol w
 domains are not all among them gets no manifest (config makes sure ``train.protocols``
 are covered). metrics/manifests.json: ``protocols.<name>.<role>.<domain>`` videos per
 class and faces; ``excluded_no_face.<name>.<role>.<domain>`` videos left out for want of
-an aligned face.
+an aligned face. With ``manifests.oulu_protocols`` (and O indexed) it also writes one
+manifest per OULU-NPU fold (``OULU-P1.csv``, ``OULU-P3-<phone>.csv``, ...; roles as in
+mpfas.manifests), counted under ``oulu_protocols`` and ``oulu_excluded_no_face``.
 """
 
 import argparse
@@ -15,8 +17,19 @@ from collections import Counter
 from pathlib import Path
 
 from mpfas.atomic import write_json
+from mpfas.config import Protocol
 from mpfas.datasets import read_index
-from mpfas.manifests import count_rows, plan_manifest, read_faces_index, read_manifest, write_manifest
+from mpfas.datasets.oulu_protocols import all_oulu_folds
+from mpfas.manifests import (
+    OULU_DOMAINS,
+    Manifest,
+    count_rows,
+    plan_manifest,
+    plan_oulu_manifest,
+    read_faces_index,
+    read_manifest,
+    write_manifest,
+)
 from mpfas.stage import stage_main
 
 parser = argparse.ArgumentParser(description="Write one split CSV per protocol.")
@@ -40,15 +53,26 @@ def main(params, args) -> None:
             print(f"{name}: no manifest, data.datasets lacks {missing}")
             continue
         manifest = plan_manifest(name, protocol, videos, faces, params.manifests)
-        rows = manifest.rows
-        write_manifest(rows, args.out / f"{name}.csv")
-        read_manifest(args.out / f"{name}.csv", args.faces, protocol=protocol)  # re-read: the checks every reader runs
-        summary["protocols"][name] = count_rows(rows)
+        _write(name, manifest, args, protocol=protocol)
+        summary["protocols"][name] = count_rows(manifest.rows)
         summary["excluded_no_face"][name] = manifest.excluded_counts(protocol)
-        roles = Counter(row.role for row in rows)
-        print(f"{name}: " + ", ".join(f"{role} {n} videos" for role, n in sorted(roles.items()))
-              + f"; {len(manifest.excluded)} without a face left out")
+    if params.manifests.oulu_protocols:  # the keys appear only when asked for: the default summary is unchanged
+        summary["oulu_protocols"], summary["oulu_excluded_no_face"] = {}, {}
+        for fold in all_oulu_folds(params.manifests.oulu_protocols):
+            manifest = plan_oulu_manifest(fold, videos["O"], faces)
+            _write(fold.name, manifest, args, protocol=OULU_DOMAINS)
+            summary["oulu_protocols"][fold.name] = count_rows(manifest.rows)
+            summary["oulu_excluded_no_face"][fold.name] = manifest.excluded_counts(OULU_DOMAINS)
     write_json(args.metrics, summary)
+
+
+def _write(name: str, manifest: Manifest, args: argparse.Namespace, *, protocol: Protocol) -> None:
+    rows = manifest.rows
+    write_manifest(rows, args.out / f"{name}.csv")
+    read_manifest(args.out / f"{name}.csv", args.faces, protocol=protocol)  # re-read: the checks every reader runs
+    roles = Counter(row.role for row in rows)
+    print(f"{name}: " + ", ".join(f"{role} {n} videos" for role, n in sorted(roles.items()))
+          + f"; {len(manifest.excluded)} without a face left out")
 
 
 if __name__ == "__main__":

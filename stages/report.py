@@ -21,6 +21,7 @@ parser.add_argument("--plot", type=Path, required=True, help="the summary figure
 
 # the report lists every knob that differs from the paper preset
 @stage_main(parser, reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
+                           "manifests.oulu_protocols",
                            *PAPER.values))
 def main(params, args) -> None:
     summary = write_report(params, preset_differences=differences(params, PAPER), metrics_dir=args.metrics_dir,

@@ -18,6 +18,7 @@ import yaml
 
 from .backbones import backbone_names
 from .datasets import dataset_codes, dataset_name
+from .datasets.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds
 from .errors import MpfasError
 
 
@@ -137,10 +138,19 @@ class ManifestsConfig:
     target_set: Literal["all", "train+test", "test"] = "all"
     val_fraction: float = 0.2
     seed: int = 666
+    oulu_protocols: list[str] = field(default_factory=list)  # OULU-NPU intra-dataset P1-P4 (datasets.oulu_protocols)
 
     def validate(self) -> None:
         if not self.protocols:
             raise ConfigError("manifests.protocols: at least one protocol is needed")
+        for name in self.oulu_protocols:
+            if name not in OULU_PROTOCOLS:
+                raise ConfigError(f"manifests.oulu_protocols: unknown protocol {name!r}; use {list(OULU_PROTOCOLS)}")
+        if len(set(self.oulu_protocols)) != len(self.oulu_protocols):
+            raise ConfigError("manifests.oulu_protocols: a protocol is listed twice")
+        clash = sorted({f.name for f in all_oulu_folds(self.oulu_protocols)} & set(self.protocols))
+        if clash:
+            raise ConfigError(f"manifests.protocols: {clash} is also an OULU-NPU fold's manifest name; rename it")
         for name, p in self.protocols.items():
             key = f"manifests.protocols.{name}"
             for code in p.domains:
@@ -273,6 +283,9 @@ class Params:
             raise ConfigError(f"data.datasets: lacks {missing}, which the protocols in train.protocols use; "
                               f"add them (data.datasets: {[*self.data.datasets, *missing]})")
         self.data.require_roots(self.used_datasets())
+        if self.manifests.oulu_protocols and "O" not in self.data.datasets:
+            raise ConfigError("manifests.oulu_protocols: OULU-NPU (O) is not in data.datasets; add it or "
+                              "empty the list")
         if self.train.select == "source_val" and self.manifests.val_fraction == 0:
             raise ConfigError(
                 "train.select: 'source_val' needs source-val videos, but manifests.val_fraction is 0 "

@@ -10,6 +10,12 @@ A video without any aligned face is left out, as the official data lists hold on
 videos with a detected face: it has nothing to train on or score. Such videos are
 counted per role and domain (``excluded_no_face`` in metrics/manifests.json), and a
 faceless row is refused wherever a manifest is checked or read.
+
+OULU-NPU's intra-dataset protocols (``plan_oulu_manifest``) reuse the three roles for the
+official splits: ``source-train`` is the Train split, ``source-val`` the Dev split (the
+one that fixes the threshold, as the OULU-NPU protocols prescribe) and ``target`` the Test
+split. So training, checkpoint selection, the leak checks and the source-val threshold of
+the evaluate stage apply unchanged; the domain is ``O`` in every role.
 """
 
 from __future__ import annotations
@@ -23,12 +29,16 @@ from pathlib import Path
 from .atomic import write_csv
 from .config import ManifestsConfig, Protocol
 from .datasets import Label, VideoRecord, dataset_codes, dataset_name
+from .datasets.oulu_protocols import OuluFold
 from .datasets.records import LABELS, SPLITS
 from .rows import CsvLine, RowError, one_of, read_csv_rows, read_faces_csv
 
 log = logging.getLogger(__name__)
 
 ROLES = ("source-train", "source-val", "target")
+OULU_ROLES = {"train": "source-train", "dev": "source-val", "test": "target"}
+OULU_DOMAINS = Protocol(sources=["O"], target="O")
+"""The domains of every OULU-NPU fold's manifest (for the checks; it is not a cross-domain protocol)."""
 TARGET_SPLITS = {"all": None, "train+test": {"train", "test"}, "test": {"test"}}
 
 
@@ -114,6 +124,27 @@ def plan_manifest(
         log.warning("%s: %d video(s) without any aligned face left out (%s), e.g. %s; see "
                     "data/faces/<D>/failures.csv", name, len(excluded),
                     ", ".join(f"{role} {domain}: {n}" for (role, domain), n in sorted(by.items())),
+                    ", ".join(e.video_id for e in excluded[:3]))
+    return Manifest(rows, excluded)
+
+
+def plan_oulu_manifest(fold: OuluFold, videos: list[VideoRecord], faces: dict[str, list[str]]) -> Manifest:
+    """The manifest of one OULU-NPU fold: its Train, Dev and Test videos as source-train,
+    source-val and target, leaving out (and listing) videos without a face."""
+    rows: list[ManifestRow] = []
+    excluded: list[ExcludedVideo] = []
+    for r in videos:
+        split = fold.split_of(r)
+        if split is None:
+            continue
+        role = OULU_ROLES[split]
+        if faces.get(r.video_id):
+            rows.append(_row(r, faces, role))
+        else:
+            excluded.append(ExcludedVideo(r.dataset, r.video_id, role))
+    check_manifest(fold.name, rows, OULU_DOMAINS)
+    if excluded:
+        log.warning("%s: %d video(s) without any aligned face left out, e.g. %s", fold.name, len(excluded),
                     ", ".join(e.video_id for e in excluded[:3]))
     return Manifest(rows, excluded)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,24 @@ _FILES = {
     "4": (Label.REPLAY, "display1"),
     "5": (Label.REPLAY, "display2"),
 }
+
+
+@dataclass(frozen=True)
+class OuluName:
+    """What an OULU-NPU file name says: the phone (1-6), session (1-3), user (1-55) and file (1-5)."""
+
+    phone: int
+    session: int
+    user: int
+    file: int
+
+
+def oulu_name(relpath: str) -> OuluName | None:
+    """Parse ``<Split>_files/<phone>_<session>_<user>_<file>.avi``; None for any other name."""
+    m = _NAME.match(relpath)
+    if not m or m.group(5) not in _FILES:
+        return None
+    return OuluName(*(int(g) for g in m.groups()[1:]))
 
 
 class OuluNPU(DatasetAdapter):

@@ -7,6 +7,10 @@ MIN_HTER). The report therefore puts our frame-level oracle HTER and frame AUC n
 them, says which data and which selection produced each of our numbers, and calls a
 number leakage-free only when both its checkpoint and its threshold were fixed without
 the target.
+
+With ``manifests.oulu_protocols`` set, a second table gives OULU-NPU's intra-dataset
+protocols the way that benchmark reports them (mpfas.evaluation.oulu_npu): APCER, BPCER
+and ACER on Test at the Dev EER threshold, mean ± std over the folds of P3 and P4.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ import numpy as np
 from mpfas import atomic
 from mpfas.config import LEAKAGE_FREE_SELECTIONS, Params, Protocol
 from mpfas.datasets import dataset_name
+from mpfas.datasets.oulu_protocols import oulu_folds
 from mpfas.errors import MpfasError
+from mpfas.evaluation.metrics import IsoRates
+from mpfas.evaluation.oulu_npu import RATES, over_folds
 
 # HTER %, AUC % on real data, leave-one-domain-out, checkpoints selected on the target
 # (docs/method.md, "Published numbers": sources and caveats). Keyed by (sources, target).
@@ -116,12 +123,63 @@ def build_summary(params: Params, metrics_dir: Path, *,
         "detection": detection_rates(params, metrics_dir),
         "paper_preset_differs": {k: v["ours"] for k, v in preset_differences.items()},
     }
+    if params.manifests.oulu_protocols:  # only when asked for: the default summary is unchanged
+        summary["oulu"] = oulu_summary(params.manifests.oulu_protocols, metrics_dir)
     if protocols:
         summary["mean"] = {
             f"{key}_pct": _mean([p[f"{key}_pct"] for p in protocols.values()])
             for key in [k for k, _ in OURS] + ["frame_auc", "frame_hter_oracle"]
         }
     return summary
+
+
+def oulu_summary(names: list[str], metrics_dir: Path) -> dict[str, Any]:
+    """Per OULU-NPU protocol: each fold's test rates at the Dev threshold (None when the fold
+    has no ``metrics/evaluate/<fold>.json``) and, once every fold is in, mean and std in percent."""
+    out: dict[str, Any] = {}
+    for name in names:
+        folds: dict[str, Any] = {}
+        rates: list[IsoRates] = []
+        for fold in oulu_folds(name):
+            path = Path(metrics_dir) / "evaluate" / f"{fold.name}.json"
+            if not path.is_file():
+                folds[fold.name] = None
+                continue
+            try:
+                video = json.loads(path.read_text())["video"]
+                iso = IsoRates(apcer=video["apcer_val"], bpcer=video["bpcer_val"], acer=video["acer_val"],
+                               apcer_per_type={k: video[f"apcer_{k}_val"] for k in ("print", "replay")})
+                threshold = video["val_threshold"]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ReportError(f"{path}: malformed metrics file ({exc})") from None
+            if iso.apcer is None:
+                raise ReportError(f"{path}: no Dev (source-val) threshold; an OULU-NPU fold needs its Dev split")
+            rates.append(iso)
+            folds[fold.name] = {"dev_threshold": threshold, **{f"{k}_pct": _pct(getattr(iso, k)) for k in RATES},
+                                **{f"apcer_{k}_pct": _pct(v) for k, v in iso.apcer_per_type.items()}}
+        entry: dict[str, Any] = {"folds": folds, "evaluated": len(rates)}
+        if rates and len(rates) == len(folds):
+            for key, ms in over_folds(rates).items():
+                entry[f"{key}_pct"] = {"mean": _pct(ms.mean), "std": _pct(ms.std)}
+        out[name] = entry
+    return out
+
+
+def render_oulu(oulu: Mapping[str, Any]) -> list[str]:
+    """The OULU-NPU table (Markdown lines): one row per protocol, mean ± std over folds."""
+    lines = ["## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)", "",
+             "Video level. Threshold: the EER threshold of the Dev split (users 21-35); rates on the Test "
+             "split (users 36-55): APCER is the worst of print and replay, ACER = (APCER + BPCER) / 2 "
+             "(Boulkenafet et al., FG 2017). P3 and P4: mean ± sample std over six folds (left-out phone).", "",
+             "| Protocol | folds | APCER % | BPCER % | ACER % |", "|---|---|---|---|---|"]
+    for name, p in oulu.items():
+        done = f"{p['evaluated']}/{len(p['folds'])}"
+        if "acer_pct" not in p:
+            missing = [f for f, v in p["folds"].items() if v is None]
+            lines.append(f"| {name} | {done} | not evaluated: {', '.join(missing)} | | |")
+            continue
+        lines.append(f"| {name} | {done} | " + " | ".join(_mean_std(p[f"{k}_pct"]) for k in RATES) + " |")
+    return [*lines, ""]
 
 
 def detection_rates(params: Params, metrics_dir: Path) -> dict[str, dict[str, Any]]:
@@ -178,6 +236,9 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         mean = summary["mean"]
         lines.append("| mean | | " + " | ".join(_num(mean[f"{k}_pct"]) for k in
                                                   ("auc", "hter_val", "hter_eer", "hter_oracle")) + " |")
+
+    if "oulu" in summary:
+        lines += ["", *render_oulu(summary["oulu"])]
 
     methods = list(PUBLISHED)
     lines += ["", "## Beside the published numbers", "",
@@ -291,6 +352,10 @@ def _num(value: float | None) -> str:
 
 def _with_ci(value: float | None, ci: list[float] | None) -> str:
     return _num(value) if not ci or value is None else f"{value:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
+
+
+def _mean_std(ms: Mapping[str, float | None]) -> str:
+    return _num(ms["mean"]) if ms["std"] is None else f"{ms['mean']:.2f} ± {ms['std']:.2f}"
 
 
 def _checkpoint(p: Mapping[str, Any]) -> str:

@@ -1,0 +1,118 @@
+"""OULU-NPU's intra-dataset protocols on the full official name list (Boulkenafet et al., FG 2017, Table II)."""
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mpfas.config import ConfigError, parse_params
+from mpfas.datasets import adapter_for
+from mpfas.datasets.oulu import oulu_name
+from mpfas.datasets.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds, oulu_folds
+from mpfas.manifests import OULU_DOMAINS, ManifestError, check_manifest, plan_oulu_manifest
+from name_trees import oulu_tree
+
+# videos per split as (live, print, replay); the same for every fold of P3 and P4
+SIZES = {
+    "P1": {"train": (240, 480, 480), "dev": (180, 360, 360), "test": (120, 240, 240)},
+    "P2": {"train": (360, 360, 360), "dev": (270, 270, 270), "test": (360, 360, 360)},
+    "P3": {"train": (300, 600, 600), "dev": (225, 450, 450), "test": (60, 120, 120)},
+    "P4": {"train": (200, 200, 200), "dev": (150, 150, 150), "test": (20, 20, 20)},
+}
+TOTALS = {  # the paper's Table II: all videos per split
+    "P1": {"train": 1200, "dev": 900, "test": 600},
+    "P2": {"train": 1080, "dev": 810, "test": 1080},
+    "P3": {"train": 1500, "dev": 1125, "test": 300},
+    "P4": {"train": 600, "dev": 450, "test": 60},
+}
+ROLE_SPLIT = {"source-train": "train", "source-val": "dev", "target": "test"}
+
+
+@pytest.fixture(scope="module")
+def oulu_records(tmp_path_factory):
+    root = tmp_path_factory.mktemp("oulu")
+    oulu_tree(root)
+    return adapter_for("O").scan(root).records
+
+
+def _faces(records):
+    return {r.video_id: [f"data/faces/{r.video_id}/0.png"] for r in records}
+
+
+def test_fold_names():
+    assert [f.name for f in all_oulu_folds(list(OULU_PROTOCOLS))] == [
+        "OULU-P1", "OULU-P2", *[f"OULU-P3-{p}" for p in range(1, 7)], *[f"OULU-P4-{p}" for p in range(1, 7)]]
+    with pytest.raises(ValueError, match="P5"):
+        oulu_folds("P5")
+
+
+@pytest.mark.parametrize("protocol", OULU_PROTOCOLS)
+def test_protocol_sizes_on_the_full_name_list(oulu_records, protocol):
+    folds = oulu_folds(protocol)
+    assert len(folds) == (1 if protocol in ("P1", "P2") else 6)
+    for fold in folds:
+        manifest = plan_oulu_manifest(fold, oulu_records, _faces(oulu_records))
+        assert manifest.excluded == []
+        by = Counter((ROLE_SPLIT[row.role], row.label) for row in manifest.rows)
+        for split, (live, prnt, replay) in SIZES[protocol].items():
+            assert (by[split, "live"], by[split, "print"], by[split, "replay"]) == (live, prnt, replay), fold.name
+            assert live + prnt + replay == TOTALS[protocol][split]
+        assert {row.split for row in manifest.rows if row.role == "target"} == {"test"}
+        assert {row.domain for row in manifest.rows} == {"O"}
+
+
+@pytest.mark.parametrize("protocol", OULU_PROTOCOLS)
+def test_test_conditions_are_never_trained_on(oulu_records, protocol):
+    for fold in oulu_folds(protocol):
+        rows = plan_oulu_manifest(fold, oulu_records, _faces(oulu_records)).rows
+        names = {role: [oulu_name(r.video_id.removeprefix("O/")) for r in rows if r.role == role]
+                 for role in ROLE_SPLIT}
+        seen = {role: (Counter(n.session for n in ns), Counter(n.file for n in ns), Counter(n.phone for n in ns))
+                for role, ns in names.items()}
+        for role in ("source-train", "source-val"):
+            sessions, files, phones = seen[role]
+            if protocol in ("P1", "P4"):
+                assert set(sessions) == {1, 2}
+            if protocol in ("P2", "P4"):
+                assert set(files) == {1, 2, 4}
+            if protocol in ("P3", "P4"):
+                assert fold.fold not in phones and len(phones) == 5
+        sessions, files, phones = seen["target"]
+        assert set(sessions) == ({3} if protocol in ("P1", "P4") else {1, 2, 3})
+        assert set(files) == ({1, 3, 5} if protocol in ("P2", "P4") else {1, 2, 3, 4, 5})
+        assert set(phones) == ({fold.fold} if protocol in ("P3", "P4") else set(range(1, 7)))
+        users = {role: {int(r.subject) for r in rows if r.role == role} for role in ROLE_SPLIT}
+        assert users == {"source-train": set(range(1, 21)), "source-val": set(range(21, 36)),
+                         "target": set(range(36, 56))}
+
+
+def test_faceless_videos_are_left_out_and_a_missing_class_fails(oulu_records):
+    fold = oulu_folds("P1")[0]
+    faces = _faces(oulu_records)
+    gone = [r.video_id for r in oulu_records if r.split == "test" and r.relpath.endswith("_36_1.avi")]
+    for vid in gone:
+        faces.pop(vid)
+    manifest = plan_oulu_manifest(fold, oulu_records, faces)
+    assert {e.video_id for e in manifest.excluded} == {v for v in gone if "_3_36_" in v}  # session 3 only
+    assert manifest.excluded_counts(OULU_DOMAINS)["target"] == {"O": 6}
+    no_live_dev = {k: v for k, v in faces.items() if not ("Dev_files" in k and k.endswith("_1.avi"))}
+    with pytest.raises(ManifestError, match=r"source-val of domain O .* only spoof"):
+        plan_oulu_manifest(fold, oulu_records, no_live_dev)
+    check_manifest(fold.name, manifest.rows, OULU_DOMAINS)
+
+
+def test_config():
+    base = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
+    assert parse_params(base).manifests.oulu_protocols == []  # the default pipeline has no OULU manifest
+    chosen = base.replace("oulu_protocols: []", "oulu_protocols: [P1, P3]")
+    assert parse_params(chosen).manifests.oulu_protocols == ["P1", "P3"]
+    for bad, match in (("[P5]", "unknown protocol 'P5'"), ("[P1, P1]", "listed twice")):
+        with pytest.raises(ConfigError, match=match):
+            parse_params(base.replace("oulu_protocols: []", f"oulu_protocols: {bad}"))
+    without_o = (chosen.replace("datasets: [O, C, I, M]", "datasets: [C, I, M]")
+                 .replace("protocols: [OCI-M, OMI-C, OCM-I, ICM-O]", "protocols: [MI-C]"))
+    with pytest.raises(ConfigError, match=r"oulu_protocols: OULU-NPU \(O\) is not in data.datasets"):
+        parse_params(without_o)
+    clash = base.replace("MI-O: {sources: [M, I], target: O}", "OULU-P1: {sources: [M, I], target: O}")
+    with pytest.raises(ConfigError, match="OULU-NPU fold's manifest name"):
+        parse_params(clash.replace("oulu_protocols: []", "oulu_protocols: [P1]"))
