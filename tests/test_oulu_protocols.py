@@ -1,16 +1,23 @@
 """OULU-NPU's intra-dataset protocols on the full official name list (Boulkenafet et al., FG 2017, Table II)."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from mpfas.atomic import write_csv
 from mpfas.config import ConfigError, parse_params
-from mpfas.datasets import adapter_for
+from mpfas.datasets import adapter_for, write_index
 from mpfas.datasets.oulu import oulu_name
 from mpfas.datasets.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds, oulu_folds
-from mpfas.manifests import OULU_DOMAINS, ManifestError, check_manifest, plan_oulu_manifest
-from name_trees import oulu_tree
+from mpfas.manifests import OULU_DOMAINS, ManifestError, check_manifest, plan_oulu_manifest, read_manifest
+from name_trees import TREES, oulu_tree
+from stage_cmd import stage_argv
 
 # videos per split as (live, print, replay); the same for every fold of P3 and P4
 SIZES = {
@@ -25,6 +32,7 @@ TOTALS = {  # the paper's Table II: all videos per split
     "P3": {"train": 1500, "dev": 1125, "test": 300},
     "P4": {"train": 600, "dev": 450, "test": 60},
 }
+REPO = Path(__file__).resolve().parents[1]
 ROLE_SPLIT = {"source-train": "train", "source-val": "dev", "target": "test"}
 
 
@@ -102,7 +110,7 @@ def test_faceless_videos_are_left_out_and_a_missing_class_fails(oulu_records):
 
 
 def test_config():
-    base = (Path(__file__).resolve().parents[1] / "params.yaml").read_text()
+    base = (REPO / "params.yaml").read_text()
     assert parse_params(base).manifests.oulu_protocols == []  # the default pipeline has no OULU manifest
     chosen = base.replace("oulu_protocols: []", "oulu_protocols: [P1, P3]")
     assert parse_params(chosen).manifests.oulu_protocols == ["P1", "P3"]
@@ -116,3 +124,35 @@ def test_config():
     clash = base.replace("MI-O: {sources: [M, I], target: O}", "OULU-P1: {sources: [M, I], target: O}")
     with pytest.raises(ConfigError, match="OULU-NPU fold's manifest name"):
         parse_params(clash.replace("oulu_protocols: []", "oulu_protocols: [P1]"))
+
+
+def test_manifests_stage_writes_the_folds(tmp_path, monkeypatch):
+    """`stages/manifests.py` with ``oulu_protocols: [P1, P4]``: the cross-domain manifests as before plus
+    one per fold, each re-read with the checks every reader runs; the default run has no OULU keys."""
+    monkeypatch.chdir(tmp_path)
+    for code, make in TREES.items():
+        make(tmp_path / "raw" / code)
+        records = adapter_for(code).scan(tmp_path / "raw" / code).records
+        write_index(records, Path("data/index") / f"{code}.csv")
+        write_csv(Path("data/faces") / code / "faces.csv",
+                  ({"video_id": r.video_id, "frame": 0, "path": f"data/faces/{code}/{r.relpath}/0.png"}
+                   for r in records), ["video_id", "frame", "path"])
+    text = (REPO / "params.yaml").read_text()
+    runs = {}
+    for name, params in (("default", text), ("oulu", text.replace("oulu_protocols: []", "oulu_protocols: [P1, P4]"))):
+        Path("params.yaml").write_text(params)
+        out = Path("data/manifests")
+        shutil.rmtree(out, ignore_errors=True)
+        done = subprocess.run([sys.executable, *stage_argv("manifests")], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = (json.loads(Path("metrics/manifests.json").read_text()), sorted(p.name for p in out.iterdir()))
+    default, oulu = runs["default"], runs["oulu"]
+    assert "oulu_protocols" not in default[0]
+    assert oulu[1] == sorted(default[1] + ["OULU-P1.csv"] + [f"OULU-P4-{p}.csv" for p in range(1, 7)])
+    assert {k: v for k, v in oulu[0].items() if not k.startswith("oulu_")} == default[0]
+    p4 = oulu[0]["oulu_protocols"]["OULU-P4-3"]
+    assert p4["target"]["O"] == {"live": 20, "print": 20, "replay": 20, "faces": 60}
+    assert p4["source-val"]["O"]["live"] == 150 and p4["source-train"]["O"]["print"] == 200
+    rows = read_manifest("data/manifests/OULU-P4-3.csv", "data/faces", protocol=OULU_DOMAINS)
+    assert {r.video_id.split("/")[-1][0] for r in rows if r.role == "target"} == {"3"}  # phone 3 only
