@@ -230,7 +230,7 @@ class VideoJobs(Generic[J]):
     label: str  # "extract O": log lines and the progress bar
     markers: dict[str, dict]  # video id -> marker; the kept ones until :meth:`run` adds the rest
     todo: list[J]
-    damaged: dict[str, int]  # video id -> files missing or corrupt under an otherwise valid marker
+    damaged: dict[Path, int]  # folder -> files missing or corrupt under an otherwise valid marker
     removed: list[str]
 
     @classmethod
@@ -260,7 +260,7 @@ class VideoJobs(Generic[J]):
             else:
                 plan.todo.append(job)
             if damaged:
-                plan.damaged[job.video_id] = damaged
+                plan.damaged[out_dir / job.folder] = damaged
         if plan.markers:
             log.info("%s: %d video(s) already done, %d to do", label, len(plan.markers), len(plan.todo))
         if plan.damaged:
