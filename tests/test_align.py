@@ -21,7 +21,8 @@ from mpfas.config import AlignConfig, ExtractConfig
 from mpfas.datasets import Label, write_index
 from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector, box_iou
-from mpfas.preprocess.extract import MARKER, run_extract
+from mpfas.preprocess.extract import run_extract
+from mpfas.preprocess.jobs import MARKER
 from mpfas.preprocess.warp import EYE_CENTRE, alignment_matrix, similarity_transform, template_points, warp_face
 from test_extract import REPO, make_video, read_csv, record, tree
 

@@ -19,8 +19,9 @@ from skimage import data
 
 from mpfas.config import ExtractConfig
 from mpfas.datasets import Label, VideoRecord
-from mpfas.preprocess.extract import MARKER, ExtractError, run_extract
+from mpfas.preprocess.extract import ExtractError, run_extract
 from mpfas.preprocess.frames import read_sampled_frames
+from mpfas.preprocess.jobs import MARKER
 from mpfas.sampling import even_indices
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,7 +182,7 @@ def test_resume_skips_done_videos_and_redoes_changed_ones(tmp_path):
 def test_image_ext_jpg_writes_real_jpegs_and_redoes_png_output(tmp_path):
     """``extract.image_ext: jpg``: JPEG files (lossy, close to the PNG pixels), listed with their
     checksums; switching from png redoes every video and leaves no PNG behind."""
-    from mpfas.preprocess.extract import checksum
+    from mpfas.preprocess.jobs import checksum
 
     root, out = tmp_path / "raw", tmp_path / "frames"
     records = [record(f"s/v{i}.avi") for i in range(2)]

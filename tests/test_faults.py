@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from foreign_pickle import save_foreign
-from mpfas.preprocess.extract import MARKER
+from mpfas.preprocess.jobs import MARKER
 from pipeline_copy import REPO, TINY, copy_repo, dvc, env
 from stage_cmd import stage_argv
 

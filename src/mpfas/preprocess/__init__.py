@@ -3,8 +3,9 @@
 Heavy pieces (MTCNN, torch) load only when :mod:`.detect` or :mod:`.align` is imported.
 """
 
-from .extract import ExtractError, ExtractSummary, Issue, run_extract
+from .extract import ExtractError, ExtractSummary, run_extract
 from .frames import SampledFrames, VideoReadError, read_sampled_frames
+from .jobs import Issue
 from .warp import MEAN_FACE_5PT, alignment_matrix, similarity_transform, template_points, warp_face
 
 __all__ = [

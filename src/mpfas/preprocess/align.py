@@ -23,12 +23,12 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from .. import atomic
 from ..config import AlignConfig
@@ -36,20 +36,7 @@ from ..datasets import Label, VideoRecord, dataset_codes, dataset_name
 from ..errors import MpfasError
 from ..rows import FrameEntry, read_frames_index
 from .detect import Face, FaceDetector
-from .extract import (
-    FAILURE_COLUMNS,
-    MARKER,
-    Issue,
-    check_folders,
-    checksum,
-    damaged_files,
-    fingerprint,
-    read_marker,
-    recorded_checksums,
-    rel_path,
-    remove_stale,
-    reset_folder,
-)
+from .jobs import Issue, VideoJob, VideoJobs, check_folders, checksum, fingerprint, rel_path, write_failures
 from .warp import warp_face
 
 log = logging.getLogger(__name__)
@@ -146,14 +133,16 @@ def _load_bgr(path: Path, expected: str = "") -> np.ndarray | None:
     return img
 
 
-def align_video(video_id: str, entries: Sequence[FrameEntry], folder: Path, fp: str, cfg: AlignConfig,
-                detector: FaceDetector, rel_to: Path) -> dict:
-    """Detect, select and warp the main face of each frame of one video; the marker is written last."""
-    reset_folder(folder)
-    marker: dict[str, Any] = {"video_id": video_id, "fingerprint": fp, "faces": [], "issues": [],
-                              "frames": len(entries)}
+@dataclass(frozen=True)
+class _Job(VideoJob):
+    entries: tuple[FrameEntry, ...]  # the video's frames in frames.csv
+
+
+def align_video(job: _Job, folder: Path, cfg: AlignConfig, detector: FaceDetector, rel_to: Path) -> dict:
+    """Detect, select and warp the main face of each frame of one video; returns its marker's content."""
+    marker: dict[str, Any] = {"faces": [], "issues": [], "frames": len(job.entries)}
     images, kept = [], []
-    for e in entries:
+    for e in job.entries:
         img = _load_bgr(rel_to / e.path, e.checksum)
         if img is None:
             marker["issues"].append({"frame": e.frame, "reason": "unreadable_frame", "severity": "error",
@@ -173,7 +162,6 @@ def align_video(video_id: str, entries: Sequence[FrameEntry], folder: Path, fp: 
         atomic.write_bytes(folder / name, data)
         marker["faces"].append({"frame": e.frame, "file": name, "checksum": checksum(data),
                                 "prob": round(face.prob, 6), "box": [round(v, 2) for v in face.box]})
-    atomic.write_json(folder / MARKER, marker)
     return marker
 
 
@@ -194,37 +182,18 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
     limit = cfg.failed_video_limit(dataset)
     frames = read_frames_index(frames_csv, rel_to)
     folders = check_folders(records, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic.remove_temp_files(out_dir)
-    remove_stale(out_dir, folders, keep_top=("faces.csv", "failures.csv"))
-
     params = align_params(cfg)
-    markers: dict[str, dict] = {}
-    todo: list[tuple[str, VideoRecord, str]] = []
-    damaged: dict[str, int] = {}  # video id -> faces missing or corrupt
+    jobs = []
     for folder, rec in folders.items():
-        entries = frames.get(rec.video_id, [])
+        entries = tuple(frames.get(rec.video_id, []))
         fp = fingerprint({"version": ALIGN_VERSION, **params,
                           "frames": [[e.frame, e.path, e.checksum] for e in entries]})
-        marker = _reusable(out_dir / folder, fp)
-        bad = damaged_files(out_dir / folder, marker["faces"]) if marker else []
-        if marker and not bad:
-            markers[rec.video_id] = marker
-        else:
-            todo.append((folder, rec, fp))
-            if bad:
-                damaged[rec.video_id] = len(bad)
-    skipped = len(markers)
-    if skipped:
-        log.info("align %s: %d video(s) already done, %d to do", dataset, skipped, len(todo))
-    if damaged:
-        log.warning("align %s: %d face(s) of %d video(s) missing or corrupt, remaking them (e.g. %s)",
-                    dataset, sum(damaged.values()), len(damaged), next(iter(damaged)))
-    if todo and detector is None:
+        jobs.append(_Job(rec.video_id, folder, fp, entries))
+    plan = VideoJobs.check(jobs, out_dir, files="faces", keep_top=("faces.csv", "failures.csv"),
+                           label=f"align {dataset}")
+    if plan.todo and detector is None:
         detector = detector_for(cfg, device)
-    for folder, rec, fp in tqdm(todo, desc=f"align {dataset}", unit="video", disable=not progress or not todo):
-        markers[rec.video_id] = align_video(rec.video_id, frames.get(rec.video_id, []), out_dir / folder, fp,
-                                            cfg, detector, rel_to)
+    markers, counts = plan.run(partial(align_video, cfg=cfg, detector=detector, rel_to=rel_to), progress=progress)
 
     face_rows, issues = [], []
     for folder, rec in folders.items():
@@ -245,10 +214,10 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
                                 f"out of the manifests and counts against align.max_failed_videos.{dataset}",
                                 "error"))
     atomic.write_csv(out_dir / "faces.csv", face_rows, FACES_COLUMNS)
-    atomic.write_csv(out_dir / "failures.csv", (i.row() for i in issues), FAILURE_COLUMNS)
+    write_failures(out_dir / "failures.csv", issues)
 
-    summary = _summarise(dataset, folders, markers, issues, skipped, len(todo), params, limit)
-    summary.repaired, summary.repaired_files = len(damaged), sum(damaged.values())
+    summary = _summarise(dataset, folders, markers, issues, counts.kept, counts.done, params, limit)
+    summary.repaired, summary.repaired_files = counts.repaired, counts.repaired_files
     if metrics_path is not None:
         atomic.write_json(metrics_path, summary.as_dict())
     if sheet_path is not None:
@@ -263,14 +232,6 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
             f"align.max_failed_videos.{dataset}={limit}; see {out_dir / 'failures.csv'}"
         )
     return summary
-
-
-def _reusable(folder: Path, fp: str) -> dict | None:
-    """The folder's marker if it was written with fingerprint ``fp`` and records face checksums."""
-    marker = read_marker(folder)
-    if marker and marker.get("fingerprint") == fp and recorded_checksums(marker["faces"]):
-        return marker
-    return None
 
 
 def _summarise(dataset: str, folders: dict[str, VideoRecord], markers: dict[str, dict], issues: list[Issue],
