@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo lint test test-fast bench gpu-check ui clean
+.PHONY: setup demo lint test test-fast bench gpu-check ui seeds seeds-report clean
 
 setup: $(VENV)/.installed
 
@@ -39,6 +39,16 @@ bench: setup
 
 gpu-check: setup
 	$(BIN)/python bench/gpu_check.py
+
+# multi-seed results (README, "Sweeps and scale-out"): queue one experiment per seed and start
+# the queue; then `make seeds-report` once `dvc queue status` shows them finished
+SEEDS ?= 1 2 3
+JOBS ?= 1
+seeds: setup
+	$(BIN)/python -m mpfas seeds queue --seeds $(SEEDS) --start --jobs $(JOBS)
+
+seeds-report: setup
+	$(BIN)/python -m mpfas seeds aggregate --out reports/seeds.md --plot plots/seeds.png
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -3,12 +3,12 @@
 The layers follow the data (issue 12): base helpers, the dataset and backbone registries
 (config validates names against them), config, the demo, preprocessing, manifests,
 models, checkpoints, inference, metrics, tracking, then training and evaluation side by
-side, serving, and the stage harness and CLI on top. A module may import its own layer
-entry and any lower rank; two different entries of the same rank are peers and may not
-import each other (training and evaluation share only ``evaluation.metrics``, a rank
-below). Every import counts, at module level or inside a function; imports under
-``if TYPE_CHECKING`` do not run and are left out. The stage scripts in ``stages/`` sit
-above everything and are not checked.
+side, serving, and the stage harness, the dvc calls (``mpfas.sweeps``) and the CLI on
+top. A module may import its own layer entry and any lower rank; two different entries
+of the same rank are peers and may not import each other (training and evaluation share
+only ``evaluation.metrics``, a rank below). Every import counts, at module level or
+inside a function; imports under ``if TYPE_CHECKING`` do not run and are left out. The
+stage scripts in ``stages/`` sit above everything and are not checked.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ LAYERS: dict[str, int] = {
     "mpfas.evaluation": 13,
     "mpfas.serving": 14,
     "mpfas.stage": 15,
-    "mpfas.__main__": 16,
+    "mpfas.sweeps": 16,  # the dvc subprocess calls of `mpfas seeds`
+    "mpfas.__main__": 17,
 }
 """Rank of each module or package (the longest matching prefix wins); lower never imports higher."""
 

@@ -4,6 +4,8 @@
     mpfas export --model CKPT --out model.onnx
     mpfas log-model --protocol NAME
     mpfas preset paper [--params YAML] [--pretrained FILE] [--dry-run | --dvc-args]
+    mpfas seeds queue --seeds 1 2 3 [-S KEY=VALUE ...] [--start [--jobs N]]
+    mpfas seeds aggregate [--exps NAME ...] [--out MD] [--plot PNG] [--json FILE]
 
 Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
 printed); 2 bad usage, params or checkpoint (nothing done).
@@ -134,6 +136,50 @@ def cmd_preset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seeds_queue(args: argparse.Namespace) -> int:
+    from .sweeps import queue_seeds
+
+    for line in queue_seeds(args.seeds, args.set, start=args.start, jobs=args.jobs):
+        print(line)
+    if not args.start:
+        print("queued; run them with `dvc queue start -j N` (or pass --start), then `mpfas seeds aggregate`")
+    return 0
+
+
+def cmd_seeds_aggregate(args: argparse.Namespace) -> int:
+    from . import atomic
+    from .evaluation.seeds import (
+        as_json,
+        experiments_from_exp_show,
+        group_by_params,
+        plot_rows,
+        render_markdown,
+        summarise,
+    )
+    from .sweeps import EVALUATE_DIR, TRAIN_METRICS, exp_show
+
+    shown = exp_show(all_commits=args.all_commits)
+    experiments = experiments_from_exp_show(shown, evaluate_dir=EVALUATE_DIR, train_metrics=TRAIN_METRICS,
+                                            names=args.exps, include_baseline=args.include_baseline)
+    if args.exps:
+        missing = set(args.exps) - {n for e in experiments for n in (e.name, e.rev, e.rev[:7])}
+        if missing:
+            raise MpfasError(f"--exps: no finished experiment with evaluate metrics named {sorted(missing)} "
+                             "(`dvc exp show`; experiments of other commits need --all-commits)")
+    if not experiments:
+        raise MpfasError("no finished experiment with evaluate metrics (queue some: `mpfas seeds queue`)")
+    rows = summarise(group_by_params(experiments))
+    demo = any(e.params.get("data.source") == "demo" for e in experiments)
+    text = render_markdown(rows, demo=demo)
+    atomic.write_text(args.out, text)
+    if args.plot:
+        plot_rows(rows, args.plot)
+    if args.json:
+        atomic.write_json(args.json, as_json(rows))
+    sys.stdout.write(text)
+    return 0
+
+
 # where dvc.yaml's train stage writes each protocol's model: the CLI's default, not the library's
 MODELS_DIR = Path("models")
 
@@ -211,6 +257,29 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dvc-args", action="store_true",
                    help="print the preset as `-S key=value` arguments for `dvc exp run` instead")
     p.set_defaults(func=cmd_preset)
+
+    p = sub.add_parser("seeds", help="multi-seed results: queue one DVC experiment per seed, aggregate them",
+                       description="queue: `dvc exp run --queue -S train.seed=1,2,3 [-S ...]`. aggregate: read "
+                                   "`dvc exp show --json`, group experiments by every param but train.seed, "
+                                   "and write mean +- std per protocol. Rows are ordered by source-val HTER, "
+                                   "never by a target number.")
+    seeds = p.add_subparsers(dest="seeds_command", required=True, metavar="ACTION")
+    q = seeds.add_parser("queue", help="queue one experiment per seed (dvc exp run --queue)")
+    q.add_argument("--seeds", type=int, nargs="+", required=True, metavar="N", help="values of train.seed")
+    q.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="more params for every experiment, as `dvc exp run -S` (sweep syntax allowed)")
+    q.add_argument("--start", action="store_true", help="then start the queue (`dvc queue start -j JOBS`)")
+    q.add_argument("--jobs", type=_positive_int, default=1, help="queue workers with --start (default 1)")
+    q.set_defaults(func=cmd_seeds_queue)
+    a = seeds.add_parser("aggregate", help="mean +- std over seeds per protocol: a Markdown table and a plot")
+    a.add_argument("--exps", nargs="+", metavar="NAME", help="only these experiments (default: every finished "
+                                                             "experiment of HEAD, or of all commits with -A)")
+    a.add_argument("-A", "--all-commits", action="store_true", help="experiments of every commit, not only HEAD")
+    a.add_argument("--include-baseline", action="store_true", help="also count the baseline commit(s) as runs")
+    a.add_argument("--out", default="reports/seeds.md", metavar="MD", help="default reports/seeds.md")
+    a.add_argument("--plot", default="plots/seeds.png", metavar="PNG", help="default plots/seeds.png; '' = none")
+    a.add_argument("--json", metavar="FILE", help="also the rows as JSON")
+    a.set_defaults(func=cmd_seeds_aggregate)
     return parser
 
 
