@@ -1,4 +1,9 @@
-"""Empty-file trees that follow the four datasets' full official file lists."""
+"""Empty-file trees that follow the datasets' full official file lists.
+
+ROSE-Youtu's per-file list is not public: its tree follows the documented pattern
+(``{train,test}/<subject>/<type>_<...>.mp4``, test folders ``_<n>``) at the release's
+counts, 3497 videos: 897 live, 1799 print, 801 replay.
+"""
 
 from __future__ import annotations
 
@@ -62,4 +67,23 @@ def msu_tree(root: Path) -> None:
                 _touch(root, f"scene01/attack/attack_client{c:03d}_{cam}_SD_{kind}_scene01.{ext}")
 
 
-TREES = {"O": oulu_tree, "C": casia_tree, "I": replay_tree, "M": msu_tree}
+ROSE_TRAIN = [2, 3, 4, 5, 6, 7, 9, 10, 11, 12]
+ROSE_TEST = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
+ROSE_CLASSES = {"live": (897, ["G"]), "print": (1799, ["Ps", "Pq", "Mc", "Mf", "Mu"]), "replay": (801, ["Vl", "Vm"])}
+
+
+def rose_tree(root: Path) -> None:
+    # each class's types dealt over subjects, then types, then the five phones, then takes
+    subjects = [("train", str(s), s) for s in ROSE_TRAIN] + [("test", f"_{s}", s) for s in ROSE_TEST]
+    for count, kinds in ROSE_CLASSES.values():
+        for n in range(count):
+            split, folder, s = subjects[n % 20]
+            kind = kinds[n // 20 % len(kinds)]
+            phone = ["HS", "HW", "IP", "5s", "ZTE"][n // 20 // len(kinds) % 5]
+            take = n // 20 // len(kinds) // 5 + 1
+            talk, glasses = ("NT", "T")[take % 2], ("wg", "g")[take // 2 % 2]
+            _touch(root, f"{split}/{folder}/{kind}_{talk}_{phone}_{glasses}_E_{s}_{take}.mp4")
+    _touch(root, "train/2/readme.txt")  # not a video: ignored
+
+
+TREES = {"O": oulu_tree, "C": casia_tree, "I": replay_tree, "M": msu_tree, "Y": rose_tree}

@@ -23,7 +23,10 @@ def test_repo_params_load():
     assert params.train.meta_lr == pytest.approx(1e-2)
     assert params.model.pyramid_init == "official" and params.train.precision == "fp32"
     assert set(params.train.protocols) <= set(params.manifests.protocols)
-    assert len(params.manifests.protocols) == 6
+    assert len(params.manifests.protocols) == 9
+    assert params.train.protocols == ["OCI-M", "OMI-C", "OCM-I", "ICM-O"]  # the Y protocols are opt-in
+    assert {name: (p.sources, p.target) for name, p in params.manifests.protocols.items() if "Y" in p.domains} == {
+        "ICY-O": (["I", "C", "Y"], "O"), "IMY-O": (["I", "M", "Y"], "O"), "MCY-O": (["M", "C", "Y"], "O")}
 
 
 @pytest.mark.parametrize("mutate,key", [

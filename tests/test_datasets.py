@@ -10,12 +10,14 @@ EXPECTED = {  # total, live, print, replay on the full official file lists
     "C": (600, 150, 300, 150),
     "I": (1200, 200, 200, 800),
     "M": (280, 70, 70, 140),
+    "Y": (3497, 897, 1799, 801),  # the ROSE-Youtu release (Li et al., TIFS 2018)
 }
 SPLITS = {
     "O": {"train": 1800, "dev": 1350, "test": 1800},
     "C": {"train": 240, "test": 360},
     "I": {"train": 360, "dev": 360, "test": 480},
     "M": {"train": 120, "test": 160},
+    "Y": {"train": 1751, "test": 1746},  # of the generated tree (the release does not publish its file list)
 }
 
 
@@ -27,7 +29,7 @@ def full_trees(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("code", ["O", "C", "I", "M"])
+@pytest.mark.parametrize("code", ["O", "C", "I", "M", "Y"])
 def test_full_name_tree_counts(full_trees, code):
     result = adapter_for(code).scan(full_trees / code)
     labels = Counter(r.label for r in result.records)
@@ -40,7 +42,7 @@ def test_full_name_tree_counts(full_trees, code):
 
 
 def test_subjects_do_not_cross_splits(full_trees):
-    for code in "OCIM":
+    for code in "OCIMY":
         split_of = {}
         for r in adapter_for(code).scan(full_trees / code).records:
             assert split_of.setdefault(r.subject, r.split) == r.split, (code, r.subject)
@@ -81,3 +83,18 @@ def test_index_round_trip(full_trees, tmp_path):
     write_index(records, tmp_path / "I.csv")
     assert read_index(tmp_path / "I.csv") == records
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_rose_youtu_types_and_folders(full_trees):
+    """Type prefix -> label and attack; ``_13``-style test folders give subject 13; no subject in two splits."""
+    recs = adapter_for("Y").scan(full_trees / "Y").records
+    attacks = Counter(r.attack for r in recs if r.label is Label.PRINT)
+    assert set(attacks) == {"paper_still", "paper_quivering", "mask_cropped", "mask_full", "mask_upper"}
+    assert set(Counter(r.attack for r in recs if r.label is Label.REPLAY)) == {"video_lenovo", "video_mac"}
+    assert all(r.relpath.split("/")[1].startswith("_") for r in recs if r.split == "test")
+    assert {r.subject for r in recs if r.split == "test"} == {str(s) for s in range(13, 23)}
+    parse = adapter_for("Y").parse
+    assert parse("test/_13/G_NT_HW_g_E_13_1.mp4").subject == "13"
+    assert parse("train/3/Mu_T_5s_wg_E_3_2.MP4").label is Label.PRINT
+    assert parse("train/3/Xx_T_5s_wg_E_3_2.mp4") is None  # unknown type
+    assert parse("dev/3/G_T_5s_wg_E_3_2.mp4") is None  # no such split in the release

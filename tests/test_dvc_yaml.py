@@ -230,7 +230,7 @@ def test_per_dataset_stages_follow_data_datasets():
     """extract and align run once per dataset in params.yaml's data.datasets."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert stages["extract"]["foreach"] == stages["align"]["foreach"] == "${data.datasets}"
-    assert load_params(REPO / "params.yaml").data.datasets == ["O", "C", "I", "M"]
+    assert load_params(REPO / "params.yaml").data.datasets == ["O", "C", "I", "M", "Y"]
 
 
 def test_output_neutral_knobs_do_not_retrain():

@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "mpfas.preprocess": 6,
     "mpfas.raw": 6,
     "mpfas.manifests": 7,
+    "mpfas.splits_export": 8,  # reads and writes manifests: just above them
     "mpfas.models": 8,
     "mpfas.checkpoint": 9,
     "mpfas.inference": 10,

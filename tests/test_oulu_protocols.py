@@ -117,7 +117,8 @@ def test_config():
     for bad, match in (("[P5]", "unknown protocol 'P5'"), ("[P1, P1]", "listed twice")):
         with pytest.raises(ConfigError, match=match):
             parse_params(base.replace("oulu_protocols: []", f"oulu_protocols: {bad}"))
-    without_o = (chosen.replace("datasets: [O, C, I, M]", "datasets: [C, I, M]")
+    assert "datasets: [O, C, I, M, Y]" in chosen and "protocols: [OCI-M, OMI-C, OCM-I, ICM-O]" in chosen
+    without_o = (chosen.replace("datasets: [O, C, I, M, Y]", "datasets: [C, I, M, Y]")
                  .replace("protocols: [OCI-M, OMI-C, OCM-I, ICM-O]", "protocols: [MI-C]"))
     with pytest.raises(ConfigError, match=r"oulu_protocols: OULU-NPU \(O\) is not in data.datasets"):
         parse_params(without_o)

@@ -83,7 +83,7 @@ def _toy_place(capture: str) -> Place:
 # module-level functions, not lambdas: the demo's worker processes receive the spec pickled
 TOY = DatasetSpec(
     adapter=ToySpoof, splits=("train", "test"),
-    demo=DemoPlan(key=4, split_dirs=("train", "test"), small=_toy_small, camera=_toy_camera, place=_toy_place),
+    demo=DemoPlan(key=5, split_dirs=("train", "test"), small=_toy_small, camera=_toy_camera, place=_toy_place),
 )
 
 
@@ -95,7 +95,7 @@ def toy():
 
 
 def test_builtins_are_registered_in_order():
-    assert dataset_codes()[:4] == ("O", "C", "I", "M") and demo_codes()[:4] == ("O", "C", "I", "M")
+    assert dataset_codes()[:5] == ("O", "C", "I", "M", "Y") and demo_codes()[:5] == ("O", "C", "I", "M", "Y")
 
 
 def test_toy_image_dataset_is_synthesised_and_indexed(toy, tmp_path):
@@ -104,7 +104,7 @@ def test_toy_image_dataset_is_synthesised_and_indexed(toy, tmp_path):
     cfg = DemoConfig(subjects=2, frames=2, scale=0.5)
     params = Params(data=DataConfig(demo_root=str(tmp_path / "raw")), demo=cfg)
     counts = build_raw(params, tmp_path / "index")
-    assert list(counts["datasets"]) == ["O", "C", "I", "M", "T"]
+    assert list(counts["datasets"]) == ["O", "C", "I", "M", "Y", "T"]
     assert counts["datasets"]["T"] == {"videos": 6, "live": 2, "print": 2, "replay": 2,
                                        "splits": {"test": 1 * 3, "train": 1 * 3}}
     images = sorted((tmp_path / "raw" / "Toy-Spoof").rglob("*.png"))
@@ -147,7 +147,7 @@ def test_adding_a_dataset_leaves_the_others_unchanged(toy):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(synth, "demo_codes", lambda: ("O", "C", "I", "M"))
         without = synth.plan_demo(cfg)
-    assert list(with_toy) == ["O", "C", "I", "M", "T"]
+    assert list(with_toy) == ["O", "C", "I", "M", "Y", "T"]
     assert {c: with_toy[c] for c in without} == without
 
 

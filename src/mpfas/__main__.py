@@ -6,6 +6,7 @@
     mpfas preset paper [--params YAML] [--pretrained FILE] [--dry-run | --dvc-args]
     mpfas seeds queue --seeds 1 2 3 [-S KEY=VALUE ...] [--start [--jobs N]]
     mpfas seeds aggregate [--exps NAME ...] [--out MD] [--plot PNG] [--json FILE]
+    mpfas export-splits --out DIR [--manifests DIR] [--faces DIR] [--frames DIR]
 
 Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
 printed); 2 bad usage, params or checkpoint (nothing done).
@@ -206,6 +207,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def cmd_export_splits(args: argparse.Namespace) -> int:
+    from .splits_export import export_splits, frame_counts, read_manifests
+
+    manifests = read_manifests(Path(args.manifests), Path(args.faces))
+    frames_of = frame_counts(Path(args.frames)) if args.frames else None
+    written = export_splits(manifests, Path(args.out), frames_of)
+    print(f"{len(manifests)} protocol(s), {len(written)} files under {args.out} (conventions: {args.out}/README.md)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpfas", description="Use a trained HFN+MP face anti-spoofing model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -280,6 +291,16 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--plot", default="plots/seeds.png", metavar="PNG", help="default plots/seeds.png; '' = none")
     a.add_argument("--json", metavar="FILE", help="also the rows as JSON")
     a.set_defaults(func=cmd_seeds_aggregate)
+
+    p = sub.add_parser("export-splits", help="write every manifest as MetaPattern CSV, SSDG JSON, plain list and "
+                                             "the repository's CSV",
+                       description="Split lists for other codebases; label conventions in DIR/README.md.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--manifests", default="data/manifests", metavar="DIR", help="default: data/manifests")
+    p.add_argument("--faces", default="data/faces", metavar="DIR", help="aligned faces root (default: data/faces)")
+    p.add_argument("--frames", metavar="DIR", help="extracted frames root (e.g. data/frames): fills the "
+                                                    "MetaPattern `frames` column (default: the face count)")
+    p.set_defaults(func=cmd_export_splits)
     return parser
 
 

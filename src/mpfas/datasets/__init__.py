@@ -7,7 +7,7 @@ them in a fixed order): a new dataset is one more file and one more entry there.
 
 from __future__ import annotations
 
-from . import casia, msu, oulu, replay_attack
+from . import casia, msu, oulu, replay_attack, rose_youtu
 from .base import DatasetAdapter, DatasetError, MediaKind, ScanResult
 from .index import INDEX_COLUMNS, read_index, write_index
 from .records import Label, VideoRecord
@@ -23,7 +23,9 @@ from .registry import (
     unregister_dataset,
 )
 
-_BUILT_IN_MODULES = (oulu, casia, replay_attack, msu)  # O, C, I, M: the order of dataset_codes()
+# O, C, I, M, Y: the order of dataset_codes(); a new dataset goes last so no earlier one's
+# identities (dealt in this order) or random streams change
+_BUILT_IN_MODULES = (oulu, casia, replay_attack, msu, rose_youtu)
 for _module in _BUILT_IN_MODULES:
     register_dataset(_module.SPEC)
 

@@ -1,8 +1,8 @@
-"""Write the synthetic demo: every registered dataset with a demo plan (O, C, I, M), in its
+"""Write the synthetic demo: every registered dataset with a demo plan (O, C, I, M, Y), in its
 original layout and containers; an image dataset gets one-frame images.
 
 ``demo.size: small`` gives each domain ``demo.subjects`` identities with about
-five videos each (layout.plan); ``full`` writes the official file lists, 7030
+five videos each (layout.plan); ``full`` writes the official file lists, 10527
 videos (full.full_plan), and ignores ``demo.subjects``. Either way every video
 is one independent job for the worker processes, so the cost per video does not
 depend on how many there are; ``demo.frames`` and ``demo.scale`` set that cost.
