@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo lint test test-fast bench gpu-check ui seeds seeds-report clean
+.PHONY: setup demo lint test test-all test-fast bench gpu-check ui seeds seeds-report clean
 
 setup: $(VENV)/.installed
 
@@ -25,8 +25,13 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# everything (what CI runs): lint, then every test; the 20 slowest tests are listed at the end
+# what CI runs: lint, then every test but the `heavy` ones (whole-pipeline kill-and-resume and
+# repair runs, about 8 min); the 20 slowest tests are listed at the end
 test: lint
+	$(BIN)/pytest -m "not heavy" --durations=20
+
+# everything, heavy tests included (before a release)
+test-all: lint
 	$(BIN)/pytest --durations=20
 
 # the quick tier: no end-to-end `dvc repro` runs (tests marked slow)

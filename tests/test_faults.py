@@ -203,6 +203,7 @@ def recovered(tmp_path_factory):
 
 # ---------------------------------------------------------------- kill and rerun
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["extract", "align", "train-early", "train", "evaluate"])
 def test_kill_lands_in_the_stage(recovered, stage):
@@ -212,6 +213,7 @@ def test_kill_lands_in_the_stage(recovered, stage):
     assert kills[stage]["stage"].startswith(want), kills[stage]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_rerun_succeeds_without_temp_files_or_a_second_run(recovered):
     repo, kills = recovered
@@ -226,6 +228,7 @@ def test_rerun_succeeds_without_temp_files_or_a_second_run(recovered):
     assert status.returncode == 0 and "changed" not in status.stdout, status.stdout
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_finished_stages_are_skipped_by_later_reruns(recovered):
     """DVC does not rerun what an earlier attempt finished: extract after the align kill,
@@ -239,6 +242,7 @@ def test_finished_stages_are_skipped_by_later_reruns(recovered):
     assert before_evaluate <= set(kills["final"]["unchanged"]), kills["final"]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_killed_stages_resume_where_they_stopped(recovered):
     """The rerun of a killed stage skips exactly the videos (iterations) finished before the kill."""
@@ -252,6 +256,7 @@ def test_killed_stages_resume_where_they_stopped(recovered):
     assert _json(repo, f"metrics/train_{PROTOCOL}.json")["resumed_from"] == kills["train"]["iteration"]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", ["data/frames", "data/faces", "data/manifests", "data/index"])
 def test_data_equal_an_uninterrupted_run(reference, recovered, folder):
@@ -262,6 +267,7 @@ def test_data_equal_an_uninterrupted_run(reference, recovered, folder):
     assert differ == [], differ[:10]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_metrics_equal_an_uninterrupted_run(reference, recovered):
     """Also the determinism check: same params, two copies, same numbers (run ids and
@@ -276,6 +282,7 @@ def test_metrics_equal_an_uninterrupted_run(reference, recovered):
         assert (repo / rel).read_bytes() == (reference / rel).read_bytes(), rel
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["best.pt", "last.pt"])
 def test_weights_equal_an_uninterrupted_run(reference, recovered, name):
@@ -288,6 +295,7 @@ def test_weights_equal_an_uninterrupted_run(reference, recovered, name):
     assert differ == [], differ[:5]
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_mlflow_runs_are_resumed_or_ended(recovered):
     repo, kills = recovered
@@ -497,6 +505,7 @@ def test_bad_checkpoint_to_predict(tmp_path, trained, kind):
 
 # ---------------------------------------------------------------- unwritable MLflow store
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_training_survives_an_unwritable_mlflow_store(reference, tmp_path):
     """The tracking DB's folder is a regular file (unwritable even for root): training warns

@@ -259,6 +259,7 @@ def _metrics(repo: Path, name: str) -> dict:
     return json.loads((repo / f"metrics/{name}.json").read_text())
 
 
+@pytest.mark.heavy
 @pytest.mark.slow  # the real pipeline up to train@OCI-M, three times: ~3 min on 2 cores
 def test_dvc_repro_repairs_damage_and_retrains_after_a_padding_change(tmp_path):
     repo = copy_repo(tmp_path, TINY)
