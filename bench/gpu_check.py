@@ -474,7 +474,7 @@ def environment(device: torch.device) -> dict[str, Any]:
     return env
 
 
-def run_check(cfg: CheckConfig, report: Report) -> None:
+def run_check(cfg: CheckConfig, report: Report, bounds: Bounds) -> None:
     """Everything between the device check and the verdict; ``report.phase`` says where it is."""
     device = torch.device(cfg.device)
     report.enter("model build")
@@ -502,7 +502,7 @@ def run_check(cfg: CheckConfig, report: Report) -> None:
     end_to_end, _ = score_faces(model, faces, cfg.score_batch, device, "bf16")
     report.enter("agreement")
     report.agreement = agreement(scores, end_to_end, labels, states, init, names, report.train, cfg.threshold,
-                                 Bounds().final_steps)
+                                 bounds.final_steps)
 
 
 def finish(report: Report, bounds: Bounds, device: torch.device) -> None:
@@ -673,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
         report.notes.append(CPU_NOTE)
     t0 = time.perf_counter()
     try:
-        run_check(cfg, report)
+        run_check(cfg, report, bounds)
     except torch.cuda.OutOfMemoryError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         report.error = f"CUDA out of memory during {report.phase}: {first}"

@@ -97,7 +97,7 @@ def cmd_log_model(args: argparse.Namespace) -> int:
     params = _params(args.params)  # what the checkpoint's preprocessing is compared with
     if not args.model:
         protocol = _default_protocol(params, protocol)
-    checkpoint = Path(args.model) if args.model else MODELS_DIR / protocol / "best.pt"
+    checkpoint = Path(args.model) if args.model else _default_ckpt(params, protocol)
     run_id = args.run_id
     if not run_id:
         run_json = MODELS_DIR / protocol / "run.json" if protocol else checkpoint.with_name("run.json")
