@@ -1,9 +1,10 @@
 """DVC stage `train@<protocol>`: meta-learn HFN+MP on the protocol's sources.
 
 Usage (dvc.yaml's cmd): python stages/train.py <protocol> --manifest CSV --faces DIR --out DIR --metrics JSON
+    [--loss-curve CSV --val-curve CSV]
 
 Reads the protocol's manifest; writes best.pt, last.pt and run.json (the MLflow run id)
-into ``--out``, and the training summary to ``--metrics``.
+into ``--out``, the training summary to ``--metrics``, and the curves ``dvc plots`` draws.
 
 Runs unchanged under ``torchrun --nproc_per_node=N stages/train.py <protocol> ...`` (data-parallel,
 gloo on CPU, NCCL on GPU); only rank 0 writes files and MLflow.
@@ -25,6 +26,8 @@ parser.add_argument("--manifest", type=Path, required=True, help="the protocol's
 parser.add_argument("--faces", type=Path, required=True, help="aligned faces root (align stage)")
 parser.add_argument("--out", type=Path, required=True, help="model folder: best.pt, last.pt, run.json")
 parser.add_argument("--metrics", type=Path, required=True, help="training summary (JSON)")
+parser.add_argument("--loss-curve", type=Path, help="training losses per iteration (CSV, for dvc plots)")
+parser.add_argument("--val-curve", type=Path, help="source-val metrics per validation (CSV, for dvc plots)")
 
 
 @stage_main(
@@ -48,9 +51,13 @@ def main(params, args) -> None:
         raise ConfigError(f"usage: python stages/train.py <protocol> ...; got {protocol!r}, "
                           f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
     from mpfas.training import train
+    from mpfas.training.curves import Curves
 
+    if (args.loss_curve is None) != (args.val_curve is None):
+        raise ConfigError("stages/train.py: give both --loss-curve and --val-curve, or neither")
+    curves = Curves.at(args.loss_curve, args.val_curve) if args.loss_curve else None
     result = train(params, protocol, manifest=args.manifest, faces=args.faces, out_dir=args.out,
-                   params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"))
+                   params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"), curves=curves)
     if result.rank != 0:  # data-parallel: rank 0 writes the summary
         return
     summary = {

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "mpfas.rows": 1,
     "mpfas.telemetry": 1,
     "mpfas.sampling": 1,
+    "mpfas.plots_page": 2,  # the offline page template of `dvc plots` (atomic writes only)
     "mpfas.datasets": 2,
     "mpfas.backbones": 2,
     "mpfas.config": 3,

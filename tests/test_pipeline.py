@@ -4,8 +4,13 @@ One traced run serves every test here (a full tiny run costs a minute or two on 
 the tests run in file order, and the ones that change the workspace come last.
 """
 
+import csv
+import io
 import json
+import re
+import shlex
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +101,60 @@ def test_experiment_reruns_only_what_depends_on_the_param(repo):
 
 def test_queued_sweep_lands_in_the_main_mlflow_db(repo):
     run_sweep(repo)
+
+
+def test_readme_exp_show_recipe_shows_what_differs_and_the_headline_means(repo):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    recipe = next(line.strip() for line in readme.splitlines()
+                  if line.strip().startswith("dvc exp show --only-changed --drop"))
+    shown = dvc(repo, *shlex.split(recipe)[1:], "--csv")
+    assert shown.returncode == 0, shown.stderr
+    header = next(csv.reader(io.StringIO(shown.stdout)))
+    means = {f"mean.{k}_pct" for k in ("source_val_auc", "source_val_eer", "auc", "hter_val", "hter_eer",
+                                         "hter_oracle")}
+    assert means | {"train.seed", "train.inner_loops"} <= set(header), header  # the sweeps above vary them
+    assert "model.backbone" not in header  # the same in every row
+    assert not [c for c in header if c.startswith(("protocols.", "datasets.", "detection.", "metrics/", "src/"))]
+    assert len(header) <= 16, header
+
+
+def _drawn_plots(dom: str) -> dict[str, str]:
+    """Each plot block of a rendered DVC page (by its div id) -> its markup."""
+    blocks = re.split(r'(?=<div id=")', dom)
+    return {re.match(r'<div id="([^"]+)"', b).group(1): b for b in blocks if b.startswith("<div id=")}
+
+
+def _is_drawn(block: str) -> bool:
+    """Vega drew an SVG with at least one non-empty line path in it."""
+    svg = re.search(r'<svg[^>]*class="marks".*?</svg>', block, re.S)
+    return bool(svg and re.search(r'<path[^>]*\bd="M[^"]+', svg.group(0)))
+
+
+def test_dvc_plots_show_and_diff_render_with_no_network(repo, tmp_path):
+    from dvc_render.html import PAGE_HTML
+
+    from browser import dump_dom
+
+    # the control: DVC's own page (Vega from a CDN) is blank in this browser, as on a cluster
+    default = tmp_path / "dvc_default.html"
+    default.write_text(PAGE_HTML)
+    shown = dvc(repo, "plots", "show", "--html-template", str(default), "-o", str(tmp_path / "cdn"))
+    assert shown.returncode == 0, shown.stderr
+    blank = _drawn_plots(dump_dom((tmp_path / "cdn/index.html").as_uri()))
+    assert "plots_roc_OCI-M_json" in blank and not any(_is_drawn(b) for b in blank.values())
+
+    # the repository's template (.dvc/config): every declared plot is drawn
+    declared = {"plots_roc_OCI-M_json", "plots_train_loss_OCI-M_csv", "plots_train_source_val_OCI-M_csv"}
+    shown = dvc(repo, "plots", "show", "-o", str(tmp_path / "show"))
+    assert shown.returncode == 0, shown.stderr
+    plots = _drawn_plots(dump_dom((tmp_path / "show/index.html").as_uri()))
+    assert declared <= set(plots) and all(_is_drawn(plots[p]) for p in declared), sorted(plots)
+
+    # and a comparison of two experiments (the queued seeds above): both revisions in each plot
+    a, b = sorted(dvc(repo, "exp", "list", "--name-only").stdout.split())[:2]
+    diff = dvc(repo, "plots", "diff", a, b, "-o", str(tmp_path / "diff"))
+    assert diff.returncode == 0, diff.stderr
+    plots = _drawn_plots(dump_dom((tmp_path / "diff/index.html").as_uri()))
+    assert declared <= set(plots)
+    for name in declared:
+        assert _is_drawn(plots[name]) and a in plots[name] and b in plots[name], name

@@ -7,6 +7,7 @@ desaturated, blurred and striped (print/replay-like), so there is something to l
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -315,9 +316,12 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     import mlflow
 
     from mpfas.training import train
+    from mpfas.training.curves import Curves
 
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
-    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M")
+    curves = Curves.at("plots/loss.csv", "plots/val.csv")
+    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M",
+                   curves=curves)
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
     assert best["schema_version"] == SCHEMA_VERSION == 1 and best["kind"] == "best" and best["resume"] is None
     assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
@@ -352,6 +356,17 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
         a.path for a in client.list_artifacts(result.run_id, "config")}
     assert {"checkpoint/best.pt", "config/params.yaml"} <= artifacts
 
+    # the curves `dvc plots` draws hold what MLflow holds, timings left out
+    with open(curves.loss.path, newline="") as f:
+        loss = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in loss] == [1, 2, 3]
+    assert [float(r["meta_train_loss"]) for r in loss] == pytest.approx([m.value for m in history])
+    assert {"meta_test_loss", "lr_hfn", "lr_mp"} <= set(loss[0]) and "seconds_per_iteration" not in loss[0]
+    with open(curves.source_val.path, newline="") as f:
+        val = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in val] == [2, 3]
+    assert float(val[-1]["val_auc"]) == pytest.approx(found.data.metrics["val_auc"])
+
 
 def test_failed_run_is_marked_failed(workspace, mlflow_uri):
     import mlflow
@@ -384,8 +399,10 @@ RUNNER = textwrap.dedent("""
         if sys.argv[1] == "stall" and it == 2:
             time.sleep(120)
 
+    from mpfas.training.curves import Curves
+
     train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
-          out_dir=sys.argv[2],
+          out_dir=sys.argv[2], curves=Curves.at(sys.argv[2] + "/loss.csv", sys.argv[2] + "/val.csv"),
           on_checkpoint=hook)
 """)
 
@@ -432,6 +449,8 @@ def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
         sa, sb = a["resume"][opt]["state"], b["resume"][opt]["state"]
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
                                               for k in sb)
+    for curve in ("loss.csv", "val.csv"):  # the resumed curves are the uninterrupted ones
+        assert Path("models/killed", curve).read_text() == Path("models/straight", curve).read_text()
     assert json.loads(Path("models/killed/run.json").read_text())["run_id"] == run_id  # same MLflow run
     from mlflow.tracking import MlflowClient
 

@@ -7,6 +7,7 @@
     mpfas seeds queue --seeds 1 2 3 [-S KEY=VALUE ...] [--start [--jobs N]]
     mpfas seeds aggregate [--exps NAME ...] [--out MD] [--plot PNG] [--json FILE]
     mpfas export-splits --out DIR [--manifests DIR] [--faces DIR] [--frames DIR]
+    mpfas plots-template [--check]
 
 Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
 printed); 2 bad usage, params or checkpoint (nothing done).
@@ -301,7 +302,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", metavar="DIR", help="extracted frames root (e.g. data/frames): fills the "
                                                     "MetaPattern `frames` column (default: the face count)")
     p.set_defaults(func=cmd_export_splits)
+
+    p = sub.add_parser("plots-template", help="write the offline page template of `dvc plots show/diff`",
+                       description="Inline the Vega libraries of the pinned vl-convert-python into "
+                                   ".dvc/plots/offline.html (run from the repository root after changing its "
+                                   "pin), so DVC's plot pages render with no network.")
+    p.add_argument("--check", action="store_true", help="only check the file is up to date (exit 1 if not)")
+    p.set_defaults(func=cmd_plots_template)
     return parser
+
+
+def cmd_plots_template(args: argparse.Namespace) -> int:
+    from .plots_page import TEMPLATE, template_html, write_template
+
+    if args.check:
+        current = TEMPLATE.read_text(encoding="utf-8") if TEMPLATE.is_file() else None
+        if current != template_html():
+            print(f"{TEMPLATE}: out of date with the installed vl-convert-python; run "
+                  "`python -m mpfas plots-template`", file=sys.stderr)
+            return 1
+        print(f"{TEMPLATE}: up to date")
+        return 0
+    print(write_template())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,6 +149,7 @@ def level_metrics(target: ScoreSet, val: ScoreSet | None, *, where: str, resampl
         "eer_threshold": eer_thr,
         "hter_oracle": oracle_hter,
         "oracle_threshold": oracle_thr,
+        "val_auc": roc_auc(val.scores, val.is_live) if val is not None else None,  # what a sweep ranks on
         "val_eer": val_eer,
         "val_threshold": val_thr,
     }

@@ -105,6 +105,9 @@ def build_summary(params: Params, metrics_dir: Path, *,
             for key in ("auc_ci", "hter_eer_ci", "hter_val_ci"):
                 if video.get(key):
                     entry[f"{key}_pct"] = [_pct(x) for x in video[key]]
+            # the leakage-free numbers to rank settings by (null without source-val videos)
+            entry["source_val_auc_pct"] = _pct(video.get("val_auc"))
+            entry["source_val_eer_pct"] = _pct(video.get("val_eer"))
             entry["frame_auc_pct"] = _pct(m["frame"]["auc"])
             entry["frame_hter_eer_pct"] = _pct(m["frame"]["hter_eer"])
             entry["frame_hter_oracle_pct"] = _pct(m["frame"]["hter_oracle"])
@@ -128,7 +131,7 @@ def build_summary(params: Params, metrics_dir: Path, *,
     if protocols:
         summary["mean"] = {
             f"{key}_pct": _mean([p[f"{key}_pct"] for p in protocols.values()])
-            for key in [k for k, _ in OURS] + ["frame_auc", "frame_hter_oracle"]
+            for key in [k for k, _ in OURS] + ["frame_auc", "frame_hter_oracle", "source_val_auc", "source_val_eer"]
         }
     return summary
 

@@ -46,6 +46,7 @@ from ..evaluation.metrics import best_hter, eer, error_rates, roc_auc
 from ..inference import score_video_frames
 from ..sampling import pick_evenly
 from . import distributed, rng
+from .curves import Curves
 from .data import DomainSampler
 from .run import Best, RunContext, TrainResult, resume
 from .step import Optimisers, domain_roles, meta_iteration
@@ -165,13 +166,14 @@ def _better(new: tuple[float, float], old: tuple[float, float] | None) -> bool:
 
 
 def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | Path, out_dir: str | Path,
-          params_file: str | Path = "params.yaml",
+          params_file: str | Path = "params.yaml", curves: Curves | None = None,
           on_checkpoint: Callable[[int], None] | None = None) -> TrainResult:
     """Train one protocol from its manifest into ``out_dir`` (best.pt, last.pt, run.json).
 
     Under ``torchrun`` with several processes (see ``distributed``) every rank trains on its
     own batches with gradients averaged; only rank 0 validates, writes files and talks to
-    MLflow, and every rank returns rank 0's result. ``on_checkpoint(iteration)`` is called
+    MLflow, and every rank returns rank 0's result. ``curves``: where rank 0 also writes the loss
+    and source-val curves for ``dvc plots``. ``on_checkpoint(iteration)`` is called
     (on rank 0) after each ``last.pt`` write (progress hooks, tests).
     """
     from ..manifests import read_manifest
@@ -205,8 +207,8 @@ def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | P
     owns_group = ctx.enabled and not torch.distributed.is_initialized()
     distributed.init(device)
     try:
-        return _train(params, protocol, sources, by_role, manifest, out_dir, params_file, on_checkpoint,
-                      ctx, device)
+        return _train(params, protocol, sources, by_role, manifest, out_dir, params_file, curves,
+                      on_checkpoint, ctx, device)
     finally:
         if owns_group:
             distributed.shutdown(ctx)
@@ -216,8 +218,8 @@ def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | P
 
 
 def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str, list[Any]], manifest: Path,
-           out_dir: Path, params_file: str | Path, on_checkpoint: Callable[[int], None] | None,
-           ctx: distributed.Context, device: torch.device) -> TrainResult:
+           out_dir: Path, params_file: str | Path, curves: Curves | None,
+           on_checkpoint: Callable[[int], None] | None, ctx: distributed.Context, device: torch.device) -> TrainResult:
     cfg = params.train
     if not ctx.is_main:  # one voice in the log: rank 0's (warnings and errors still show)
         log.setLevel(logging.WARNING)
@@ -229,10 +231,10 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                  "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
     sampler = _sampler(by_role["source-train"], params, ctx)
     fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
-    run = RunContext(ctx, params, protocol, out_dir, fp)
+    run = RunContext(ctx, params, protocol, out_dir, fp, curves)
     start, run_id, best = resume(run, model, opt, sampler)
     ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
-    run.open(params_file, run_id, model.pretrained_sha256)
+    run.open(params_file, run_id, model.pretrained_sha256, start)
     sync = ctx.average_gradients if ctx.enabled else None
     try:
         run.announce()
@@ -246,7 +248,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                 raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
             run.step_times.append(time.perf_counter() - t0)
             stats.update(opt.learning_rates(), seconds_per_iteration=run.step_times[-1])
-            run.log_metrics(stats, it)
+            run.log_metrics(stats, it, curve="loss")
             if it == start + 1 or it % LOG_EVERY == 0:
                 log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations,
                          *domain_roles(domains, opt.meta), " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
@@ -307,7 +309,7 @@ def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, opt: Optim
     if validate_now and ctx.is_main:
         val, key = _validation(model, by_role, run.params, device, it)
         run.log_metrics({k if k.startswith("target_") else f"val_{k}": v
-                         for k, v in val.items() if not k.endswith("videos")}, it)
+                         for k, v in val.items() if not k.endswith("videos")}, it, curve="source_val")
         if _better(key, best.key):
             best = Best(key, {"iteration": it, "key": list(key), "val": val})
             run.save_best(model, it, val)

@@ -19,6 +19,7 @@ from ..config import Params
 from ..models.weights import describe_weights
 from ..tracking import flat_params, git_commit, open_run, run_tags
 from . import distributed, rng
+from .curves import Curves
 from .data import DomainSampler
 from .step import Optimisers
 
@@ -61,6 +62,7 @@ class RunContext:
     protocol: str
     out_dir: Path
     fingerprint: str
+    curves: Curves | None = None  # CSV copies of the curves for `dvc plots`
     tracker: Any = None
     info: Any = None  # tracking.RunInfo
     step_times: list[float] = field(default_factory=list)
@@ -73,10 +75,12 @@ class RunContext:
     def best_path(self) -> Path:
         return self.out_dir / "best.pt"
 
-    def open(self, params_file: str | Path, run_id: str | None, pretrained_sha256: str) -> None:
-        """Start (or reopen, on resume) the MLflow run and write ``run.json``."""
+    def open(self, params_file: str | Path, run_id: str | None, pretrained_sha256: str, start: int = 0) -> None:
+        """Start (or reopen, on resume from iteration ``start``) the MLflow run and the curves."""
         if not self.ctx.is_main:
             return
+        if self.curves is not None:
+            self.curves.restart(start)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(self.out_dir)  # a checkpoint write cut short by a kill leaves one behind
         tags = run_tags(self.protocol, self.params, params_file, git_commit(), self.ctx.world_size)
@@ -96,9 +100,14 @@ class RunContext:
                         "min-HTER, as the official code does); its target numbers are optimistic "
                         "(test-set leakage)")
 
-    def log_metrics(self, metrics: dict[str, float], it: int) -> None:
-        if self.ctx.is_main:
-            self.tracker.log_metrics(metrics, step=it)
+    def log_metrics(self, metrics: dict[str, float], it: int, curve: str | None = None) -> None:
+        """To MLflow; with ``curve`` ("loss" or "source_val") also a row of that curve's CSV
+        (timings left out: the CSV is a DVC output and must not change between identical runs)."""
+        if not self.ctx.is_main:
+            return
+        self.tracker.log_metrics(metrics, step=it)
+        if curve is not None and self.curves is not None:
+            getattr(self.curves, curve).append(it, {k: v for k, v in metrics.items() if not k.startswith("seconds")})
 
     def _checkpoint(self, model: torch.nn.Module, it: int, val: dict[str, float], kind: str,
                     resume: ResumeState | None = None) -> Checkpoint:
