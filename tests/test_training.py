@@ -366,6 +366,13 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
         val = list(csv.DictReader(f))
     assert [int(r["step"]) for r in val] == [2, 3]
     assert float(val[-1]["val_auc"]) == pytest.approx(found.data.metrics["val_auc"])
+    # lost curves of a finished run come back from MLflow on the next (nothing-to-train) call
+    written = curves.loss.path.read_text(), curves.source_val.path.read_text()
+    curves.loss.path.unlink()
+    curves.source_val.path.unlink()
+    train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M",
+          curves=curves)
+    assert (curves.loss.path.read_text(), curves.source_val.path.read_text()) == written
 
 
 def test_failed_run_is_marked_failed(workspace, mlflow_uri):

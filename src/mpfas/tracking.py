@@ -407,6 +407,12 @@ class Tracker:
             self._call(f"metrics {_names(m.key for m in chunk)} at step {step}", self.client.log_batch,
                        self.run_id, metrics=chunk)
 
+    def metric_history(self) -> dict[str, list[tuple[int, float]]]:
+        """Every metric of the run as (step, value) pairs in step order."""
+        keys = with_retries(self.client.get_run, self.run_id).data.metrics
+        return {key: sorted((m.step, m.value) for m in with_retries(self.client.get_metric_history, self.run_id, key))
+                for key in keys}
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Copy ``path`` into the run; OS errors (a full or briefly unavailable disk) are
         retried like a held lock."""

@@ -248,7 +248,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                 raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
             run.step_times.append(time.perf_counter() - t0)
             stats.update(opt.learning_rates(), seconds_per_iteration=run.step_times[-1])
-            run.log_metrics(stats, it, curve="loss")
+            run.log_metrics(stats, it)
             if it == start + 1 or it % LOG_EVERY == 0:
                 log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations,
                          *domain_roles(domains, opt.meta), " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
@@ -309,7 +309,7 @@ def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, opt: Optim
     if validate_now and ctx.is_main:
         val, key = _validation(model, by_role, run.params, device, it)
         run.log_metrics({k if k.startswith("target_") else f"val_{k}": v
-                         for k, v in val.items() if not k.endswith("videos")}, it, curve="source_val")
+                         for k, v in val.items() if not k.endswith("videos")}, it)
         if _better(key, best.key):
             best = Best(key, {"iteration": it, "key": list(key), "val": val})
             run.save_best(model, it, val)

@@ -79,8 +79,7 @@ class RunContext:
         """Start (or reopen, on resume from iteration ``start``) the MLflow run and the curves."""
         if not self.ctx.is_main:
             return
-        if self.curves is not None:
-            self.curves.restart(start)
+
         self.out_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(self.out_dir)  # a checkpoint write cut short by a kill leaves one behind
         tags = run_tags(self.protocol, self.params, params_file, git_commit(), self.ctx.world_size)
@@ -88,6 +87,10 @@ class RunContext:
             tags.update(pretrained_sha256=pretrained_sha256, pretrained_file=describe_weights(pretrained_sha256))
         self.tracker, self.info = open_run(self.params.tracking.experiment, tags, flat_params(self.params),
                                            resume_id=run_id)
+        if self.curves is not None:
+            self.curves.restart(start)
+            if start > 0 and self.info.resumed:
+                self.curves.backfill(self.tracker.metric_history(), start)
 
     def announce(self) -> None:
         if not self.ctx.is_main:
@@ -100,14 +103,13 @@ class RunContext:
                         "min-HTER, as the official code does); its target numbers are optimistic "
                         "(test-set leakage)")
 
-    def log_metrics(self, metrics: dict[str, float], it: int, curve: str | None = None) -> None:
-        """To MLflow; with ``curve`` ("loss" or "source_val") also a row of that curve's CSV
-        (timings left out: the CSV is a DVC output and must not change between identical runs)."""
+    def log_metrics(self, metrics: dict[str, float], it: int) -> None:
+        """To MLflow and, but timings (a DVC output must not change between identical runs), the curves."""
         if not self.ctx.is_main:
             return
         self.tracker.log_metrics(metrics, step=it)
-        if curve is not None and self.curves is not None:
-            getattr(self.curves, curve).append(it, {k: v for k, v in metrics.items() if not k.startswith("seconds")})
+        if self.curves is not None:
+            self.curves.append(it, metrics)
 
     def _checkpoint(self, model: torch.nn.Module, it: int, val: dict[str, float], kind: str,
                     resume: ResumeState | None = None) -> Checkpoint:
@@ -134,6 +136,8 @@ class RunContext:
             return None
         if not self.best_path.is_file():
             raise RuntimeError(f"{self.best_path} was not written (no validation ran)")
+        if self.curves is not None:
+            self.curves.ensure()  # e.g. no source-val: no validation numbers, still an output
         self.tracker.log_artifact(self.best_path, "checkpoint")
         self.tracker.log_artifact(params_file, "config")
         self.tracker.log_artifact(self.out_dir / "run.json", "checkpoint")
