@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo lint test test-all test-fast bench gpu-check ui seeds seeds-report clean
+.PHONY: setup demo lint test test-all test-fast bench gpu-check ui exps seeds seeds-report clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,12 @@ seeds: setup
 
 seeds-report: setup
 	$(BIN)/python -m mpfas seeds aggregate --out reports/seeds.md --plot plots/seeds.png
+
+# experiments side by side: the params that differ and the headline means (README, "Tracking")
+exps: setup
+	$(BIN)/dvc exp show --only-changed \
+	  --drop '(?!(data|demo|extract|align|manifests|model|train|evaluate|tracking)\.|Experiment|Created)' \
+	  --keep 'mean\.(source_val_auc|source_val_eer|auc|hter_val|hter_eer|hter_oracle)_pct'
 
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
