@@ -73,8 +73,10 @@ class RunContext:
     def best_path(self) -> Path:
         return self.out_dir / "best.pt"
 
-    def open(self, params_file: str | Path, run_id: str | None, pretrained_sha256: str) -> None:
-        """Start (or reopen, on resume) the MLflow run and write ``run.json``."""
+    def open(self, params_file: str | Path, run_id: str | None, pretrained_sha256: str,
+             manifest: Path | None = None) -> None:
+        """Start (or reopen, on resume) the MLflow run, log ``manifest`` as its training dataset
+        and start MLflow's system metrics (``tracking.system_metrics``)."""
         if not self.ctx.is_main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,6 +86,10 @@ class RunContext:
             tags.update(pretrained_sha256=pretrained_sha256, pretrained_file=describe_weights(pretrained_sha256))
         self.tracker, self.info = open_run(self.params.tracking.experiment, tags, flat_params(self.params),
                                            resume_id=run_id)
+        if manifest is not None:
+            self.tracker.log_dataset(manifest, self.protocol, "training")
+        if self.params.tracking.system_metrics:
+            self.tracker.start_system_metrics(resumed=self.info.resumed)
 
     def announce(self) -> None:
         if not self.ctx.is_main:
