@@ -420,7 +420,8 @@ def log_evaluation(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[
     tracker.log_metrics({**flat_metrics(metrics), **headline_metrics(metrics)}, step)
     tracker.set_tags({"eval_selection": str(metrics.get("selection", "unknown"))})
     if manifest is not None:
-        tracker.log_dataset(manifest, str(metrics.get("protocol") or Path(manifest).stem), "evaluation")
+        # MLflow keeps one input per (dataset, run): the same manifest under its own name
+        tracker.log_dataset(manifest, f"{metrics.get('protocol') or Path(manifest).stem} (evaluation)", "evaluation")
     for path in artifacts:
         tracker.log_artifact(path, "eval")
     return run_id

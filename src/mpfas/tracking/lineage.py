@@ -11,16 +11,21 @@ dataset input, source tags, and one parent run per pipeline run.
   by ``viewStateShareKey=<key>``; :data:`VIEW_KEY` selects the headline metrics
   (:data:`HEADLINE`) and expands every pipeline's parent run.
 * The parent run of a pipeline run (tag ``pipeline_run``) is found by tag, created when
-  missing; two processes creating it at once (queued experiments share one ``mlflow.db``)
-  both keep the earliest and the other is deleted, so every child points to the same one.
+  missing. Processes creating it at once (queued experiments share one ``mlflow.db``) take
+  turns under a file lock per store and experiment, in the machine's temp folder, so the
+  second finds the first's. Without the lock (another machine on a shared server) each
+  keeps the earliest it sees and deletes its own if it lost.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,23 +96,36 @@ def source_tags(script: str, commit: str) -> dict[str, str]:
 def parent_run(client: Any, experiment_id: str, pipeline_run: str) -> str:
     """The id of the parent run of ``pipeline_run``: found by tag, else created (race-free,
     see the module docstring)."""
+    with _lock(f"{client.tracking_uri} {experiment_id}"):
+        found = find_parent(client, experiment_id, pipeline_run)
+        if found is not None:
+            return found
+        return _create_parent(client, experiment_id, pipeline_run)
+
+
+@contextlib.contextmanager
+def _lock(key: str) -> Iterator[None]:
+    """An exclusive lock, between the processes of this machine, named by ``key``."""
+    import fcntl
+
+    path = Path(tempfile.gettempdir()) / f"mpfas-parent-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+    with path.open("a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _create_parent(client: Any, experiment_id: str, pipeline_run: str) -> str:
     from mlflow.entities import RunStatus
 
-    query = f"tags.pipeline_run = '{pipeline_run}' and tags.`{ROLE_TAG}` = 'pipeline'"
-
-    def find() -> list[Any]:
-        runs = with_retries(client.search_runs, [experiment_id], filter_string=query, max_results=50)
-        return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
-
-    found = find()
-    if found:
-        return found[0].info.run_id
     mine = with_retries(client.create_run, experiment_id, run_name=f"pipeline {pipeline_run}",
                         tags={"pipeline_run": pipeline_run, ROLE_TAG: "pipeline",
                               "mlflow.note.content": "One pipeline run (dvc repro or experiment): its protocol "
                                                      "runs are the children; the summary is in its artifacts."})
     with_retries(client.set_terminated, mine.info.run_id, status=RunStatus.to_string(RunStatus.FINISHED))
-    winner = find()[0].info.run_id
+    winner = find_parent(client, experiment_id, pipeline_run) or mine.info.run_id
     if winner != mine.info.run_id:  # another process created one first: keep the earliest
         with_retries(client.delete_run, mine.info.run_id)
     else:

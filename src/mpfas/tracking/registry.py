@@ -23,6 +23,10 @@ ALIAS = "best-source-val"
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 
 
+def _locked(exc: BaseException) -> bool:
+    return "locked" in str(exc).lower()
+
+
 def model_name(protocol: str) -> str:
     """The registered model of ``protocol``'s selected checkpoints."""
     return f"mpfas-{protocol}"
@@ -86,8 +90,8 @@ def register(uri: str, model_uri: str, run_id: str, selection: Selection) -> tup
     from mlflow.exceptions import MlflowException
 
     client, name = _client(uri), model_name(selection.protocol)
-    try:
-        with_retries(client.create_registered_model, name,
+    try:  # "already exists" is the normal case here, not a race to retry
+        with_retries(client.create_registered_model, name, transient=_locked,
                      description=f"Selected checkpoints of protocol {selection.protocol} (ONNX); alias "
                                  f"{ALIAS!r}: the best by source-val AUC.")
     except MlflowException as exc:
