@@ -55,7 +55,8 @@ seeds: setup
 seeds-report: setup
 	$(BIN)/python -m mpfas seeds aggregate --out reports/seeds.md --plot plots/seeds.png
 
-ui: setup
+ui: setup  # the runs view with the headline columns (README, "Tracking"); experiment 1 = mpfas in the demo DB
+	@echo "open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=mpfas-headline"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean:
