@@ -190,7 +190,10 @@ class Tracker:
         found = self.client.get_experiment_by_name(name)
         experiment_id = (found.experiment_id if found is not None
                          else self.client.create_experiment(name, artifact_location=artifacts))
-        mark_experiment(self.client, experiment_id)
+        try:
+            mark_experiment(self.client, experiment_id)
+        except Exception as exc:  # noqa: BLE001 - the UI's view never stops training
+            log.warning("could not tag MLflow experiment %s for the runs view: %s", experiment_id, _first_line(exc))
         return experiment_id
 
     def start(self, tags: dict[str, str], params: dict[str, str], resume_id: str | None = None) -> RunInfo:
@@ -198,7 +201,11 @@ class Tracker:
         from mlflow.entities import RunStatus
 
         if tags.get("pipeline_run") and self.experiment_id is not None:  # the protocol runs' parent
-            tags = {**tags, "mlflow.parentRunId": parent_run(self.client, self.experiment_id, tags["pipeline_run"])}
+            try:
+                tags = {**tags, "mlflow.parentRunId": parent_run(self.client, self.experiment_id,
+                                                                 tags["pipeline_run"])}
+            except Exception as exc:  # noqa: BLE001 - grouping never stops training
+                log.warning("no MLflow parent run for pipeline run %s: %s", tags["pipeline_run"], _first_line(exc))
         resumed = False
         if resume_id:
             try:

@@ -8,8 +8,8 @@ dataset input, source tags, and one parent run per pipeline run.
   ``workflowType=machine_learning`` too. Both are set: the tag for MLflow versions that read it.
 * The runs table shows no metric column until one is picked. MLflow's shared views are
   experiment tags (``mlflow.sharedViewState.<key>``, a JSON of the table's UI state) opened
-  by ``viewStateShareKey=<key>``; :data:`VIEW_KEY` selects the headline metrics
-  (:data:`HEADLINE`) and expands every pipeline's parent run.
+  by ``viewStateShareKey=<key>``; :data:`VIEW_KEY` groups the runs by protocol and shows
+  the headline metrics (:data:`HEADLINE`).
 * The parent run of a pipeline run (tag ``pipeline_run``) is found by tag, created when
   missing. Processes creating it at once (queued experiments share one ``mlflow.db``) take
   turns under a file lock per store and experiment, in the machine's temp folder, so the
@@ -51,10 +51,14 @@ def headline_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(video[key]) for name, key in HEADLINE.items() if video.get(key) is not None}
 
 
-def _view_state(expanded: list[str]) -> dict[str, Any]:
-    columns = [f"metrics.`{name}`" for name in HEADLINE] + ["tags.`protocol`", "tags.`select`"]
-    return {"selectedColumns": columns, "runsExpanded": {run_id: True for run_id in expanded},
-            "orderByKey": "attributes.start_time", "orderByAsc": False}
+VIEW = {  # the shared view's state: MLflow's runs-table keys (a shared view cannot expand runs)
+    "selectedColumns": [f"metrics.`{name}`" for name in HEADLINE] + ["tags.`protocol`", "tags.`select`"],
+    # one group per protocol, open, listing its runs (the UI folds children under a parent run, and
+    # a shared view cannot unfold them); parent runs fall into MLflow's "Additional runs"
+    "groupBy": "tag.average.protocol",
+    "orderByKey": "attributes.start_time",
+    "orderByAsc": False,
+}
 
 
 def mark_experiment(client: Any, experiment_id: str) -> None:
@@ -62,18 +66,8 @@ def mark_experiment(client: Any, experiment_id: str) -> None:
     tags = with_retries(client.get_experiment, experiment_id).tags
     if tags.get(KIND_TAG) != KIND:
         with_retries(client.set_experiment_tag, experiment_id, KIND_TAG, KIND)
-    if VIEW_TAG not in tags:
-        with_retries(client.set_experiment_tag, experiment_id, VIEW_TAG, json.dumps(_view_state([])))
-
-
-def _expand(client: Any, experiment_id: str, parent_id: str) -> None:
-    """Open ``parent_id``'s children in the headline view (a lost concurrent update only
-    leaves one parent collapsed)."""
-    raw = with_retries(client.get_experiment, experiment_id).tags.get(VIEW_TAG)
-    expanded = list(json.loads(raw).get("runsExpanded", {})) if raw else []
-    if parent_id not in expanded:
-        state = _view_state([*expanded, parent_id])
-        with_retries(client.set_experiment_tag, experiment_id, VIEW_TAG, json.dumps(state))
+    if tags.get(VIEW_TAG) != json.dumps(VIEW):
+        with_retries(client.set_experiment_tag, experiment_id, VIEW_TAG, json.dumps(VIEW))
 
 
 def runs_url(base: str, experiment_id: str) -> str:
@@ -128,8 +122,6 @@ def _create_parent(client: Any, experiment_id: str, pipeline_run: str) -> str:
     winner = find_parent(client, experiment_id, pipeline_run) or mine.info.run_id
     if winner != mine.info.run_id:  # another process created one first: keep the earliest
         with_retries(client.delete_run, mine.info.run_id)
-    else:
-        _expand(client, experiment_id, winner)
     return winner
 
 
