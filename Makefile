@@ -61,7 +61,8 @@ exps: setup
 	  --drop '(?!(data|demo|extract|align|manifests|model|train|evaluate|tracking)\.|Experiment|Created)' \
 	  --keep 'mean\.(source_val_auc|source_val_eer|auc|hter_val|hter_eer|hter_oracle)_pct'
 
-ui: setup
+ui: setup  # the runs view with the headline columns (README, "Tracking"); experiment 1 = mpfas in the demo DB
+	@echo "open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=mpfas-headline"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 clean:

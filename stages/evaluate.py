@@ -60,12 +60,17 @@ def main(params, args) -> None:
         plot_dir=args.plots,
     )
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)
-    run_id = log_evaluation(args.run, ev.metrics, artifacts, step=info["iteration"])
-    if run_id:  # best.pt as an MLflow pyfunc model in the protocol's run; never fails the stage
+    run_id = log_evaluation(args.run, ev.metrics, artifacts, step=info["iteration"], manifest=args.manifest)
+    if run_id:  # best.pt as MLflow models in the protocol's run, once, and registered; never fails the stage
         try:
-            from mpfas.serving.mlflow_model import log_model
+            from mpfas.serving.mlflow_model import publish
 
-            print(f"{protocol}: MLflow model {log_model(run_id, checkpoint).model_uri}")
+            done = publish(run_id, checkpoint)
+            if done.logged is None:
+                print(f"{protocol}: MLflow models of this best.pt already in run {run_id}")
+            else:
+                print(f"{protocol}: MLflow model {done.logged.model_uri}, registered as mpfas-{protocol} "
+                      f"version {done.version}" + (" (alias best-source-val)" if done.alias_moved else ""))
         except Exception as exc:  # noqa: BLE001 - the DVC outputs above are the record
             log.warning("best.pt of %s not logged as an MLflow model: %s", protocol, exc)
     v = ev.metrics["video"]

@@ -4,12 +4,14 @@ Usage (dvc.yaml's cmd): python stages/report.py --metrics-dir DIR --summary JSON
 """
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from mpfas.evaluation.report import write_report
 from mpfas.presets import PAPER, differences
 from mpfas.stage import stage_main
+from mpfas.tracking import log_pipeline_summary
 
 parser = argparse.ArgumentParser(description="Summarise every protocol beside the published numbers.")
 parser.add_argument("--metrics-dir", type=Path, required=True,
@@ -22,10 +24,16 @@ parser.add_argument("--plot", type=Path, required=True, help="the summary figure
 # the report lists every knob that differs from the paper preset
 @stage_main(parser, reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
                            "manifests.oulu_protocols",
-                           *PAPER.values))
+                           *PAPER.values),
+            untracked=("tracking.experiment",))  # where the summary is logged: not in the outputs
 def main(params, args) -> None:
     summary = write_report(params, preset_differences=differences(params, PAPER), metrics_dir=args.metrics_dir,
                            summary_json=args.summary, summary_md=args.markdown, summary_png=args.plot)
+    # the table and plot as artifacts of this pipeline run's parent MLflow run (its protocol runs' parent)
+    parent = log_pipeline_summary(params.tracking.experiment, os.environ.get("MPFAS_PARAMS", "params.yaml"),
+                                  [args.markdown, args.plot])
+    if parent:
+        print(f"summary logged to MLflow parent run {parent}")
     for name, p in summary["protocols"].items():
         at_val = "n/a" if p["hter_val_pct"] is None else f"{p['hter_val_pct']:.2f}%"
         print(f"{name}: AUC {p['auc_pct']:.2f}%, HTER@EER {p['hter_eer_pct']:.2f}%, "

@@ -39,7 +39,8 @@ parser.add_argument("--val-curve", type=Path, help="source-val metrics per valid
            "evaluate.faces_per_video", "evaluate.batch_size", "evaluate.precision",  # source-val scoring
            "train.algorithm", "train.first_order", "train.iterations", "train.inner_loops", "train.meta_lr",
            "train.momentum", "train.batch_live", "train.batch_spoof", "train.faces_per_video", "train.seed",
-           "train.eval_every", "train.select", "train.device", "train.precision", "train.augment"),
+           "train.eval_every", "train.select", "train.device", "train.precision", "train.augment",
+           "tracking.system_metrics"),  # on: training reruns to sample them
     # cannot change best.pt, last.pt or the metrics: MLflow's experiment, resume and checkpoint
     # cadence, loader threads, and knobs that only enter the run's paper-preset tag
     untracked=("tracking.experiment", "train.resume", "train.checkpoint_every", "train.workers",

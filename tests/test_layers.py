@@ -62,7 +62,11 @@ FORBIDDEN: tuple[tuple[str, str, str], ...] = (
 """Downward imports that are still not allowed: (importer prefix, imported prefix, why)."""
 
 MLFLOW_IMPORTERS = {
-    "mpfas.tracking": "every MLflow call",
+    "mpfas.tracking": "training's run and evaluation's metrics",
+    "mpfas.tracking.store": "opening the tracking store",
+    "mpfas.tracking.lineage": "the experiment's view, dataset inputs and parent runs",
+    "mpfas.tracking.models": "logging the models",
+    "mpfas.tracking.registry": "the model registry",
     "mpfas.telemetry": "drops MLflow's telemetry client when mlflow was imported first",
     "mpfas.serving.mlflow_model": "the pyfunc model's base class; its logging goes through mpfas.tracking",
 }

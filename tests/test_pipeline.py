@@ -80,6 +80,29 @@ def test_dvc_metrics_and_mlflow_agree(repo):
     assert "train.inner_loops" in run.data.params
 
 
+def test_mlflow_lineage_and_registry_of_the_pipeline_run(repo):
+    """The protocol run's manifest input, source tags and parent (holding the summary), and
+    the registered ONNX model with the source-val alias."""
+    from mlflow.tracking import MlflowClient
+
+    run_id = load(repo, "models/OCI-M/run.json")["run_id"]
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    run = client.get_run(run_id)
+    tags = run.data.tags
+    assert tags["mlflow.source.name"] == "stages/train.py" and len(tags["mlflow.source.git.commit"]) == 40
+    contexts = {i.tags[0].value: i.dataset for i in run.inputs.dataset_inputs}
+    assert contexts["training"].name == "OCI-M" and contexts["evaluation"].name == "OCI-M (evaluation)"
+    assert json.loads(contexts["training"].source) == {"uri": "data/manifests/OCI-M.csv"}
+    assert run.data.metrics["video_auc"] == run.data.metrics["eval/video/auc"]
+    parent = client.get_run(tags["mlflow.parentRunId"])
+    assert parent.data.tags["pipeline_run"] == tags["pipeline_run"]
+    assert sorted(a.path for a in client.list_artifacts(parent.info.run_id, "summary")) == [
+        "summary/summary.md", "summary/summary.png"]
+    best = client.get_model_version_by_alias("mpfas-OCI-M", "best-source-val")
+    assert best.run_id == run_id and tags["mpfas.model_sha256"] == best.tags["checkpoint_sha256"]
+
+
 def test_second_repro_is_a_no_op(repo):
     start = time.monotonic()
     result = dvc(repo, "repro")

@@ -151,7 +151,7 @@ def test_an_artifact_write_failing_for_a_moment_is_retried(repo, monkeypatch, em
 
 def test_a_persistent_failure_names_the_run_and_what_was_not_logged(repo, monkeypatch, empty_db):
     tracker = _started(repo, monkeypatch, empty_db)
-    monkeypatch.setattr(tracking, "RETRY_SECONDS", 1.0)
+    monkeypatch.setattr(tracking.store, "RETRY_SECONDS", 1.0)
     blocker = _artifact_dir(tracker) / "config"
     blocker.parent.mkdir(parents=True)
     blocker.write_text("always in the way\n")

@@ -253,6 +253,7 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "mpfas"
+    system_metrics: bool = False  # MLflow's CPU/memory/GPU sampling during training (system/... metrics)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,10 @@ Loading it unpickles a Python object (cloudpickle): load it only from a trusted 
 ``<name>_onnx`` is the same model in MLflow's ONNX flavour (``mlflow.onnx.load_model``, or
 pyfunc: ``predict(faces)["score"]``): no code of ours runs when it loads, and it is logged
 only after onnxruntime matched PyTorch (``mpfas.serving.export``).
+
+The evaluate stage calls :func:`publish`: the models are logged once per checkpoint (a
+re-evaluation of the same ``best.pt`` adds nothing) and the ONNX one is registered as a
+version of ``mpfas-<protocol>`` (``mpfas.tracking.registry``).
 """
 
 from __future__ import annotations
@@ -167,6 +171,38 @@ def log_model(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | N
                                     _requirements(("mlflow", "onnx", "onnxruntime", "numpy")), meta, tags, step))
     pyfunc_info, onnx_info, log_seconds = tracking.log_models(run_id, uri, before, pyfunc, onnx)
     return LoggedModels(pyfunc_info, onnx_info, export_seconds + log_seconds)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish` did for one checkpoint."""
+
+    logged: LoggedModels | None  # None: the run already held this checkpoint's models
+    version: str | None = None  # registered version of mpfas-<protocol>
+    alias_moved: bool = False
+
+
+def publish(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | None = None) -> Published:
+    """Log ``checkpoint_path``'s models into run ``run_id`` unless the run holds them already
+    (same sha256), then register the ONNX model and move the ``best-source-val`` alias when
+    its source-val numbers are the best (:func:`mpfas.tracking.registry.register`)."""
+    from ..checkpoint import load
+    from ..tracking import registry
+
+    uri = tracking_uri or tracking.tracking_uri()
+    sha = registry.sha256(checkpoint_path)
+    if registry.logged_sha(run_id, uri) == sha:
+        return Published(None)
+    logged = log_model(run_id, checkpoint_path, tracking_uri=uri)
+    registry.mark_logged(run_id, uri, sha)
+    ckpt = load(checkpoint_path)
+    val = ckpt.val or {}
+    selection = registry.Selection(
+        protocol=ckpt.protocol, select=ckpt.selection, iteration=ckpt.iteration,
+        val_auc=float(val["auc"]) if "auc" in val else None,
+        val_hter=float(val["hter"]) if "hter" in val else None, sha256=sha)
+    version, moved = registry.register(uri, logged.onnx.model_uri, run_id, selection)
+    return Published(logged, version, moved)
 
 
 def _checked_onnx(checkpoint_path: Path, out: Path, params: Params | None):

@@ -18,7 +18,7 @@ import io
 import json
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -89,7 +89,11 @@ class LoadedModel:
 
 def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Rebuild a checkpoint's model (``mpfas.checkpoint``); :class:`PredictError` names the file
-    when it is missing, unreadable, of an old schema or does not fit its architecture."""
+    when it is missing, unreadable, of an old schema or does not fit its architecture.
+    ``models:/<name>@<alias>`` and ``models:/<name>/<version>`` load the registered version's
+    checkpoint from the tracking store (:func:`mpfas.tracking.registry.resolve_checkpoint`)."""
+    if str(path).startswith("models:/"):
+        return _load_registered(str(path), device)
     from ..checkpoint import CheckpointError
     from ..checkpoint import load_model as load
 
@@ -101,6 +105,20 @@ def load_model(path: str | Path, device: str = "cpu") -> LoadedModel:
     except CheckpointError as exc:
         raise PredictError(str(exc)) from None
     return LoadedModel(model=model, path=path, device=str(device), checkpoint=ckpt)
+
+
+def _load_registered(model_uri: str, device: str) -> LoadedModel:
+    """A registered model version's checkpoint, downloaded to a temporary folder and loaded."""
+    from ..tracking import TrackingError, tracking_uri
+    from ..tracking.registry import resolve_checkpoint
+
+    with tempfile.TemporaryDirectory(prefix="mpfas-registered-") as tmp:
+        try:
+            path = resolve_checkpoint(model_uri, tmp, tracking_uri())
+        except TrackingError as exc:
+            raise PredictError(str(exc)) from None
+        loaded = load_model(path, device)
+    return replace(loaded, path=Path(model_uri))
 
 
 # ------------------------------------------------------------------ inputs

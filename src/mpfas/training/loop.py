@@ -234,7 +234,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
     run = RunContext(ctx, params, protocol, out_dir, fp, curves)
     start, run_id, best = resume(run, model, opt, sampler)
     ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
-    run.open(params_file, run_id, model.pretrained_sha256, start)
+    run.open(params_file, run_id, model.pretrained_sha256, start, manifest)
     sync = ctx.average_gradients if ctx.enabled else None
     try:
         run.announce()

@@ -75,11 +75,12 @@ class RunContext:
     def best_path(self) -> Path:
         return self.out_dir / "best.pt"
 
-    def open(self, params_file: str | Path, run_id: str | None, pretrained_sha256: str, start: int = 0) -> None:
-        """Start (or reopen, on resume from iteration ``start``) the MLflow run and the curves."""
+    def open(self, params_file: str | Path, run_id: str | None, pretrained_sha256: str, start: int = 0,
+             manifest: Path | None = None) -> None:
+        """Start (or reopen, on resume from iteration ``start``) the MLflow run and the curves, log
+        ``manifest`` as its training dataset and start MLflow's system metrics (``tracking.system_metrics``)."""
         if not self.ctx.is_main:
             return
-
         self.out_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(self.out_dir)  # a checkpoint write cut short by a kill leaves one behind
         tags = run_tags(self.protocol, self.params, params_file, git_commit(), self.ctx.world_size)
@@ -91,6 +92,10 @@ class RunContext:
             self.curves.restart(start)
             if start > 0 and self.info.resumed:
                 self.curves.backfill(self.tracker.metric_history(), start)
+        if manifest is not None:
+            self.tracker.log_dataset(manifest, self.protocol, "training")
+        if self.params.tracking.system_metrics:
+            self.tracker.start_system_metrics(resumed=self.info.resumed)
 
     def announce(self) -> None:
         if not self.ctx.is_main:

@@ -1,32 +1,14 @@
-"""MLflow for the training stage: where runs go, how they are named, tagged and resumed.
+"""MLflow for the pipeline: where runs go, how they are named, tagged and resumed.
 
-DVC owns orchestration and params; MLflow owns per-run curves and artifacts.
-These traps shape this module:
+DVC owns orchestration and params; MLflow owns per-run curves and artifacts. Every MLflow
+call of the package is in this package:
 
-* ``dvc exp run --temp`` and queued experiments run in a copy under the repository's
-  ``.dvc`` temp-experiments folder (``.dvc``, ``tmp``, ``exps``); a relative
-  ``sqlite:///mlflow.db`` would be written into that copy and lost. The tracking DB
-  therefore resolves to the *main* repository root (``MLFLOW_TRACKING_URI`` wins when
-  set), and so does the artifact folder.
-* Several processes may write the one SQLite DB at once (``dvc queue start -j 2``, a
-  sweep next to ``mlflow ui``). SQLite allows one writer at a time and MLflow gives up
-  with "database is locked" after a few seconds, so every tracking call is retried with
-  a jittered back-off (``with_retries``); two processes creating the experiment or the
-  tables of a fresh DB at the same moment are resolved the same way.
-* A mid-run failure must not lose the run's record silently: every call is retried while
-  the failure looks transient (a held lock; for artifacts also an ``OSError`` such as a
-  momentary full or unmounted disk), and one that persists raises :class:`TrackingError`,
-  one line naming the run and what could not be logged. A database of another MLflow
-  schema is refused with the exact fix (:class:`TrackingSchemaError`).
-* The SQLite URI is built so any folder name works: SQLAlchemy decodes ``%XX`` and cuts
-  the path at ``?``, so those two characters are percent-encoded (spaces, ``#`` and
-  non-ASCII pass as they are).
-* MLflow 3 starts a telemetry client when it is imported. The opt-out is read from the
-  environment, so it is set (``mpfas.telemetry``) before ``mlflow`` is ever imported, and
-  the client is reset in case someone imported mlflow earlier.
-
-Every MLflow call of the package is in this module: training's run (:class:`Tracker`),
-evaluation's metrics (:func:`log_evaluation`) and the logged models (:func:`log_models`).
+* :mod:`.store`: the tracking DB (found from the main repository root, also for ``dvc exp
+  run --temp``), opening it, and retrying calls while another process holds the SQLite lock;
+* here: training's run (:class:`Tracker`), evaluation's metrics (:func:`log_evaluation`),
+  and the summary in the pipeline's parent run (:func:`log_pipeline_summary`);
+* :mod:`.lineage`: the experiment's kind and headline view, dataset inputs, parent runs;
+* :mod:`.models`: the logged models; :mod:`.registry`: the model registry.
 """
 
 from __future__ import annotations
@@ -37,67 +19,50 @@ import json
 import logging
 import math
 import os
-import random
-import re
-import shlex
 import socket
 import subprocess
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Params
-from .errors import MpfasError
-from .params_view import flatten
-from .paths import main_root
-from .telemetry import quiet_network
+from ..config import Params
+from ..params_view import flatten
+from ..paths import main_root
+from .lineage import find_parent, headline_metrics, log_manifest, mark_experiment, parent_run, source_tags
+from .models import (
+    ModelRecord,
+    OnnxModel,
+    PyfuncModel,
+    TensorShape,
+    UnknownRunError,
+    existing_run,
+    float32_signature,
+    log_models,
+)
+from .store import (
+    ARTIFACT_DIR,
+    DB_NAME,
+    RETRY_SECONDS,
+    TrackingError,
+    TrackingSchemaError,
+    _first_line,
+    _transient,
+    _transient_or_os,
+    artifact_location,
+    open_client,
+    sqlite_uri,
+    tracking_uri,
+    with_retries,
+)
+
+__all__ = ["ARTIFACT_DIR", "DB_NAME", "RETRY_SECONDS", "ModelRecord", "NullTracker", "OnnxModel", "PyfuncModel",
+           "RunInfo", "TensorShape", "Tracker", "TrackingError", "TrackingSchemaError", "UnknownRunError",
+           "artifact_location", "existing_run", "flat_metrics", "flat_params", "float32_signature", "git_commit",
+           "log_evaluation", "log_models", "log_pipeline_summary", "main_root", "open_client", "open_run",
+           "pipeline_run_name", "run_tags", "sqlite_uri", "tracking_uri", "with_retries"]
 
 log = logging.getLogger(__name__)
-
-DB_NAME = "mlflow.db"
-ARTIFACT_DIR = "mlartifacts"
-RETRY_SECONDS = 120.0
-"""How long tracking calls keep retrying while another process holds the SQLite DB."""
-_TRANSIENT = ("database is locked", "database table is locked", "already exists", "unique constraint failed")
-_OLD_SCHEMA = re.compile(r"out-of-date database schema \(found version (\w+), but expected (\w+)\)")
-
-
-class TrackingError(MpfasError):
-    """MLflow could not record part of a run, even after retrying; says which run and what."""
-
-
-class TrackingSchemaError(TrackingError):
-    """The tracking database was written by another MLflow version; says how to fix it."""
-
-
-quiet_network()  # before mlflow is ever imported
-
-
-def sqlite_uri(db: str | Path) -> str:
-    """``sqlite:///<absolute path>``, with the two characters SQLAlchemy's URL parser treats
-    specially in a path (``%`` decodes, ``?`` starts the query) percent-encoded."""
-    path = Path(db).absolute().as_posix()
-    return "sqlite:///" + path.replace("%", "%25").replace("?", "%3F")
-
-
-def tracking_uri(cwd: str | Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<main root>/mlflow.db``."""
-    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if env:
-        return env
-    return sqlite_uri(main_root(cwd) / DB_NAME)
-
-
-def artifact_location(cwd: str | Path | None = None) -> str | None:
-    """Where a new experiment keeps artifacts: ``<main root>/mlartifacts`` for the default
-    DB; None (the server's choice) when ``MLFLOW_TRACKING_URI`` points elsewhere."""
-    if os.environ.get("MLFLOW_TRACKING_URI", "").strip():
-        return None
-    return (main_root(cwd) / ARTIFACT_DIR).as_uri()
-
 
 def git_commit(cwd: str | Path | None = None) -> str:
     """HEAD of the repository we run in ("unknown" outside git), "+dirty" if modified."""
@@ -126,10 +91,10 @@ def pipeline_run_name(params_file: str | Path, commit: str) -> str:
 
 
 def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str,
-             world_size: int = 1) -> dict[str, str]:
+             world_size: int = 1, script: str = "stages/train.py") -> dict[str, str]:
     """Tags every training run carries (protocol, commit, DVC experiment, init, selection,
-    and how many data-parallel processes trained it)."""
-    from .presets import PAPER, differences
+    how many data-parallel processes trained it, and MLflow's source tags for ``script``)."""
+    from ..presets import PAPER, differences
 
     pretrained = params.model.pretrained if not params.model.random_init else "random-init"
     differs = differences(params, PAPER)
@@ -154,104 +119,12 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
     for key in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"):
         if os.environ.get(key):
             tags[key.lower()] = os.environ[key]
-    return tags
+    return {**tags, **source_tags(script, commit)}
 
 
 def flat_params(params: Params) -> dict[str, str]:
     """params.yaml flattened to ``section.key`` strings (MLflow caps values at 6000 chars)."""
     return {k: str(v)[:6000] for k, v in flatten(params).items()}
-
-
-def _transient(exc: BaseException) -> bool:
-    """A lock held by another writer, or a race on creating the same experiment or tables."""
-    text = str(exc).lower()
-    return any(marker in text for marker in _TRANSIENT)
-
-
-def _transient_or_os(exc: BaseException) -> bool:
-    """For artifact copies: also any OS error (a full or briefly unavailable disk)."""
-    return isinstance(exc, OSError) or _transient(exc)
-
-
-def with_retries(fn: Callable[..., Any], *args: Any, budget: float | None = None,
-                 transient: Callable[[BaseException], bool] = _transient, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``, retried with jittered exponential back-off while it fails
-    with a ``transient`` error (default: a SQLite lock, see ``_transient``), for up to
-    ``budget`` seconds (default ``RETRY_SECONDS``)."""
-    deadline = time.monotonic() + (RETRY_SECONDS if budget is None else budget)
-    delay = 0.1
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if not transient(exc) or time.monotonic() + delay > deadline:
-                raise
-            log.warning("MLflow tracking call failed (%s); retrying in %.1f s", _first_line(exc), delay)
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 5.0)
-
-
-def _first_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
-
-
-def _migrations_know(revision: str) -> bool:
-    """Whether the installed MLflow has a migration for ``revision`` (else a newer MLflow wrote it)."""
-    import mlflow.store
-
-    versions = Path(mlflow.store.__file__).parent / "db_migrations" / "versions"
-    return any(versions.glob(f"{revision}_*.py"))
-
-
-def _schema_error(uri: str, exc: BaseException) -> TrackingSchemaError | None:
-    """The fix for a database of another schema, or None if ``exc`` is something else."""
-    import mlflow
-
-    found = _OLD_SCHEMA.search(str(exc))
-    if found is None:
-        return None
-    have, want = found.groups()
-    if _migrations_know(have):
-        return TrackingSchemaError(
-            f"MLflow tracking DB {uri} has an older schema (revision {have}; MLflow {mlflow.__version__} "
-            f"needs {want}); back it up, then run: mlflow db upgrade {shlex.quote(uri)}")
-    return TrackingSchemaError(
-        f"MLflow tracking DB {uri} was written by a newer MLflow (revision {have} is unknown to MLflow "
-        f"{mlflow.__version__}); install that MLflow version, or set MLFLOW_TRACKING_URI to another database")
-
-
-def _undecoded_dirs(uri: str) -> list[Path]:
-    """Folders MLflow would wrongly create for a percent-encoded SQLite URI (it makes the
-    DB's parent folders from the URI text without decoding it), deepest first."""
-    if not uri.startswith("sqlite:///") or "%" not in uri:
-        return []
-    missing = []
-    for folder in Path(uri.removeprefix("sqlite:///")).parents:
-        if folder.exists():
-            break
-        missing.append(folder)
-    return missing
-
-
-def open_client(uri: str) -> Any:
-    """An ``MlflowClient`` whose store has been opened: a database of another schema raises
-    :class:`TrackingSchemaError` with the fix, other failures propagate as MLflow's."""
-    from mlflow.tracking import MlflowClient
-
-    stray = _undecoded_dirs(uri)
-    try:
-        client = MlflowClient(tracking_uri=uri)
-        with_retries(client.search_experiments, max_results=1)
-    except Exception as exc:
-        schema = _schema_error(uri, exc)
-        if schema is None:
-            raise
-        raise schema from exc
-    finally:
-        for folder in stray:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
-    return client
 
 
 def _pid_gone(pid: str | None) -> bool:
@@ -290,6 +163,7 @@ class Tracker:
         self.experiment_id = (with_retries(self._experiment, experiment, artifact_location(cwd))
                               if experiment is not None else None)
         self.run_id: str | None = None
+        self._monitor: Any = None  # MLflow's SystemMetricsMonitor, while it samples
 
     @classmethod
     def for_run(cls, run_id: str, cwd: str | Path | None = None) -> Tracker:
@@ -314,14 +188,24 @@ class Tracker:
         """The experiment's id, creating it if needed (a concurrent creator's "already exists"
         is transient: the retry finds it)."""
         found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        return self.client.create_experiment(name, artifact_location=artifacts)
+        experiment_id = (found.experiment_id if found is not None
+                         else self.client.create_experiment(name, artifact_location=artifacts))
+        try:
+            mark_experiment(self.client, experiment_id)
+        except Exception as exc:  # noqa: BLE001 - the UI's view never stops training
+            log.warning("could not tag MLflow experiment %s for the runs view: %s", experiment_id, _first_line(exc))
+        return experiment_id
 
     def start(self, tags: dict[str, str], params: dict[str, str], resume_id: str | None = None) -> RunInfo:
         """Start a run, or reopen ``resume_id`` if it exists in this experiment."""
         from mlflow.entities import RunStatus
 
+        if tags.get("pipeline_run") and self.experiment_id is not None:  # the protocol runs' parent
+            try:
+                tags = {**tags, "mlflow.parentRunId": parent_run(self.client, self.experiment_id,
+                                                                 tags["pipeline_run"])}
+            except Exception as exc:  # noqa: BLE001 - grouping never stops training
+                log.warning("no MLflow parent run for pipeline run %s: %s", tags["pipeline_run"], _first_line(exc))
         resumed = False
         if resume_id:
             try:
@@ -422,11 +306,27 @@ class Tracker:
         self._call(what, self.client.log_artifact, self.run_id, str(path), artifact_path,
                    transient=_transient_or_os)
 
+    def log_dataset(self, manifest: str | Path, name: str, context: str) -> None:
+        """The manifest as the run's dataset input (:func:`.lineage.log_manifest`)."""
+        self._call(f"dataset input {Path(manifest).as_posix()}", log_manifest, self.client, self.run_id,
+                   manifest, name, context)
+
+    def start_system_metrics(self, resumed: bool = False) -> None:
+        """MLflow's own CPU, memory, disk and (with pynvml) GPU sampling into ``system/...``
+        metrics of this run, until :meth:`end`."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self._monitor = SystemMetricsMonitor(self.run_id, resume_logging=resumed, tracking_uri=self.uri)
+        self._monitor.start()
+
     def end(self, status: str = "FINISHED") -> None:
         """Close the run: FINISHED, FAILED or KILLED. Only FINISHED raises when it cannot be
         recorded; the others are called while an error propagates and must not replace it."""
         if self.run_id is None:
             return
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.finish()
         try:
             self._call(f"its end (status {status})", self.client.set_terminated, self.run_id, status=status)
         except TrackingError as exc:
@@ -459,6 +359,10 @@ class NullTracker:
     def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
+
+    def log_dataset(self, manifest: str | Path, name: str, context: str) -> None: ...
+
+    def start_system_metrics(self, resumed: bool = False) -> None: ...
 
     def end(self, status: str = "FINISHED") -> None: ...
 
@@ -498,9 +402,10 @@ def flat_metrics(metrics: dict[str, Any], prefix: str = "eval/") -> dict[str, fl
 
 
 def log_evaluation(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[Path],
-                   step: int = 0) -> str | None:
-    """Add ``eval/...`` metrics (:func:`flat_metrics`) and the artifacts to the protocol's
-    training run.
+                   step: int = 0, manifest: Path | None = None) -> str | None:
+    """Add ``eval/...`` metrics (:func:`flat_metrics`), the headline metrics
+    (:func:`.lineage.headline_metrics`), the manifest as an evaluation dataset input and the
+    artifacts to the protocol's training run.
 
     The run id comes from ``models/<protocol>/run.json``; the tracking URI from
     :func:`tracking_uri` (so ``dvc exp run --temp`` copies log to the main DB). A missing
@@ -524,115 +429,36 @@ def log_evaluation(run_json: Path, metrics: dict[str, Any], artifacts: Sequence[
         log.warning("MLflow run %s (from %s) not found at %s: not logged (%s)",
                     run_id, run_json, tracking_uri(), exc)
         return None
-    tracker.log_metrics(flat_metrics(metrics), step)  # a failure that persists: TrackingError
+    # a failure that persists: TrackingError
+    tracker.log_metrics({**flat_metrics(metrics), **headline_metrics(metrics)}, step)
     tracker.set_tags({"eval_selection": str(metrics.get("selection", "unknown"))})
+    if manifest is not None:
+        # MLflow keeps one input per (dataset, run): the same manifest under its own name
+        tracker.log_dataset(manifest, f"{metrics.get('protocol') or Path(manifest).stem} (evaluation)", "evaluation")
     for path in artifacts:
         tracker.log_artifact(path, "eval")
     return run_id
 
 
-# ------------------------------------------------------------------ models
-
-class UnknownRunError(TrackingError):
-    """The tracking store has no run of that id."""
-
-
-def existing_run(run_id: str, uri: str) -> Any:
-    """MLflow's info (status, end time) of run ``run_id`` at ``uri``; :class:`UnknownRunError`
-    when the store has no such run, so a caller fails before any expensive work."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
+def log_pipeline_summary(experiment: str, params_file: str | Path, paths: Sequence[Path]) -> str | None:
+    """Log ``paths`` (the summary table and plot) into the parent run of this pipeline run
+    (:func:`pipeline_run_name`, as the train stages computed it). Only warns when MLflow has
+    no such parent (no protocol run was trained with these params): the report is the record."""
+    name = pipeline_run_name(params_file, git_commit())
     try:
-        return MlflowClient(tracking_uri=uri).get_run(run_id).info
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise UnknownRunError(f"run {run_id} not found in {uri}") from None
-
-
-TensorShape = tuple[tuple[int, ...], str | None]
-"""A float32 tensor of a model signature: its shape (-1 = any size) and name (None: unnamed)."""
-
-
-def float32_signature(inputs: Sequence[TensorShape], outputs: Sequence[TensorShape]) -> Any:
-    """An MLflow ``ModelSignature`` of float32 tensors."""
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    def schema(tensors: Sequence[TensorShape]) -> Any:
-        return Schema([TensorSpec(np.dtype(np.float32), shape, name) for shape, name in tensors])
-
-    return ModelSignature(inputs=schema(inputs), outputs=schema(outputs))
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """What every logged model carries beside its weights."""
-
-    signature: Any  # float32_signature(...)
-    pip_requirements: list[str]
-    metadata: dict[str, Any]
-    tags: dict[str, str]
-    step: int
-
-
-@dataclass(frozen=True)
-class PyfuncModel:
-    """A ``mlflow.pyfunc.PythonModel`` to log with its artifacts and source folders."""
-
-    name: str
-    python_model: Any
-    artifacts: dict[str, str]
-    code_paths: list[str]
-    record: ModelRecord
-
-
-@dataclass(frozen=True)
-class OnnxModel:
-    """An ONNX ``ModelProto`` to log in MLflow's ONNX flavour (no pickled code)."""
-
-    name: str
-    proto: Any
-    record: ModelRecord
-
-
-def log_models(run_id: str, uri: str, run: Any, pyfunc: PyfuncModel, onnx: OnnxModel) -> tuple[Any, Any, float]:
-    """Log ``pyfunc`` and then ``onnx`` into run ``run_id`` at ``uri``; returns their
-    ``ModelInfo`` and the seconds the ONNX logging took. ``run`` (:func:`existing_run`, read
-    before) is how the run is given back: a run that was not RUNNING keeps its status and
-    end time."""
-    import mlflow
-    import mlflow.onnx
-    import mlflow.pyfunc
-    from mlflow.models import Model
-    from mlflow.tracking import MlflowClient
-
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        # reopening the run puts the LoggedModel in the run's experiment (given only run_id,
-        # MLflow would file it under the active experiment, usually Default)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
-            # the signature is explicit; an input example would only add a 3 x S x S array to the artifact
-            warnings.filterwarnings("ignore", message=".*input example was not provided.*")
-            r = pyfunc.record
-            pyfunc_info = Model.log(
-                artifact_path=None, name=pyfunc.name, flavor=mlflow.pyfunc, run_id=run_id,
-                python_model=pyfunc.python_model, artifacts=pyfunc.artifacts, code_paths=pyfunc.code_paths,
-                signature=r.signature, pip_requirements=r.pip_requirements, metadata=r.metadata,
-                tags=r.tags, step=r.step,
-            )
-            start = time.perf_counter()
-            r = onnx.record
-            onnx_info = mlflow.onnx.log_model(
-                onnx.proto, name=onnx.name, signature=r.signature, metadata=r.metadata,
-                pip_requirements=r.pip_requirements, save_as_external_data=False, tags=r.tags, step=r.step,
-            )
-            onnx_seconds = time.perf_counter() - start
-    finally:
-        mlflow.set_tracking_uri(previous)
-        if run.status != "RUNNING":  # give the run back as it was (status, end time)
-            MlflowClient(tracking_uri=uri).set_terminated(run_id, status=run.status, end_time=run.end_time)
-    return pyfunc_info, onnx_info, onnx_seconds
+        tracker = Tracker(None)
+        found = with_retries(tracker.client.get_experiment_by_name, experiment)
+        parent = find_parent(tracker.client, found.experiment_id, name) if found is not None else None
+    except TrackingSchemaError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - an unusable store: warn, never fail the stage
+        log.warning("MLflow at %s cannot be used (%s): the summary is not logged", tracking_uri(), exc)
+        return None
+    if parent is None:
+        log.warning("no MLflow parent run of pipeline run %s in experiment %r: the summary is not logged",
+                    name, experiment)
+        return None
+    tracker.run_id = parent
+    for path in paths:
+        tracker.log_artifact(path, "summary")
+    return parent
