@@ -16,19 +16,23 @@ import pytest
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 
 
+def find_chromium() -> str | None:
+    """The browser on PATH (Debian's package is ``chromium``), or None."""
+    return next((found for name in CANDIDATES if (found := shutil.which(name))), None)
+
+
 def chromium() -> str:
     """The browser's path; skips the test, saying how to get one, when there is none."""
-    for name in CANDIDATES:
-        path = shutil.which(name)
-        if path:
-            return path
-    pytest.skip("no Chromium found (Debian/Ubuntu: apt-get install chromium; .ci/run installs it)")
+    found = find_chromium()
+    if found is None:
+        pytest.skip("no Chromium found (Debian/Ubuntu: apt-get install chromium; .ci/run installs it)")
+    return found
 
 
 def _run(url: str, *args: str, budget_ms: int, timeout: int) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         cmd = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9",
                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
                f"--virtual-time-budget={budget_ms}", *args, url]

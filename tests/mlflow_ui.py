@@ -17,15 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--window-size=1600,1000")
-
-
-def chromium() -> str | None:
-    """The Chromium binary on PATH (Debian's package is ``chromium``), or None."""
-    return next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
+import browser
 
 
 def free_port() -> int:
@@ -70,20 +62,13 @@ def mlflow_server(db_uri: str, cwd: Path, timeout: float = 180.0) -> Iterator[st
 
 
 def load_page(url: str, *, screenshot: Path | None = None, budget_ms: int = 20000) -> str:
-    """The DOM of ``url`` after ``budget_ms`` of virtual time in headless Chromium with a fresh
-    profile (``--dump-dom``); with ``screenshot``, a second load saves a PNG of it."""
-    binary = chromium()
-    if binary is None:
+    """The DOM of ``url`` after ``budget_ms`` of virtual time in headless Chromium (no network but
+    localhost; ``tests/browser.py``); with ``screenshot``, a second load saves a PNG of it."""
+    if browser.find_chromium() is None:
         raise FileNotFoundError("no chromium binary on PATH")
-    with tempfile.TemporaryDirectory(prefix="mpfas-chromium-") as profile:
-        base = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
-        dom = subprocess.run([*base, "--dump-dom", url], capture_output=True, text=True, timeout=180,
-                             check=True).stdout
+    dom = browser.dump_dom(url, budget_ms=budget_ms, timeout=180)
     if screenshot is not None:
-        with tempfile.TemporaryDirectory(prefix="mpfas-chromium-") as profile:
-            base = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}"]
-            subprocess.run([*base, f"--screenshot={screenshot.absolute()}", url], capture_output=True,
-                           timeout=180, check=True)
+        browser.screenshot(url, screenshot, size=(1600, 1000), budget_ms=budget_ms, timeout=180)
     return dom
 
 

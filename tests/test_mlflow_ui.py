@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlflow_ui import chromium, load_page, mlflow_server
+from browser import chromium
+from mlflow_ui import load_page, mlflow_server
 from mpfas import tracking
 from mpfas.tracking import lineage
 
@@ -38,9 +39,7 @@ def demo_db(tmp_path_factory) -> tuple[Path, str]:
 
 
 def test_the_runs_page_shows_the_protocol_runs_and_headline_metrics(demo_db, tmp_path):
-    if chromium() is None:
-        pytest.skip("no chromium binary on PATH (Debian: apt-get install -y chromium); the MLflow UI "
-                    "browser test needs one")
+    chromium()  # skips, saying how to install one, when there is none
     root, experiment = demo_db
     shot = tmp_path / "mlflow-runs.png"
     with mlflow_server(tracking.sqlite_uri(root / "mlflow.db"), root) as base:
