@@ -7,6 +7,7 @@
     mpfas seeds queue --seeds 1 2 3 [-S KEY=VALUE ...] [--start [--jobs N]]
     mpfas seeds aggregate [--exps NAME ...] [--out MD] [--plot PNG] [--json FILE]
     mpfas export-splits --out DIR [--manifests DIR] [--faces DIR] [--frames DIR]
+    mpfas clean [--dry-run]
 
 Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
 printed); 2 bad usage, params or checkpoint (nothing done).
@@ -217,6 +218,16 @@ def cmd_export_splits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .cleanup import clean, render
+    from .paths import main_root
+
+    protocols = _params(args.params).train.protocols
+    categories = clean(main_root(), protocols, dry=args.dry_run)
+    sys.stdout.write(render(categories, args.dry_run))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpfas", description="Use a trained HFN+MP face anti-spoofing model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -301,6 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", metavar="DIR", help="extracted frames root (e.g. data/frames): fills the "
                                                     "MetaPattern `frames` column (default: the face count)")
     p.set_defaults(func=cmd_export_splits)
+
+    p = sub.add_parser("clean", help="remove what finished or abandoned experiments left; print the bytes freed",
+                       description="Remove DVC's leftover temp experiment copies (.dvc/tmp/exps), models/<P>/ of "
+                                   "protocols not in train.protocols and temp files of killed writes, MLflow runs "
+                                   "deleted in the UI with their artifacts (mlflow gc), and DVC cache objects no "
+                                   "commit, experiment or the workspace uses (dvc gc -w -A --all-experiments). "
+                                   "Temp copies and the cache are left alone while experiments are queued or "
+                                   "running. last.pt (the resume point) is kept.")
+    p.add_argument("--dry-run", action="store_true", help="list what would go and the bytes; delete nothing")
+    p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
+    p.set_defaults(func=cmd_clean)
     return parser
 
 
