@@ -58,5 +58,7 @@ seeds-report: setup
 ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
+# the workspace's outputs (`dvc checkout` restores them but last.pt and run.json); frees no cache.
+# Leftovers of experiments, deleted MLflow runs and unused cache: `python -m mpfas clean` (README, "Disk")
 clean:
 	rm -rf data/raw data/index data/frames data/faces data/manifests data/scores models plots reports

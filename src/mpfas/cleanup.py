@@ -38,7 +38,7 @@ from urllib.parse import unquote, urlparse
 from .atomic import TEMP_SUFFIX
 from .errors import MpfasError
 from .sweeps import run_dvc
-from .tracking import DB_NAME
+from .tracking import DB_NAME, sqlite_uri
 
 MODELS_DIR = "models"
 EXPS_DIR = Path(".dvc", "tmp", "exps")
@@ -205,8 +205,9 @@ def mlflow_deleted_runs(root: Path, dry: bool) -> Category:
         cat.freed = freed_between(before, {})
         return cat
     mlflow = Path(sys.executable).parent / "mlflow"
-    done = subprocess.run([str(mlflow if mlflow.is_file() else "mlflow"), "gc", "--backend-store-uri",
-                           f"sqlite:///{db.resolve().as_posix()}"], cwd=root, capture_output=True, text=True)
+    uri = sqlite_uri(db)
+    done = subprocess.run([str(mlflow if mlflow.is_file() else "mlflow"), "gc", "--backend-store-uri", uri,
+                           "--tracking-uri", uri], cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise MpfasError(f"`mlflow gc` on {db} failed ({done.returncode}): "
                          f"{(done.stderr or done.stdout).strip()[-2000:]}")
