@@ -1,6 +1,6 @@
 """``mpfas clean``: remove what finished or abandoned experiments left, never what a kept one needs.
 
-Four kinds of leftovers, each removed only when nothing kept can still use it:
+Five kinds of waste, each removed only when nothing kept can still use it:
 
 * **experiment temp copies**: workspaces DVC made under ``.dvc/tmp/exps`` for queued or
   ``--temp`` experiments; a killed worker leaves its copy behind. Removed only while no
@@ -15,6 +15,12 @@ Four kinds of leftovers, each removed only when nothing kept can still use it:
   (``dvc gc --workspace --all-commits --all-experiments``); skipped while experiments
   are queued or running, since a running one has cached outputs no ref names yet.
 
+* **duplicates of cached outputs**: with ``cache.type`` hardlinks DVC links an output to its
+  cache object when it first caches it, but a file a stage writes again with content the
+  cache already holds (a resumed ``persist`` stage, which DVC first unprotects by copying,
+  or a re-run with the same result) stays a second copy. ``dvc checkout --relink`` makes it
+  a link again; done only while ``dvc status`` is clean, so it changes no content.
+
 Bytes are counted per inode, not per name: with ``cache.type`` hardlinks a cache object
 linked from the workspace frees nothing when only one of its names goes, and is not
 counted. ``last.pt`` is never touched: it is the resume point (raise ``train.iterations``
@@ -24,6 +30,7 @@ and the train stage continues from it) and a DVC output, whose removal would mak
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -35,12 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import yaml
+
 from .atomic import TEMP_SUFFIX
 from .errors import MpfasError
 from .sweeps import run_dvc
 from .tracking import DB_NAME, sqlite_uri
 
 MODELS_DIR = "models"
+CACHE_FILES = Path(".dvc", "cache", "files", "md5")
+UP_TO_DATE = "Data and pipelines are up to date."
 EXPS_DIR = Path(".dvc", "tmp", "exps")
 TEMP_ROOTS = ("models", "data", "metrics", "plots", "reports")
 """Where the pipeline writes atomically, so where a killed writer's temp file can be."""
@@ -236,13 +247,91 @@ def dvc_cache(root: Path, busy: Sequence[str], dry: bool) -> Category:
     return cat
 
 
+def _cached_outs(root: Path) -> list[tuple[Path, str]]:
+    """(path, md5) of every output dvc.lock records that goes through the cache (not ``cache: false``)."""
+    lock = yaml.safe_load((root / "dvc.lock").read_text()) if (root / "dvc.lock").is_file() else None
+    spec = yaml.safe_load((root / "dvc.yaml").read_text()) if (root / "dvc.yaml").is_file() else None
+    if not lock or not spec:
+        return []
+    out = []
+    for name, stage in lock.get("stages", {}).items():
+        base, _, item = name.partition("@")
+        decl = spec.get("stages", {}).get(base, {})
+        decl = decl.get("do", decl)
+        uncached = []
+        for key in ("outs", "metrics", "plots"):
+            for entry in decl.get(key, []) or []:
+                if isinstance(entry, dict):
+                    (template, opts), = entry.items()
+                    if isinstance(opts, dict) and opts.get("cache") is False:
+                        uncached.append(_template_regex(template, item))
+        for o in stage.get("outs", []) or []:
+            if o.get("md5") and not any(r.fullmatch(o["path"]) for r in uncached):
+                out.append((root / o["path"], o["md5"]))
+    return out
+
+
+def _template_regex(template: str, item: str) -> re.Pattern[str]:
+    parts = re.split(r"(\$\{[^}]+\})", template)
+    return re.compile("".join(re.escape(item) if p == "${item}" else ".+" if p.startswith("${") else re.escape(p)
+                              for p in parts))
+
+
+def _object(root: Path, md5: str) -> Path:
+    return root / CACHE_FILES / md5[:2] / md5[2:]
+
+
+def _duplicates(root: Path) -> list[Path]:
+    """Workspace files of cached outputs that are a separate copy of their cache object."""
+
+    found = []
+    for path, md5 in _cached_outs(root):
+        files = [(path, md5)]
+        if md5.endswith(".dir"):
+            listing = _object(root, md5)
+            files = ([(path / e["relpath"], e["md5"]) for e in json.loads(listing.read_text())]
+                     if listing.is_file() else [])
+        for file, oid in files:
+            obj = _object(root, oid)
+            try:
+                st, cst = os.lstat(file), os.lstat(obj)
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) != (cst.st_dev, cst.st_ino) and not os.path.islink(file) \
+                    and st.st_size == cst.st_size:
+                found.append(file)
+    return found
+
+
+def relink_duplicates(root: Path, dry: bool) -> Category:
+    cat = Category("duplicates of cached outputs")
+    types = run_dvc(["config", "cache.type"], cwd=root).strip() if (root / ".dvc/config").is_file() else ""
+    if not re.search(r"\b(hardlink|symlink)\b", types):
+        cat.skipped = f"cache.type is {types or 'the default (reflink,copy)'}: copies are intended"
+        return cat
+    if UP_TO_DATE not in run_dvc(["status"], cwd=root):
+        cat.skipped = "`dvc status` is not clean: relinking would overwrite outputs that differ from dvc.lock"
+        return cat
+    dups = _duplicates(root)
+    cat.items = [_rel(p, root) for p in dups]
+    if dry or not dups:
+        cat.freed = sum(os.lstat(p).st_blocks * 512 for p in dups)
+        return cat
+    area = [*sorted({p for p, _ in _cached_outs(root)}), root / CACHE_FILES]
+    before = _inodes(area)
+    run_dvc(["checkout", "--relink", "--quiet"], cwd=root)
+    cat.freed = freed_between(before, _inodes(area))
+    return cat
+
+
 def clean(root: Path, protocols: Sequence[str], *, dry: bool = False) -> list[Category]:
-    """Every kind in turn (temp copies first: they may hold the last names of cache objects)."""
+    """Every kind in turn (temp copies first: they may hold the last names of cache objects;
+    relinking last, when only what the workspace uses is left)."""
     if not (root / ".dvc").is_dir():
         raise MpfasError(f"{root}: not a DVC repository (no .dvc folder); run `mpfas clean` in the project root")
     busy = queue_busy(root)
     return [experiment_temp_copies(root, busy, dry), stale_checkpoints(root, protocols, dry),
-            mlflow_deleted_runs(root, dry), dvc_cache(root, busy, dry)]
+            mlflow_deleted_runs(root, dry), dvc_cache(root, busy, dry), relink_duplicates(root, dry)]
 
 
 def human(n: int) -> str:
