@@ -211,7 +211,8 @@ def test_clean_frees_leftovers_and_keeps_what_kept_experiments_need(repo):
     longer = dvc(repo, "exp", "run", "-S", f"train.iterations={iterations + 1}")
     assert longer.returncode == 0, longer.stdout[-3000:] + longer.stderr[-3000:]
     assert load(repo, "metrics/train_OCI-M.json")["resumed_from"] == iterations  # from the kept last.pt
-    for name in sorted(before) or sorted(set(dvc(repo, "exp", "list", "--name-only").stdout.split())):
+    names = sorted(before) or sorted(set(dvc(repo, "exp", "list", "--name-only").stdout.split()))
+    for name in sorted({names[0], names[-1]}):  # two of them: each apply and status costs ~10 s
         applied = dvc(repo, "exp", "apply", name)
         assert applied.returncode == 0, applied.stderr
         assert _best_matches_lock(repo), name  # restored from the cache
