@@ -321,11 +321,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Remove DVC's leftover temp experiment copies (.dvc/tmp/exps), models/<P>/ of "
                                    "protocols not in train.protocols and temp files of killed writes, MLflow runs "
                                    "deleted in the UI with their artifacts (mlflow gc), and DVC cache objects no "
-                                   "commit, experiment or the workspace uses (dvc gc -w -A --all-experiments). "
-                                   "Temp copies and the cache are left alone while experiments are queued or "
-                                   "running. last.pt (the resume point) is kept.")
+                                   "commit, experiment or the workspace uses (dvc gc -w -A --all-experiments); "
+                                   "relink second copies of cached outputs (dvc checkout --relink, only while "
+                                   "dvc status is clean). Temp copies and the cache are left alone while "
+                                   "experiments are queued or running. last.pt (the resume point) is kept.")
     p.add_argument("--dry-run", action="store_true", help="list what would go and the bytes; delete nothing")
-    p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
+    p.add_argument("--params", metavar="YAML", help="whose train.protocols are kept (default: $MPFAS_PARAMS or "
+                                                    "the repository root's params.yaml)")
     p.set_defaults(func=cmd_clean)
     return parser
 
