@@ -14,7 +14,6 @@ Five kinds of waste, each removed only when nothing kept can still use it:
 * **DVC cache**: objects no commit, experiment or the workspace references
   (``dvc gc --workspace --all-commits --all-experiments``); skipped while experiments
   are queued or running, since a running one has cached outputs no ref names yet.
-
 * **duplicates of cached outputs**: with ``cache.type`` hardlinks DVC links an output to its
   cache object when it first caches it, but a file a stage writes again with content the
   cache already holds (a resumed ``persist`` stage, which DVC first unprotects by copying,
