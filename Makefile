@@ -65,5 +65,7 @@ ui: setup  # the runs view with the headline columns (README, "Tracking"); exper
 	@echo "open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=mpfas-headline"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
+# the workspace's outputs (`dvc checkout` restores them but last.pt and run.json); frees no cache.
+# Leftovers of experiments, deleted MLflow runs and unused cache: `python -m mpfas clean` (README, "Disk")
 clean:
 	rm -rf data/raw data/index data/frames data/faces data/manifests data/scores models plots reports

@@ -51,7 +51,8 @@ LAYERS: dict[str, int] = {
     "mpfas.serving": 14,
     "mpfas.stage": 15,
     "mpfas.sweeps": 16,  # the dvc subprocess calls of `mpfas seeds`
-    "mpfas.__main__": 17,
+    "mpfas.cleanup": 17,  # `mpfas clean`: dvc gc and mlflow gc (through mpfas.sweeps.run_dvc)
+    "mpfas.__main__": 18,
 }
 """Rank of each module or package (the longest matching prefix wins); lower never imports higher."""
 

@@ -186,3 +186,141 @@ def test_dvc_plots_show_and_diff_render_with_no_network(repo, tmp_path):
     assert declared <= set(plots)
     for name in declared:
         assert _is_drawn(plots[name]) and a in plots[name] and b in plots[name], name
+
+
+def _garbage(repo, size=1_000_000):
+    """One leftover of each kind `mpfas clean` removes, and near each a look-alike it must keep."""
+    import os
+    import subprocess
+
+    from mlflow.tracking import MlflowClient
+
+    blob = os.urandom(size)
+    copy = repo / ".dvc/tmp/exps/tmpabandoned"  # a killed queue worker's workspace copy
+    (copy / "models/OCI-M").mkdir(parents=True)
+    (copy / "models/OCI-M/last.pt").write_bytes(blob)
+    # the copy's best.pt is a hardlink of a cache object the workspace still uses: frees nothing
+    os.link(repo / "models/OCI-M/best.pt", copy / "models/OCI-M/best.pt")
+    (repo / "models/OLD-P").mkdir()  # a protocol dropped from train.protocols
+    (repo / "models/OLD-P/last.pt").write_bytes(blob)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (repo / f"models/OCI-M/.best.pt.{dead.pid}.tmp").write_bytes(blob)  # a killed atomic write
+    live = repo / f"models/OCI-M/.best.pt.{os.getpid()}.tmp"  # a write in progress
+    live.write_bytes(b"x")
+    client = MlflowClient(f"sqlite:///{(repo / 'mlflow.db').as_posix()}")
+    experiment = client.get_experiment_by_name("mpfas")
+    run = client.create_run(experiment.experiment_id)
+    (repo / "artifact.bin").write_bytes(blob)
+    client.log_artifact(run.info.run_id, str(repo / "artifact.bin"))
+    client.set_terminated(run.info.run_id)
+    client.delete_run(run.info.run_id)  # deleted in the UI: its artifacts are garbage
+    (repo / "artifact.bin").write_bytes(blob[::-1])
+    assert dvc(repo, "add", "artifact.bin").returncode == 0  # a cache object nothing will reference
+    (repo / "artifact.bin.dvc").unlink()
+    (repo / "artifact.bin").unlink()
+    return {"blob": blob, "copy": copy, "stale": repo / "models/OLD-P",
+            "tmp": repo / f"models/OCI-M/.best.pt.{dead.pid}.tmp", "live": live,
+            "run": run.info.run_id, "client": client}
+
+
+def _freed(stdout):
+    """`mpfas clean` output: {category: bytes} and the total."""
+    out = {}
+    for line in stdout.splitlines():
+        if " bytes)" in line:
+            out[line.split(":")[0]] = int(line.split(" bytes)")[0].rsplit("(", 1)[1])
+    return out
+
+
+def _best_matches_lock(repo):
+    import hashlib
+
+    import yaml
+
+    outs = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["train@OCI-M"]["outs"]
+    md5 = next(o["md5"] for o in outs if o["path"] == "models/OCI-M/best.pt")
+    return hashlib.md5((repo / "models/OCI-M/best.pt").read_bytes()).hexdigest() == md5
+
+
+def _changed(repo):
+    """Paths `dvc status` reports modified, deleted or new."""
+    text = dvc(repo, "status").stdout
+    return {line.split(":", 1)[1].strip() for line in text.splitlines()
+            if line.strip().split(":")[0] in {"modified", "deleted", "new", "not in cache"}}
+
+
+def test_clean_frees_leftovers_and_keeps_what_kept_experiments_need(repo):
+    """`mpfas clean` on the finished module repo (experiments and a sweep in it): a leftover of each
+    kind goes, the bytes are counted per inode, and resume, `dvc exp apply` and predict still work."""
+    import hashlib
+    import shutil
+
+    from mlflow.exceptions import MlflowException
+
+    from test_sweeps import mpfas_cli
+
+    size = 1_000_000
+    g = _garbage(repo, size)
+    kept_best = (repo / "models/OCI-M/best.pt").read_bytes()
+    dry = mpfas_cli(repo, "clean", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    would = _freed(dry.stdout)
+    assert all(p.exists() for p in (g["copy"], g["stale"], g["tmp"], g["live"]))  # a dry run deletes nothing
+    assert g["client"].get_run(g["run"]).info.lifecycle_stage == "deleted"
+
+    done = mpfas_cli(repo, "clean")
+    assert done.returncode == 0, done.stderr
+    freed = _freed(done.stdout)
+    relinked = "duplicates of cached outputs"  # the dry run estimates this one
+    assert abs(freed.pop(relinked) - would.pop(relinked)) <= 0.05 * freed["total"] + 100_000, done.stdout
+    freed["total"], would["total"] = sum(freed.values()) - freed["total"], sum(would.values()) - would["total"]
+    assert freed == would, (dry.stdout, done.stdout)  # the dry run said what would go
+    # each blob freed once; the copy's hardlinked best.pt (still the workspace's) is not counted
+    for name, n in (("experiment temp copies", 1), ("stale checkpoints", 2), ("MLflow deleted runs", 1)):
+        assert n * size <= freed[name] < n * size + 100_000, (name, done.stdout)
+    assert freed["DVC cache"] >= size  # also what runs of this module left uncommitted
+    md5 = hashlib.md5(g["blob"][::-1]).hexdigest()
+    assert not (repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).exists()
+    # one file per cached output: the workspace's best.pt and faces are their cache objects
+    assert (repo / "models/OCI-M/best.pt").stat().st_nlink == 2
+    assert min(p.stat().st_nlink for p in (repo / "data/faces").rglob("*") if p.is_file()) >= 2
+    assert not any(p.exists() for p in (g["copy"], g["stale"], g["tmp"]))
+    assert g["live"].exists()  # its writer (this process) is alive
+    g["live"].unlink()
+    assert (repo / "models/OCI-M/best.pt").read_bytes() == kept_best and (repo / "models/OCI-M/last.pt").is_file()
+    with pytest.raises(MlflowException):
+        g["client"].get_run(g["run"])
+    assert "Data and pipelines are up to date." in dvc(repo, "status").stdout
+    again = mpfas_cli(repo, "clean")
+    assert _freed(again.stdout)["total"] == 0, again.stdout
+
+    # nothing a kept experiment needs went: last.pt resumes, every experiment applies, predict runs
+    before = set(dvc(repo, "exp", "list", "--name-only").stdout.split())
+    iterations = load(repo, "metrics/train_OCI-M.json")["iterations"]
+    longer = dvc(repo, "exp", "run", "-S", f"train.iterations={iterations + 1}")
+    assert longer.returncode == 0, longer.stdout[-3000:] + longer.stderr[-3000:]
+    assert load(repo, "metrics/train_OCI-M.json")["resumed_from"] == iterations  # from the kept last.pt
+    names = sorted(before) or sorted(set(dvc(repo, "exp", "list", "--name-only").stdout.split()))
+    for name in sorted({names[0], names[-1]}):  # two of them: each apply and status costs ~10 s
+        applied = dvc(repo, "exp", "apply", name)
+        assert applied.returncode == 0, applied.stderr
+        assert _best_matches_lock(repo), name  # restored from the cache
+        # last.pt and run.json are `cache: false` and git-ignored: no experiment carries them
+        assert _changed(repo) <= {"models/OCI-M/last.pt", "models/OCI-M/run.json"}, name
+    # a remote gets every object the workspace uses, and gives the linked, read-only best.pt back
+    remote = repo.parent / f"{repo.name}-remote"
+    assert dvc(repo, "remote", "add", "--local", "-d", "store", str(remote)).returncode == 0
+    pushed = dvc(repo, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    best = repo / "models/OCI-M/best.pt"
+    kept_best = best.read_bytes()
+    best.unlink()
+    shutil.rmtree(repo / ".dvc/cache")
+    pulled = dvc(repo, "pull")
+    assert pulled.returncode == 0, pulled.stderr
+    assert best.read_bytes() == kept_best and _best_matches_lock(repo)
+    assert _changed(repo) <= {"models/OCI-M/last.pt", "models/OCI-M/run.json"}
+    video = next(p for p in sorted((repo / "data/raw").rglob("*")) if p.suffix in {".mov", ".avi", ".mp4"})
+    predicted = mpfas_cli(repo, "predict", str(video), "--no-progress")
+    assert predicted.returncode == 0, predicted.stderr[-3000:]

@@ -8,6 +8,7 @@
     mpfas seeds aggregate [--exps NAME ...] [--out MD] [--plot PNG] [--json FILE]
     mpfas export-splits --out DIR [--manifests DIR] [--faces DIR] [--frames DIR]
     mpfas plots-template [--check]
+    mpfas clean [--dry-run]
 
 Exit status: 0 all good; 1 some inputs could not be scored (the rest are still
 printed); 2 bad usage, params or checkpoint (nothing done).
@@ -218,6 +219,20 @@ def cmd_export_splits(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_clean(args: argparse.Namespace) -> int:
+    from .cleanup import clean, render
+    from .config import load_params
+    from .paths import main_root
+
+    root = main_root()
+    path = Path(args.params or os.environ.get("MPFAS_PARAMS") or root / "params.yaml")
+    if not path.is_file():  # its train.protocols say which models/<P>/ are kept: no defaults here
+        raise MpfasError(f"{path}: parameter file not found")
+    categories = clean(root, load_params(path).train.protocols, dry=args.dry_run)
+    sys.stdout.write(render(categories, args.dry_run))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mpfas", description="Use a trained HFN+MP face anti-spoofing model.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -309,6 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
                                    "pin), so DVC's plot pages render with no network.")
     p.add_argument("--check", action="store_true", help="only check the file is up to date (exit 1 if not)")
     p.set_defaults(func=cmd_plots_template)
+
+    p = sub.add_parser("clean", help="remove what finished or abandoned experiments left; print the bytes freed",
+                       description="Remove DVC's leftover temp experiment copies (.dvc/tmp/exps), models/<P>/ of "
+                                   "protocols not in train.protocols and temp files of killed writes, MLflow runs "
+                                   "deleted in the UI with their artifacts (mlflow gc), and DVC cache objects no "
+                                   "commit, experiment or the workspace uses (dvc gc -w -A --all-experiments); "
+                                   "relink second copies of cached outputs (dvc checkout --relink, only while "
+                                   "dvc status is clean). Temp copies and the cache are left alone while "
+                                   "experiments are queued or running. last.pt (the resume point) is kept.")
+    p.add_argument("--dry-run", action="store_true", help="list what would go and the bytes; delete nothing")
+    p.add_argument("--params", metavar="YAML", help="whose train.protocols are kept (default: $MPFAS_PARAMS or "
+                                                    "the repository root's params.yaml)")
+    p.set_defaults(func=cmd_clean)
     return parser
 
 

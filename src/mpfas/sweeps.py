@@ -1,7 +1,8 @@
 """The DVC calls behind ``mpfas seeds``: queue one experiment per seed, read the finished ones.
 
-Only this module (and the CLI above it) runs ``dvc``; the parsing and statistics are in
-``mpfas.evaluation.seeds``, which takes ``dvc exp show --json`` output as plain data.
+Only this module runs ``dvc`` (the CLI and ``mpfas.cleanup`` above it through :func:`run_dvc`);
+the parsing and statistics are in ``mpfas.evaluation.seeds``, which takes ``dvc exp show --json``
+output as plain data.
 """
 
 from __future__ import annotations
