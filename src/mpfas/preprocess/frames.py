@@ -8,6 +8,13 @@ and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not
 otherwise (and with ``decode="sequential"``) the video is decoded front to back,
 once to count the frames and once to keep the sampled ones.
 
+Seeking is used only on a constant frame rate: OpenCV numbers the frames after the
+keyframe it seeks to by their timestamps, so on a variable-rate video (phones record
+them) with more than one keyframe it returns the wrong picture without an error, and
+the count check can still pass. The rate is read from the packets' timestamps
+(PyAV demuxes them without decoding, a few ms per video); a variable one, or one that
+cannot be read, is decoded front to back.
+
 An image (an ``image`` dataset's sample, e.g. CelebA-Spoof) is a one-frame video: it is
 read with ``cv2.imread``, since ``VideoCapture`` reports a meaningless frame count for it.
 """
@@ -68,7 +75,7 @@ def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -
     cap = _open(path)
     try:
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if decode == "seek" and reported > 0:
+        if decode == "seek" and reported > 0 and constant_frame_rate(path):
             got = _read_by_seeking(cap, reported, k)
             if got is not None:
                 return SampledFrames(*got, decoded_count=reported, reported_count=reported, method="seek")
@@ -92,6 +99,24 @@ def _open(path: Path) -> cv2.VideoCapture:
         cap.release()
         raise VideoReadError("unreadable", "no video decoder could open it", path)
     return cap
+
+
+def constant_frame_rate(path: Path) -> bool:
+    """Whether the first video stream's packet timestamps are evenly spaced (within one tick);
+    False when they cannot be read. Empty packets (dropped frames in AVI) do not count."""
+    import av  # only where seeking is considered
+
+    try:
+        with av.open(str(path)) as box:
+            stream = box.streams.video[0]
+            stamps = sorted(p.pts if p.pts is not None else p.dts for p in box.demux(stream)
+                            if p.size and (p.pts is not None or p.dts is not None))
+    except (av.FFmpegError, IndexError, OSError):
+        return False
+    if len(stamps) < 3:
+        return len(stamps) > 0
+    steps = np.diff(np.asarray(stamps, dtype=np.int64))
+    return bool(steps.min() > 0 and steps.max() - steps.min() <= 1)
 
 
 def _read_by_seeking(cap: cv2.VideoCapture, n: int, k: int) -> tuple[list[int], list[np.ndarray]] | None:
