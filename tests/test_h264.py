@@ -25,7 +25,7 @@ import pytest
 from mpfas.config import ExtractConfig
 from mpfas.datasets import Label, VideoRecord
 from mpfas.preprocess.extract import run_extract
-from mpfas.preprocess.frames import read_sampled_frames
+from mpfas.preprocess.frames import _read_once, read_packets, read_sampled_frames
 
 W, H = 320, 240
 GOP = 250
@@ -149,6 +149,16 @@ def test_seek_mode_seeks_where_the_count_is_exact_and_the_rate_constant(clips):
     assert methods == {"long_gop.mov": "seek", "long_gop.mp4": "seek", "gop15.mp4": "seek",
                        "vfr.mp4": "sequential", "vfr.mkv": "sequential", "vfr_gop15.mp4": "sequential",
                        "vfr_gop15.mov": "sequential", "vfr_gop30.mp4": "sequential"}
+
+
+@pytest.mark.parametrize("name", ["vfr_gop15.mp4", "vfr.mkv", "long_gop.mov"])
+def test_front_to_back_decodes_once_where_the_packets_give_the_count(clips, decoded, name):
+    """The packet count lets one decode keep the sampled frames; a count that does not hold is refused."""
+    n, full = CLIPS[name][0], decoded[name]
+    assert read_packets(clips[name]) == (n, CLIPS[name][1] is None)
+    indices, images = _read_once(clips[name], K, n)
+    assert all(np.array_equal(img, full[i]) for i, img in zip(indices, images))
+    assert _read_once(clips[name], K, n + 1) is None and _read_once(clips[name], K, n - 1) is None
 
 
 @pytest.mark.parametrize("decode", ["seek", "sequential"])
