@@ -5,8 +5,8 @@
 For each clip (a keyframe every 2 s, and one keyframe for the whole clip) and each
 ``k`` sampled frames it times: the extract stage's reader (``read_sampled_frames``,
 OpenCV; ``seek`` mode, which checks the rate from the packets first, and ``sequential``,
-which decodes twice: once to count, once to keep), PyAV decoding front to back once
-(the count comes from the same pass), and PyAV seeking to the keyframe before each
+one decode front to back with the count from the packets), PyAV decoding front to back
+once (the count from the packets too), and PyAV seeking to the keyframe before each
 sampled frame's timestamp and decoding up to it. Every way's pictures are compared with
 OpenCV's plain front-to-back decode (max absolute difference; 0 = the same pictures).
 AVI stores no presentation timestamps (PyAV's packet pts there are decode order), so
@@ -105,7 +105,7 @@ def main() -> None:
         rows.append(f"| {name} | all | OpenCV, decode every frame | {t_full:.2f} | - |")
         for k in (int(v) for v in args.k.split(",")):
             ways = {"OpenCV seek (extract.decode=seek)": (_cv, "seek"),
-                    "OpenCV twice front to back (sequential)": (_cv, "sequential"),
+                    "OpenCV front to back (extract.decode=sequential)": (_cv, "sequential"),
                     "PyAV once front to back": (pyav_sequential,),
                     "PyAV seek + decode to the frame": (pyav_seek,)}
             for way, (fn, *extra) in ways.items():
