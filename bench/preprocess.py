@@ -92,7 +92,7 @@ def pick(records_by_code: dict[str, list[VideoRecord]], n: int) -> list[VideoRec
 
 def profile_groups(args) -> tuple[list[Group], str]:
     """``--videos`` videos (default 2) per profile, written once into the work dir."""
-    root = Path(args.workdir) / "profiles"
+    root = Path(args.workdir) / ("profiles-lfw" if args.lfw else "profiles")
     groups = []
     for p in profiles(args.profiles):
         recs = []
@@ -103,13 +103,13 @@ def profile_groups(args) -> tuple[list[Group], str]:
             if not path.is_file():
                 print(f"writing {rel} ({p.size[0]}x{p.size[1]}, {args.frames or p.frames} frames, {p.codec}) ...",
                       flush=True)
-                write_video(path, p, seed=v, frames=args.frames)
+                write_video(path, p, seed=v, frames=args.frames, lfw=args.lfw)
         seconds = (args.frames or p.frames) / p.fps
         mbit = np.mean([(root / r.relpath).stat().st_size for r in recs]) * 8 / 1e6 / seconds
         gop = f", GOP {p.gop_s:g} s, {p.b_frames} B" if p.codec == "h264" else ""
         note = f"{p.size[0]}x{p.size[1]} {p.fps} fps {p.codec} {p.suffix}{gop}, ~{mbit:.1f} Mbit/s"
         groups.append(Group(p.key, p.code, root, recs, p.videos, note))
-    return groups, "dataset profiles (bench/profiles.py)"
+    return groups, "dataset profiles (bench/profiles.py)" + (", LFW faces in every other video" if args.lfw else "")
 
 
 def find_groups(args, params) -> tuple[list[Group], str]:
@@ -282,7 +282,7 @@ def agreement(group: Group, ours: Ours, off: Official, params, detector) -> dict
     from mpfas.preprocess.detect import box_iou
 
     cfg = params.align
-    nmes, mads, ious = [], [], []
+    nmes, mads, ious, misses = [], [], [], []
     both_none = ours_only = official_only = reproduced = pipeline_frames = 0
     for rec in group.records:
         vid = rec.video_id
@@ -305,10 +305,14 @@ def agreement(group: Group, ours: Ours, off: Official, params, detector) -> dict
                     both_none += 1
                 elif got is None:
                     official_only += 1
+                    misses.append([vid, k[1], "no face in ours"])
                 elif ref is None:
                     ours_only += 1
+                    misses.append([vid, k[1], "no face in the official"])
                 else:
                     nmes.append(nme(got.face.landmarks, ref.landmarks))
+                    if nmes[-1] > NME_GOAL:
+                        misses.append([vid, k[1], round(nmes[-1], 4)])
                     mads.append(float(np.abs(got.crop.astype(np.int16) - off.crops[k]).mean()))
                     ious.append(box_iou(got.face.box, ref.box))
     n = len(nmes) + both_none + ours_only + official_only
@@ -321,7 +325,8 @@ def agreement(group: Group, ours: Ours, off: Official, params, detector) -> dict
             "crop_mad_max": float(np.max(mads)) if mads else math.nan,
             "box_iou_mean": float(np.mean(ious)) if ious else math.nan,
             "ours_only": ours_only, "official_only": official_only, "no_face_both": both_none,
-            "pipeline_frames": pipeline_frames, "pipeline_crops_reproduced": reproduced}
+            "pipeline_frames": pipeline_frames, "pipeline_crops_reproduced": reproduced,
+            "misses": misses}  # [video, frame, NME or why] of every frame off the goal
 
 
 def group_result(group: Group, ours: Ours, off: Official, agr: dict) -> dict:
@@ -396,6 +401,8 @@ def main() -> None:
     ap.add_argument("--profiles", default="", help="profiles to run, comma-separated keys or codes (default all)")
     ap.add_argument("--frames", type=int, default=0,
                     help="frames per video (profiles: default each profile's length; astronaut: default 150)")
+    ap.add_argument("--lfw", action="store_true",
+                    help="profiles: every other video shows a 25-px LFW face upsampled (blurry; see bench/profiles.py)")
     ap.add_argument("--official-frames", type=int, default=12,
                     help="frames per video the official side detects, evenly spaced, besides the ones we sample; "
                          "its per-frame cost is projected to every frame (0: detect every frame)")
