@@ -4,6 +4,11 @@ Long GOPs (one keyframe for the whole clip) and B-frames make a seek land mid-GO
 decode out of order; a variable frame rate breaks any frame <-> time arithmetic. Both
 decode modes (``extract.decode``) must give the same pictures as a plain front-to-back
 decode at the same indices, and those pictures must be the encoded ones.
+
+Phones record VFR with a keyframe every 0.5-2 s: there OpenCV's seek numbers the frame
+after a keyframe by its time, and lands on the wrong picture without any error, while
+the last frame (the count check) still comes out right (``vfr_gop*``: the middle of
+three sampled frames was wrong before seeking was limited to constant-rate streams).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import pytest
 from mpfas.config import ExtractConfig
 from mpfas.datasets import Label, VideoRecord
 from mpfas.preprocess.extract import run_extract
-from mpfas.preprocess.frames import read_sampled_frames
+from mpfas.preprocess.frames import _read_once, read_packets, read_sampled_frames
 
 W, H = 320, 240
 GOP = 250
@@ -41,12 +46,18 @@ def vfr_pts(n: int) -> list[int]:
     return [sum(30 + (j % 5) * 10 for j in range(i)) + (500 if i >= n // 2 else 0) for i in range(n)]
 
 
-def encode_h264(path: Path, n: int, pts: list[int] | None = None) -> Path:
-    """libx264, one GOP of ``GOP`` frames (longer than the clip), 3 B-frames; VFR when ``pts``."""
+def thirds_pts(n: int) -> list[int]:
+    """Milliseconds: a third of the clip at 20 fps, a third at 33, a third at 25 (phone-like rate changes)."""
+    steps = [50] * (n // 3) + [30] * (n // 3) + [40] * (n - 2 * (n // 3))
+    return [sum(steps[:i]) for i in range(n)]
+
+
+def encode_h264(path: Path, n: int, pts: list[int] | None = None, gop: int = GOP) -> Path:
+    """libx264, a keyframe every ``gop`` frames (default: one for the clip), 3 B-frames; VFR when ``pts``."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {"g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0", "bf": "3",
+        stream.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": "3",
                           "preset": "veryfast", "crf": "20"}
         if pts is not None:
             stream.time_base = stream.codec_context.time_base = fractions.Fraction(1, 1000)
@@ -78,18 +89,22 @@ def full_decode(path: Path) -> list[np.ndarray]:
     return frames
 
 
-CLIPS = {  # name -> (frames, pts); .mkv/.avi VFR have no exact count: the seek mode must fall back
-    "long_gop.mp4": (150, None),
-    "long_gop.mov": (150, None),
-    "vfr.mp4": (90, vfr_pts(90)),
-    "vfr.mkv": (90, vfr_pts(90)),
+CLIPS = {  # name -> (frames, pts, GOP); .mkv/.avi VFR have no exact count: the seek mode must fall back
+    "long_gop.mp4": (150, None, GOP),
+    "long_gop.mov": (150, None, GOP),
+    "gop15.mp4": (90, None, 15),
+    "vfr.mp4": (90, vfr_pts(90), GOP),
+    "vfr.mkv": (90, vfr_pts(90), GOP),
+    "vfr_gop15.mp4": (90, thirds_pts(90), 15),
+    "vfr_gop15.mov": (90, thirds_pts(90), 15),
+    "vfr_gop30.mp4": (90, vfr_pts(90), 30),
 }
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("h264")
-    return {name: encode_h264(folder / name, n, pts) for name, (n, pts) in CLIPS.items()}
+    return {name: encode_h264(folder / name, n, pts, gop) for name, (n, pts, gop) in CLIPS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -104,31 +119,46 @@ def shown(img: np.ndarray, i: int, n: int) -> int:
 
 
 @pytest.mark.parametrize("name", sorted(CLIPS))
-def test_clips_are_long_gop_h264_with_b_frames(clips, name):
+def test_clips_are_h264_with_the_gop_and_b_frames_asked_for(clips, name):
+    n, _, gop = CLIPS[name]
     keys, b_frames = frame_types(clips[name])
-    assert keys == 1 and b_frames > CLIPS[name][0] // 4, (keys, b_frames)
+    assert keys == -(-n // gop) and b_frames > n // 4, (keys, b_frames)
     if CLIPS[name][1] is not None:
         with av.open(str(clips[name])) as box:
             steps = np.diff([f.pts for f in box.decode(video=0)])
         assert len(set(steps.tolist())) > 2, steps  # really variable
 
 
+@pytest.mark.parametrize("k", [3, K])  # 3: the default extract.frames_per_video
 @pytest.mark.parametrize("decode", ["seek", "sequential"])
 @pytest.mark.parametrize("name", sorted(CLIPS))
-def test_sampled_frames_equal_a_full_decode(clips, decoded, name, decode):
+def test_sampled_frames_equal_a_full_decode(clips, decoded, name, decode, k):
     n, full = CLIPS[name][0], decoded[name]
     assert len(full) == n
-    got = read_sampled_frames(clips[name], K, decode)
-    assert got.decoded_count == n and len(got.indices) == K and got.indices[-1] == n - 1
+    got = read_sampled_frames(clips[name], k, decode)
+    assert got.decoded_count == n and len(got.indices) == k and got.indices[-1] == n - 1
     for i, img in zip(got.indices, got.images):
         assert np.array_equal(img, full[i]), f"{name} {decode}: frame {i} differs from a full decode"
         assert shown(img, i, n) == i, f"{name} {decode}: frame {i} shows source frame {shown(img, i, n)}"
 
 
-def test_seek_mode_seeks_where_the_count_is_exact(clips):
-    """The mp4/mov clips take the seek path (not the fallback), so seeking itself is tested."""
+def test_seek_mode_seeks_where_the_count_is_exact_and_the_rate_constant(clips):
+    """Constant-rate mp4/mov clips take the seek path (not the fallback), so seeking itself is
+    tested, also across keyframes; VFR clips and counts the container cannot state are decoded."""
     methods = {name: read_sampled_frames(path, K, "seek").method for name, path in clips.items()}
-    assert methods == {"long_gop.mov": "seek", "long_gop.mp4": "seek", "vfr.mp4": "seek", "vfr.mkv": "sequential"}
+    assert methods == {"long_gop.mov": "seek", "long_gop.mp4": "seek", "gop15.mp4": "seek",
+                       "vfr.mp4": "sequential", "vfr.mkv": "sequential", "vfr_gop15.mp4": "sequential",
+                       "vfr_gop15.mov": "sequential", "vfr_gop30.mp4": "sequential"}
+
+
+@pytest.mark.parametrize("name", ["vfr_gop15.mp4", "vfr.mkv", "long_gop.mov"])
+def test_front_to_back_decodes_once_where_the_packets_give_the_count(clips, decoded, name):
+    """The packet count lets one decode keep the sampled frames; a count that does not hold is refused."""
+    n, full = CLIPS[name][0], decoded[name]
+    assert read_packets(clips[name]) == (n, CLIPS[name][1] is None)
+    indices, images = _read_once(clips[name], K, n)
+    assert all(np.array_equal(img, full[i]) for i, img in zip(indices, images))
+    assert _read_once(clips[name], K, n + 1) is None and _read_once(clips[name], K, n - 1) is None
 
 
 @pytest.mark.parametrize("decode", ["seek", "sequential"])

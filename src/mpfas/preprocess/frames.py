@@ -5,8 +5,16 @@ Frames are taken evenly over the video, first and last included
 counts are sometimes wrong (truncated files, broken indexes), so the count is
 checked by decoding: with ``decode="seek"`` the sampled frames are read by seeking
 and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not;
-otherwise (and with ``decode="sequential"``) the video is decoded front to back,
-once to count the frames and once to keep the sampled ones.
+otherwise (and with ``decode="sequential"``) the video is decoded front to back: once,
+keeping the sampled frames of the packet count, when exactly that many frames decode;
+else once to count the frames and once to keep the sampled ones.
+
+Seeking is used only on a constant frame rate: OpenCV numbers the frames after the
+keyframe it seeks to by their timestamps, so on a variable-rate video (phones record
+them) with more than one keyframe it returns the wrong picture without an error, and
+the count check can still pass. The rate and the packet count are read from the
+packets (PyAV demuxes them without decoding, a few ms per video); a variable rate, or
+packets that cannot be read, means decoding front to back.
 
 An image (an ``image`` dataset's sample, e.g. CelebA-Spoof) is a one-frame video: it is
 read with ``cv2.imread``, since ``VideoCapture`` reports a meaningless frame count for it.
@@ -68,12 +76,17 @@ def read_sampled_frames(path: str | Path, k: int, decode: DecodeMode = "seek") -
     cap = _open(path)
     try:
         reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        if decode == "seek" and reported > 0:
+        packets, constant = read_packets(path)
+        if decode == "seek" and reported > 0 and constant:
             got = _read_by_seeking(cap, reported, k)
             if got is not None:
                 return SampledFrames(*got, decoded_count=reported, reported_count=reported, method="seek")
     finally:
         cap.release()
+    if packets > 0:
+        got = _read_once(path, k, packets)
+        if got is not None:
+            return SampledFrames(*got, decoded_count=packets, reported_count=reported, method="sequential")
     return _read_sequentially(path, k, reported)
 
 
@@ -92,6 +105,47 @@ def _open(path: Path) -> cv2.VideoCapture:
         cap.release()
         raise VideoReadError("unreadable", "no video decoder could open it", path)
     return cap
+
+
+def read_packets(path: Path) -> tuple[int, bool]:
+    """The first video stream's packets, not decoded: how many carry a timestamped frame, and
+    whether those timestamps are evenly spaced (within one tick); ``(0, False)`` when they cannot
+    be read. Empty packets (dropped frames in AVI) do not count."""
+    import av  # only where videos are read
+
+    try:
+        with av.open(str(path)) as box:
+            stream = box.streams.video[0]
+            stamps = sorted(p.pts if p.pts is not None else p.dts for p in box.demux(stream)
+                            if p.size and (p.pts is not None or p.dts is not None))
+    except (av.FFmpegError, IndexError, OSError):
+        return 0, False
+    if len(stamps) < 3:
+        return len(stamps), len(stamps) > 0
+    steps = np.diff(np.asarray(stamps, dtype=np.int64))
+    return len(stamps), bool(steps.min() > 0 and steps.max() - steps.min() <= 1)
+
+
+def _read_once(path: Path, k: int, n: int) -> tuple[list[int], list[np.ndarray]] | None:
+    """One front-to-back decode keeping the sampled frames of ``n``; None unless exactly ``n`` decode."""
+    indices = even_indices(n, k)
+    wanted = set(indices)
+    images: list[np.ndarray] = []
+    cap = _open(path)
+    try:
+        count = 0
+        while cap.grab():
+            if count in wanted:
+                ok, img = cap.retrieve()
+                if not ok or img is None:
+                    return None
+                images.append(img)
+            count += 1
+    finally:
+        cap.release()
+    if count != n or len(images) != len(indices):
+        return None
+    return indices, images
 
 
 def _read_by_seeking(cap: cv2.VideoCapture, n: int, k: int) -> tuple[list[int], list[np.ndarray]] | None:
