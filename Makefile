@@ -25,8 +25,8 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check .
 
-# what CI runs: lint, then every test but the `heavy` ones (whole-pipeline kill-and-resume and
-# repair runs, about 8 min); the 20 slowest tests are listed at the end
+# what CI runs: lint, then every test but the `heavy` ones (whole-pipeline kill-and-resume,
+# repair, experiment cleanup, torchrun: about 11 min); the 20 slowest tests are listed at the end
 test: lint
 	$(BIN)/pytest -m "not heavy" --durations=20
 

@@ -250,6 +250,7 @@ def _changed(repo):
             if line.strip().split(":")[0] in {"modified", "deleted", "new", "not in cache"}}
 
 
+@pytest.mark.heavy  # about 2 min (experiments applied, push/pull, a resumed training): `make test-all`
 def test_clean_frees_leftovers_and_keeps_what_kept_experiments_need(repo):
     """`mpfas clean` on the finished module repo (experiments and a sweep in it): a leftover of each
     kind goes, the bytes are counted per inode, and resume, `dvc exp apply` and predict still work."""

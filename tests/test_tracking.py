@@ -250,3 +250,19 @@ def test_a_repository_path_with_special_characters_tracks(tmp_path, monkeypatch,
     copy = client.download_artifacts(tracker.run_id, "config/params.yaml", str(tmp_path / "back"))
     assert Path(copy).read_text() == "train: {iterations: 4}\n"
     assert _artifact_dir(tracker).is_relative_to(root.resolve() / "mlartifacts")
+
+
+def test_process_tracking_uri_gives_back_the_uri_and_the_environment(monkeypatch, tmp_path):
+    """mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI: both must come back as they were,
+    or a later store lookup in the same process reads the wrong database."""
+    import os
+
+    import mlflow
+
+    from mpfas.tracking.store import process_tracking_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'a.db'}")
+    before = mlflow.get_tracking_uri()
+    with process_tracking_uri(f"sqlite:///{tmp_path / 'b.db'}"):
+        assert mlflow.get_tracking_uri().endswith("b.db") and os.environ["MLFLOW_TRACKING_URI"].endswith("b.db")
+    assert os.environ["MLFLOW_TRACKING_URI"].endswith("a.db") and mlflow.get_tracking_uri() == before

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .store import TrackingError
+from .store import TrackingError, process_tracking_uri
 
 
 class UnknownRunError(TrackingError):
@@ -87,12 +87,10 @@ def log_models(run_id: str, uri: str, run: Any, pyfunc: PyfuncModel, onnx: OnnxM
     from mlflow.models import Model
     from mlflow.tracking import MlflowClient
 
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
     try:
         # reopening the run puts the LoggedModel in the run's experiment (given only run_id,
         # MLflow would file it under the active experiment, usually Default)
-        with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        with process_tracking_uri(uri), mlflow.start_run(run_id=run_id), warnings.catch_warnings():
             # the signature is explicit; an input example would only add a 3 x S x S array to the artifact
             warnings.filterwarnings("ignore", message=".*input example was not provided.*")
             r = pyfunc.record
@@ -110,7 +108,6 @@ def log_models(run_id: str, uri: str, run: Any, pyfunc: PyfuncModel, onnx: OnnxM
             )
             onnx_seconds = time.perf_counter() - start
     finally:
-        mlflow.set_tracking_uri(previous)
         if run.status != "RUNNING":  # give the run back as it was (status, end time)
             MlflowClient(tracking_uri=uri).set_terminated(run_id, status=run.status, end_time=run.end_time)
     return pyfunc_info, onnx_info, onnx_seconds

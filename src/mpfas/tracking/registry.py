@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .store import TrackingError, with_retries
+from .store import TrackingError, process_tracking_uri, with_retries
 
 SHA_TAG = "mpfas.model_sha256"
 ALIAS = "best-source-val"
@@ -97,8 +97,9 @@ def register(uri: str, model_uri: str, run_id: str, selection: Selection) -> tup
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    version = with_retries(client.create_model_version, name, model_uri, run_id=run_id,
-                           tags=selection.tags(), description=selection.description(run_id)).version
+    with process_tracking_uri(uri):  # MLflow resolves a `models:/m-...` source with a default client
+        version = with_retries(client.create_model_version, name, model_uri, run_id=run_id,
+                               tags=selection.tags(), description=selection.description(run_id)).version
     new = _key(selection.tags())
     try:
         holder = with_retries(client.get_model_version_by_alias, name, ALIAS)

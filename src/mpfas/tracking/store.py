@@ -27,13 +27,14 @@ These traps shape this module:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import re
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +176,26 @@ def open_client(uri: str) -> Any:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
     return client
+
+
+@contextlib.contextmanager
+def process_tracking_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking URI set to ``uri`` for calls that use it (the fluent
+    ``mlflow.start_run``/``log_model``; ``create_model_version`` resolving a ``models:/m-...``
+    source with a default client), then restored exactly. ``mlflow.set_tracking_uri`` also
+    writes ``MLFLOW_TRACKING_URI`` into the environment, so that is restored too."""
+    import mlflow
+    from mlflow.tracking._tracking_service import utils
+
+    was_set = utils.is_tracking_uri_set()
+    previous = mlflow.get_tracking_uri() if was_set else None
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = env
