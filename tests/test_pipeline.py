@@ -196,7 +196,7 @@ def _garbage(repo, size=1_000_000):
     from mlflow.tracking import MlflowClient
 
     blob = os.urandom(size)
-    copy = repo / ".dvc/tmp/exps/tmpabandoned"  # a killed queue worker's workspace copy
+    copy = repo / ".dvc" / "tmp" / "exps" / "tmpabandoned"  # a killed queue worker's workspace copy
     (copy / "models/OCI-M").mkdir(parents=True)
     (copy / "models/OCI-M/last.pt").write_bytes(blob)
     # the copy's best.pt is a hardlink of a cache object the workspace still uses: frees nothing

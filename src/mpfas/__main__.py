@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plots_template)
 
     p = sub.add_parser("clean", help="remove what finished or abandoned experiments left; print the bytes freed",
-                       description="Remove DVC's leftover temp experiment copies (.dvc/tmp/exps), models/<P>/ of "
+                       description="Remove DVC's leftover experiment copies (tmp/exps inside .dvc), models/<P>/ of "
                                    "protocols not in train.protocols and temp files of killed writes, MLflow runs "
                                    "deleted in the UI with their artifacts (mlflow gc), and DVC cache objects no "
                                    "commit, experiment or the workspace uses (dvc gc -w -A --all-experiments); "

@@ -2,7 +2,7 @@
 
 Five kinds of waste, each removed only when nothing kept can still use it:
 
-* **experiment temp copies**: workspaces DVC made under ``.dvc/tmp/exps`` for queued or
+* **experiment temp copies**: workspaces DVC made under ``tmp/exps`` inside ``.dvc`` for queued or
   ``--temp`` experiments; a killed worker leaves its copy behind. Removed only while no
   experiment is queued or running (``dvc queue status``).
 * **stale checkpoints**: ``models/<P>/`` of protocols no longer in ``train.protocols``
