@@ -50,22 +50,26 @@ class Curve:
             self._write([STEP, *sorted(history)], rows)
 
     def append(self, step: int, values: Mapping[str, float]) -> None:
+        """One row at the end; only the header is read (once per iteration: no re-reading the file)."""
         row = {STEP: str(step), **{k: _cell(v) for k, v in sorted(values.items())}}
-        rows = self._rows()
-        if rows and list(rows[0]) != list(row):  # a column appeared: rewrite with the union
-            fields = list(dict.fromkeys([*rows[0], *row]))
-            self._write(fields, [*rows, row])
+        header = self._header()
+        if header == list(row):
+            with self.path.open("a", newline="") as f:
+                csv.DictWriter(f, fieldnames=header).writerow(row)
             return
-        if not rows:
-            self._write(list(row), [row])
-            return
-        with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, fieldnames=list(row)).writerow(row)
+        rows = self._rows()  # a new file, or a column appeared: rewrite with the union
+        self._write(list(dict.fromkeys([*rows[0], *row])) if rows else list(row), [*rows, row])
 
     def ensure(self) -> None:
         """The file exists (a ``step`` header at least): DVC fails a stage whose output is missing."""
         if not self.path.is_file():
             self._write([STEP], [])
+
+    def _header(self) -> list[str] | None:
+        if not self.path.is_file():
+            return None
+        with self.path.open(newline="") as f:
+            return next(csv.reader(f), None)
 
     def _rows(self) -> list[dict[str, str]]:
         if not self.path.is_file():
