@@ -91,14 +91,14 @@ def _fold_file(path: Path, apcer: float, bpcer: float) -> None:
 
 def test_report_table(tmp_path):
     metrics = tmp_path / "metrics"
-    _fold_file(metrics / "evaluate" / "OULU-P1.json", 0.1, 0.05)
+    _fold_file(metrics / "evaluate" / "OULU-P1" / "OULU-P1.json", 0.1, 0.05)
     for phone in range(1, 6):
-        _fold_file(metrics / "evaluate" / f"OULU-P3-{phone}.json", 0.02 * phone, 0.0)
+        _fold_file(metrics / "evaluate" / "OULU-P3" / f"OULU-P3-{phone}.json", 0.02 * phone, 0.0)
     out = oulu_summary(["P1", "P3"], metrics)
     assert out["P1"]["acer_pct"] == {"mean": 7.5, "std": None}
     assert out["P3"]["evaluated"] == 5 and "acer_pct" not in out["P3"]  # no mean over five of six folds
     assert out["P3"]["folds"]["OULU-P3-6"] is None
-    _fold_file(metrics / "evaluate" / "OULU-P3-6.json", 0.12, 0.0)
+    _fold_file(metrics / "evaluate" / "OULU-P3" / "OULU-P3-6.json", 0.12, 0.0)
     out = oulu_summary(["P1", "P3"], metrics)
     assert out["P3"]["apcer_pct"]["mean"] == 7.0 and out["P3"]["bpcer_pct"] == {"mean": 0.0, "std": 0.0}
     assert out["P3"]["apcer_pct"]["std"] == round(100 * float(np.std([0.02 * p for p in range(1, 7)], ddof=1)), 2)
@@ -113,6 +113,6 @@ def test_report_table(tmp_path):
     assert "## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)" in md
     assert "| P1 | 1/1 | 10.00 | 5.00 | 7.50 |" in md
     assert f"| P3 | 6/6 | 7.00 ± {out['P3']['apcer_pct']['std']:.2f} | 0.00 ± 0.00 |" in md
-    (metrics / "evaluate" / "OULU-P1.json").write_text(json.dumps({"video": {}}))
+    (metrics / "evaluate" / "OULU-P1" / "OULU-P1.json").write_text(json.dumps({"video": {}}))
     with pytest.raises(ReportError, match=r"OULU-P1\.json: malformed"):
         oulu_summary(["P1"], metrics)

@@ -30,7 +30,7 @@ import numpy as np
 from mpfas import atomic
 from mpfas.config import LEAKAGE_FREE_SELECTIONS, Params, Protocol
 from mpfas.datasets import dataset_name
-from mpfas.datasets.oulu_protocols import oulu_folds
+from mpfas.datasets.oulu_protocols import PREFIX, oulu_folds
 from mpfas.errors import MpfasError
 from mpfas.evaluation.metrics import IsoRates
 from mpfas.evaluation.oulu_npu import RATES, over_folds
@@ -137,14 +137,15 @@ def build_summary(params: Params, metrics_dir: Path, *,
 
 
 def oulu_summary(names: list[str], metrics_dir: Path) -> dict[str, Any]:
-    """Per OULU-NPU protocol: each fold's test rates at the Dev threshold (None when the fold
-    has no ``metrics/evaluate/<fold>.json``) and, once every fold is in, mean and std in percent."""
+    """Per OULU-NPU protocol P: each fold's test rates at the Dev threshold (None when the fold
+    has no ``metrics/evaluate/OULU-<P>/<fold>.json``, evaluate_oulu@P's output) and, once every
+    fold is in, mean and std in percent."""
     out: dict[str, Any] = {}
     for name in names:
         folds: dict[str, Any] = {}
         rates: list[IsoRates] = []
         for fold in oulu_folds(name):
-            path = Path(metrics_dir) / "evaluate" / f"{fold.name}.json"
+            path = Path(metrics_dir) / "evaluate" / f"{PREFIX}{name}" / f"{fold.name}.json"
             if not path.is_file():
                 folds[fold.name] = None
                 continue

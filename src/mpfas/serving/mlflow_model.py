@@ -22,6 +22,7 @@ version of ``mpfas-<protocol>`` (``mpfas.tracking.registry``).
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from .. import tracking  # first: MLflow telemetry is off before mlflow is impor
 from ..config import Params
 
 import mlflow.pyfunc  # isort: skip  # the base class of the pyfunc model; logging is tracking's
+
+log = logging.getLogger(__name__)
 
 ARTIFACT_KEY = "checkpoint"
 DEFAULT_NAME = "model"
@@ -203,6 +206,23 @@ def publish(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | Non
         val_hter=float(val["hter"]) if "hter" in val else None, sha256=sha)
     version, moved = registry.register(uri, logged.onnx.model_uri, run_id, selection)
     return Published(logged, version, moved)
+
+
+def publish_best(protocol: str, run_id: str | None, checkpoint_path: str | Path) -> None:
+    """:func:`publish` ``best.pt`` of ``protocol`` as an evaluate stage does it: once, registered,
+    saying what it did; never fails the stage (the DVC outputs are the record); nothing without a run."""
+    if not run_id:
+        return
+    try:
+        done = publish(run_id, checkpoint_path)
+    except Exception as exc:  # noqa: BLE001 - the DVC outputs are the record
+        log.warning("best.pt of %s not logged as an MLflow model: %s", protocol, exc)
+        return
+    if done.logged is None:
+        print(f"{protocol}: MLflow models of this best.pt already in run {run_id}")
+    else:
+        print(f"{protocol}: MLflow model {done.logged.model_uri}, registered as mpfas-{protocol} "
+              f"version {done.version}" + (" (alias best-source-val)" if done.alias_moved else ""))
 
 
 def _checked_onnx(checkpoint_path: Path, out: Path, params: Params | None):

@@ -48,6 +48,7 @@ from ..sampling import pick_evenly
 from . import distributed, rng
 from .curves import Curves
 from .data import DomainSampler
+from .protocols import resolve_protocol
 from .run import Best, RunContext, TrainResult, resume
 from .step import Optimisers, domain_roles, meta_iteration
 
@@ -179,14 +180,13 @@ def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | P
     from ..manifests import read_manifest
 
     cfg = params.train
-    if protocol not in params.manifests.protocols:
-        raise ConfigError(f"train: unknown protocol {protocol!r}; defined in manifests.protocols: "
-                          f"{sorted(params.manifests.protocols)}")
-    sources = list(params.manifests.protocols[protocol].sources)
+    spec = resolve_protocol(params, protocol)
+    sources = spec.sources
     manifest, out_dir = Path(manifest), Path(out_dir)
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: manifest not found (run the manifests stage)")
-    rows = read_manifest(manifest, faces, protocol=params.manifests.protocols[protocol])  # checked: every row has faces
+    rows = read_manifest(manifest, faces, protocol=spec.domains)  # checked: every row has faces
+    rows = spec.training_rows(rows)  # OULU-NPU folds: source-train rows in their phone pseudo-domains
     by_role = {role: [r for r in rows if r.role == role] for role in ("source-train", "source-val", "target")}
     have = sorted({r.domain for r in by_role["source-train"]})
     if have != sorted(sources):

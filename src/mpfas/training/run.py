@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,27 @@ class TrainResult:
     device: str
     world_size: int = 1  # processes that trained together (torchrun); 1 = plain run
     rank: int = 0  # which of them returned this (all return rank 0's result)
+
+    def summary(self, select: str) -> dict[str, Any]:
+        """What the train stages write as a protocol's training metrics (``train.select``: ``select``)."""
+        return {
+            "protocol": self.protocol, "run_id": self.run_id, "select": select,
+            "iterations": self.iterations, "resumed_from": self.start_iteration,
+            "best_iteration": self.best_iteration, "device": self.device, "world_size": self.world_size,
+            # None when last.pt was already complete and nothing was left to train
+            "seconds_per_iteration": (round(self.seconds_per_iteration, 4)
+                                      if math.isfinite(self.seconds_per_iteration) else None),
+            # null when there are no source-val videos (manifests.val_fraction 0: every source video trained)
+            "source_val": ({k: self.best_val[k] for k in ("auc", "eer", "hter", "threshold", "videos")}
+                           if "auc" in self.best_val else None),
+        }
+
+    def describe(self, select: str) -> str:
+        """One line for the stage's log."""
+        val = (f"source-val HTER {self.best_val['hter']:.4f} AUC {self.best_val['auc']:.4f}"
+               if "auc" in self.best_val else "no source-val videos")
+        return (f"{self.protocol}: best iteration {self.best_iteration} ({select}), {val}, "
+                f"{self.seconds_per_iteration:.2f} s/iteration, MLflow run {self.run_id}")
 
 
 def _state_cpu(model: torch.nn.Module) -> dict[str, torch.Tensor]:
