@@ -247,18 +247,50 @@ def test_report_depends_on_what_it_reads():
     assert "metrics/evaluate" in deps and not any(d.startswith("data/") for d in deps)
     evaluate_metrics = [next(iter(m)) for m in dvc_stages()["evaluate"]["metrics"]]
     assert evaluate_metrics == [f"metrics/evaluate/{ITEM}.json"]
+    oulu_metrics = [next(iter(m)) for m in dvc_stages()["evaluate_oulu"]["metrics"]]
+    assert oulu_metrics == [f"metrics/evaluate/OULU-{ITEM}"]  # the report's OULU-NPU table reads <fold>.json there
+
+
+def test_oulu_stages_run_only_when_asked_for():
+    """By default (manifests.oulu_protocols: []) the OULU-NPU stages have nothing to run."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert stages["train_oulu"]["foreach"] == stages["evaluate_oulu"]["foreach"] == "${manifests.oulu_protocols}"
+    assert stages_to_run(REPO) == set(STAGES) - {"train_oulu", "evaluate_oulu"}
 
 
 # ---------------------------------------------------------------- the keys are really read
 
-def check_traced_run(repo: Path, trace: Path) -> None:
+def stages_to_run(repo: Path) -> set[str]:
+    """The stages of ``repo``'s dvc.yaml that have something to run under its params.yaml: all but
+    a ``foreach`` over an empty list (the OULU-NPU stages by default: ``manifests.oulu_protocols: []``)."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    out = set()
+    for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
+        items = stage.get("foreach", [name])
+        if isinstance(items, str):
+            assert items.startswith("${") and items.endswith("}"), items
+            for part in items[2:-1].split("."):
+                items = items[part] if isinstance(items, dict) else params[part]
+        if items:
+            out.add(name)
+    return out
+
+
+def check_traced_run(repo: Path, trace: Path, stages: tuple[str, ...] = ()) -> None:
     """Called by tests/test_pipeline.py on its tiny ``dvc repro``, run with MPFAS_PARAMS_TRACE
-    (one shared run keeps CI short): no stage declares a key it never reads (over-declaring
-    re-runs stages for nothing); then the output-neutral knobs are edited and nothing is stale."""
+    (one shared run keeps CI short): every stage with something to run ran, and none declares a
+    key it never reads (over-declaring re-runs stages for nothing); then the output-neutral knobs
+    are edited and nothing is stale. With ``stages`` (tests/test_oulu_training.py: the OULU-NPU
+    ones) only those are checked, and only they and what they depend on must be up to date."""
     from pipeline_copy import env
 
     traces = {p.stem: json.loads(p.read_text()) for p in trace.glob("*.json")}
-    assert {name.split("@")[0] for name in traces} == set(STAGES)
+    ran = {name.split("@")[0] for name in traces}
+    if stages:
+        assert set(stages) <= ran, sorted(ran)
+        traces = {name: t for name, t in traces.items() if name.split("@")[0] in stages}
+    else:
+        assert ran == stages_to_run(repo)
     for name, t in traces.items():
         stage, _, item = name.partition("@")
         skip = {k.replace(ITEM, item) for k in REAL_DATA_ONLY.get(stage, ())}
@@ -275,8 +307,8 @@ def check_traced_run(repo: Path, trace: Path) -> None:
     (repo / "params.yaml").write_text(text)
     try:
         dvc = str(Path(sys.executable).parent / "dvc")
-        status = subprocess.run([dvc, "status", "--json"], cwd=repo, env=env(), capture_output=True,
-                                text=True, timeout=300)
+        status = subprocess.run([dvc, "status", "--json", *(["--with-deps", *stages] if stages else [])],
+                                cwd=repo, env=env(), capture_output=True, text=True, timeout=300)
         assert status.returncode == 0 and json.loads(status.stdout) == {}, status.stdout
     finally:
         (repo / "params.yaml").write_text(original)

@@ -125,6 +125,15 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
     caplog.set_level(logging.INFO, logger="mpfas.training.loop")
     from stage_cmd import stage_argv
 
+    # cut short after iteration 1 (train.iterations is not in the resume fingerprint), then resumed
+    cut = yaml.safe_load(Path("params.yaml").read_text())
+    cut["train"]["iterations"] = 1
+    Path("params_cut.yaml").write_text(yaml.safe_dump(cut, sort_keys=False))
+    monkeypatch.setenv("MPFAS_PARAMS", "params_cut.yaml")
+    _run_stage("train_oulu", stage_argv("train_oulu", "P1")[1:])
+    first = json.loads(Path("metrics/train_OULU-P1.json").read_text())["folds"]["OULU-P1"]
+    assert first["iterations"] == 1 and first["resumed_from"] == 0
+    monkeypatch.delenv("MPFAS_PARAMS")
     _run_stage("train_oulu", stage_argv("train_oulu", "P1")[1:])
     roles = re.findall(r"meta-train \[([^]]*)\] meta-test (\S+)", caplog.text)
     assert roles  # the meta-train and meta-test domains are phones, all six of them
@@ -135,6 +144,7 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
     assert summary["protocol"] == "P1" and list(summary["folds"]) == ["OULU-P1"]
     fold = summary["folds"]["OULU-P1"]
     assert fold["protocol"] == "OULU-P1" and fold["iterations"] == 2 and fold["source_val"]["videos"] == 6
+    assert fold["resumed_from"] == 1 and fold["run_id"] == first["run_id"]  # the fold's own last.pt and run
 
     _run_stage("evaluate_oulu", stage_argv("evaluate_oulu", "P1")[1:])
     metrics = json.loads((oulu_workspace / "metrics/evaluate/OULU-P1/OULU-P1.json").read_text())
@@ -160,3 +170,69 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
     assert run.data.tags["protocol"] == "OULU-P1" and run.data.tags["mlflow.runName"] == "OULU-P1"
     assert run.data.metrics["eval/video/acer_val"] == pytest.approx(video["acer_val"])
 
+
+
+# ------------------------------------------------------------------ the pipeline: dvc repro on a small real tree
+
+def render_oulu_tree(root: Path, names: list[str], frames: int = 4, seed: int = 0) -> None:
+    """Real OULU-NPU file names holding rendered videos (the demo's renderer: each phone its simulated
+    camera, each session its place), one identity per user."""
+    from mpfas.datasets.oulu import OULU_FILES, oulu_name
+    from mpfas.demo.faces import assign_identities
+    from mpfas.demo.layout import VideoSpec
+    from mpfas.demo.render import render_video
+    from mpfas.demo.synth import write_video
+
+    users = sorted({oulu_name(n).user for n in names})
+    identities = assign_identities(seed, len(users), ("O",))["O"]
+    for i, name in enumerate(names):
+        n = oulu_name(name)
+        label, medium, device = OULU_FILES[n.file]
+        spec = VideoSpec("O", name, users.index(n.user), label, medium, device, f"phone{n.phone}_session{n.session}")
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(path, render_video(spec, identities[spec.subject], seed, frames, 12, 1.0, i), 12)
+
+
+@pytest.mark.slow
+@pytest.mark.heavy  # about 90 s on 2 cores (render, extract, align, train, evaluate): `make test-all`
+def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
+    import subprocess
+    import sys
+
+    from pipeline_copy import copy_repo, dvc, env
+    from stage_cmd import stage_argv
+    from test_dvc_yaml import check_traced_run
+
+    tree = tmp_path / "OULU-NPU"
+    render_oulu_tree(tree, FILES)
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    overrides = {
+        "data": {"source": "real", "datasets": ["O"], "roots": {**params["data"]["roots"], "O": str(tree)}},
+        "extract": {"frames_per_video": 2},
+        "align": {"crop_size": 64},
+        "manifests": {"oulu_protocols": ["P1"]},
+        "model": {"input_size": 32, "pretrained": "random"},
+        "train": {"protocols": [], "iterations": 2, "eval_every": 1, "checkpoint_every": 1, "inner_loops": 1,
+                  "batch_live": 1, "batch_spoof": 1},
+        "evaluate": {"bootstrap": 0},
+    }
+    repo, trace = copy_repo(tmp_path / "repo", overrides), tmp_path / "trace"
+    result = dvc(repo, "repro", "evaluate_oulu", extra_env={"MPFAS_PARAMS_TRACE": str(trace)})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    assert (repo / "models/OULU-P1/OULU-P1/best.pt").is_file() and (repo / "models/OULU-P1/OULU-P1/last.pt").is_file()
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
+    files = {path for rev in shown.values() for path in rev.get("data", {})}
+    assert "metrics/evaluate/OULU-P1/OULU-P1.json" in files and "metrics/train_OULU-P1.json" in files
+    status = dvc(repo, "status", "--json", "--with-deps", "evaluate_oulu")
+    assert json.loads(status.stdout) == {}, status.stdout  # nothing stale, though last.pt is not cached
+
+    # the report (its cmd as dvc.yaml writes it; a real-data run of O alone has no align_C.json etc.)
+    report = subprocess.run([sys.executable, *stage_argv("report")], cwd=repo, env=env(), capture_output=True,
+                            text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-4000:]
+    md = (repo / "reports/summary.md").read_text()
+    assert "## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)" in md
+    assert re.search(r"\| P1 \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", md), md
+    # every OULU stage reads what it declares; the output-neutral knobs leave them up to date
+    check_traced_run(repo, trace, stages=("train_oulu", "evaluate_oulu"))
