@@ -3,10 +3,13 @@ real tiny pipeline, with experiments and MLflow: tests/test_pipeline.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
+from pathlib import Path
 
-from mpfas.cleanup import _inodes, freed_between, stale_checkpoints
+from mpfas.cleanup import _inodes, freed_between, kept_models, stale_checkpoints
+from mpfas.config import load_params
 
 
 def _blob(path, n=100_000):
@@ -44,3 +47,15 @@ def test_stale_checkpoints_and_dead_writers_temp_files_go(tmp_path):
     done = stale_checkpoints(tmp_path, ["OCI-M"], dry=False)
     assert done.freed == size and sorted(done.items) == sorted(p.relative_to(tmp_path).as_posix() for p in gone)
     assert not any(p.exists() for p in gone) and all(p.exists() for p in kept)
+
+
+def test_oulu_checkpoints_are_kept_while_their_protocol_is_on(tmp_path):
+    """models/OULU-<P>/ are not in DVC's cache: removing them would lose them, so they stay while
+    manifests.oulu_protocols names P."""
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params = dataclasses.replace(params, manifests=dataclasses.replace(params.manifests, oulu_protocols=["P3"]))
+    assert kept_models(params) == [*params.train.protocols, "OULU-P3"]
+    kept = _blob(tmp_path / "models/OULU-P3/OULU-P3-1/last.pt")
+    gone = _blob(tmp_path / "models/OULU-P1/OULU-P1/last.pt")
+    stale_checkpoints(tmp_path, kept_models(params), dry=False)
+    assert kept.exists() and not gone.exists()

@@ -220,15 +220,15 @@ def cmd_export_splits(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from .cleanup import clean, render
+    from .cleanup import clean, kept_models, render
     from .config import load_params
     from .paths import main_root
 
     root = main_root()
     path = Path(args.params or os.environ.get("MPFAS_PARAMS") or root / "params.yaml")
-    if not path.is_file():  # its train.protocols say which models/<P>/ are kept: no defaults here
+    if not path.is_file():  # its protocols say which models/<P>/ are kept: no defaults here
         raise MpfasError(f"{path}: parameter file not found")
-    categories = clean(root, load_params(path).train.protocols, dry=args.dry_run)
+    categories = clean(root, kept_models(load_params(path)), dry=args.dry_run)
     sys.stdout.write(render(categories, args.dry_run))
     return 0
 

@@ -7,7 +7,8 @@ Five kinds of waste, each removed only when nothing kept can still use it:
   experiment is queued or running (``dvc queue status``).
 * **stale checkpoints**: ``models/<P>/`` of protocols no longer in ``train.protocols``
   (their ``best.pt`` stays in DVC's cache for the commits and experiments that trained
-  them), and temp files of atomic writes (``mpfas.atomic``) whose writer is dead.
+  them; ``models/OULU-<P>/`` of ``manifests.oulu_protocols`` are kept, :func:`kept_models`),
+  and temp files of atomic writes (``mpfas.atomic``) whose writer is dead.
 * **MLflow deleted runs**: runs, experiments and logged models in MLflow's ``deleted``
   lifecycle stage (deleted in the UI) with their artifacts: ``mlflow gc`` on the
   repository's own SQLite store. A server's store (``MLFLOW_TRACKING_URI``) is left to its owner.
@@ -44,6 +45,8 @@ from urllib.parse import unquote, urlparse
 import yaml
 
 from .atomic import TEMP_SUFFIX
+from .config import Params
+from .datasets.oulu_protocols import PREFIX as OULU_PREFIX
 from .errors import MpfasError
 from .sweeps import run_dvc
 from .tracking import DB_NAME, sqlite_uri
@@ -153,6 +156,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process
         return True
     return True
+
+
+def kept_models(params: Params) -> list[str]:
+    """The ``models/`` folders the params train into: ``<P>`` of ``train.protocols`` and ``OULU-<P>``
+    of ``manifests.oulu_protocols`` (whose checkpoints are not in DVC's cache at all)."""
+    return [*params.train.protocols, *(f"{OULU_PREFIX}{p}" for p in params.manifests.oulu_protocols)]
 
 
 def stale_checkpoints(root: Path, protocols: Sequence[str], dry: bool) -> Category:
