@@ -41,7 +41,8 @@ def main(params, args) -> None:
     folds = {}
     for fold in oulu_folds(protocol):
         result = train(params, fold.name, manifest=args.manifests / f"{fold.name}.csv", faces=args.faces,
-                       out_dir=args.out / fold.name, params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"))
+                       out_dir=args.out / fold.name, params_file=os.environ.get("MPFAS_PARAMS", "params.yaml"),
+                       script="stages/train_oulu.py")
         folds[fold.name] = result.summary(params.train.select)
         if result.rank == 0:
             print(result.describe(params.train.select))

@@ -226,6 +226,15 @@ def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
     assert "metrics/evaluate/OULU-P1/OULU-P1.json" in files and "metrics/train_OULU-P1.json" in files
     status = dvc(repo, "status", "--json", "--with-deps", "evaluate_oulu")
     assert json.loads(status.stdout) == {}, status.stdout  # nothing stale, though last.pt is not cached
+    from mlflow.tracking import MlflowClient
+
+    run_id = json.loads((repo / "models/OULU-P1/OULU-P1/run.json").read_text())["run_id"]
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    tags = client.get_run(run_id).data.tags
+    assert tags["mlflow.runName"] == "OULU-P1" and tags["mlflow.source.name"] == "stages/train_oulu.py"
+    assert client.get_run(tags["mlflow.parentRunId"]).data.tags["pipeline_run"] == tags["pipeline_run"]
+    assert client.get_model_version_by_alias("mpfas-OULU-P1", "best-source-val").run_id == run_id
 
     # the report (its cmd as dvc.yaml writes it; a real-data run of O alone has no align_C.json etc.)
     report = subprocess.run([sys.executable, *stage_argv("report")], cwd=repo, env=env(), capture_output=True,

@@ -168,14 +168,15 @@ def _better(new: tuple[float, float], old: tuple[float, float] | None) -> bool:
 
 def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | Path, out_dir: str | Path,
           params_file: str | Path = "params.yaml", curves: Curves | None = None,
-          on_checkpoint: Callable[[int], None] | None = None) -> TrainResult:
+          on_checkpoint: Callable[[int], None] | None = None, script: str = "stages/train.py") -> TrainResult:
     """Train one protocol from its manifest into ``out_dir`` (best.pt, last.pt, run.json).
 
     Under ``torchrun`` with several processes (see ``distributed``) every rank trains on its
     own batches with gradients averaged; only rank 0 validates, writes files and talks to
     MLflow, and every rank returns rank 0's result. ``curves``: where rank 0 also writes the loss
     and source-val curves for ``dvc plots``. ``on_checkpoint(iteration)`` is called
-    (on rank 0) after each ``last.pt`` write (progress hooks, tests).
+    (on rank 0) after each ``last.pt`` write (progress hooks, tests). ``script``: the stage script
+    named as the MLflow run's source.
     """
     from ..manifests import read_manifest
 
@@ -208,7 +209,7 @@ def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | P
     distributed.init(device)
     try:
         return _train(params, protocol, sources, by_role, manifest, out_dir, params_file, curves,
-                      on_checkpoint, ctx, device)
+                      on_checkpoint, ctx, device, script)
     finally:
         if owns_group:
             distributed.shutdown(ctx)
@@ -219,7 +220,8 @@ def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | P
 
 def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str, list[Any]], manifest: Path,
            out_dir: Path, params_file: str | Path, curves: Curves | None,
-           on_checkpoint: Callable[[int], None] | None, ctx: distributed.Context, device: torch.device) -> TrainResult:
+           on_checkpoint: Callable[[int], None] | None, ctx: distributed.Context, device: torch.device,
+           script: str) -> TrainResult:
     cfg = params.train
     if not ctx.is_main:  # one voice in the log: rank 0's (warnings and errors still show)
         log.setLevel(logging.WARNING)
@@ -231,7 +233,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
                  "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
     sampler = _sampler(by_role["source-train"], params, ctx)
     fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
-    run = RunContext(ctx, params, protocol, out_dir, fp, curves)
+    run = RunContext(ctx, params, protocol, out_dir, fp, curves, script=script)
     start, run_id, best = resume(run, model, opt, sampler)
     ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
     run.open(params_file, run_id, model.pretrained_sha256, start, manifest)

@@ -85,6 +85,7 @@ class RunContext:
     out_dir: Path
     fingerprint: str
     curves: Curves | None = None  # CSV copies of the curves for `dvc plots`
+    script: str = "stages/train.py"  # the stage script: the MLflow run's source
     tracker: Any = None
     info: Any = None  # tracking.RunInfo
     step_times: list[float] = field(default_factory=list)
@@ -105,7 +106,7 @@ class RunContext:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         remove_temp_files(self.out_dir)  # a checkpoint write cut short by a kill leaves one behind
-        tags = run_tags(self.protocol, self.params, params_file, git_commit(), self.ctx.world_size)
+        tags = run_tags(self.protocol, self.params, params_file, git_commit(), self.ctx.world_size, self.script)
         if pretrained_sha256:
             tags.update(pretrained_sha256=pretrained_sha256, pretrained_file=describe_weights(pretrained_sha256))
         self.tracker, self.info = open_run(self.params.tracking.experiment, tags, flat_params(self.params),
