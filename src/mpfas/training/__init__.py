@@ -3,7 +3,9 @@
 ``data`` draws per-domain balanced batches, ``algorithms`` holds one step (official
 alternating scheme or bilevel), ``step.meta_iteration`` one iteration, ``run`` the run's
 files, MLflow run and resume, ``rng`` the RNG states a resume restores (the checkpoint
-format is ``mpfas.checkpoint``), and ``loop.train`` ties them together.
+format is ``mpfas.checkpoint``), ``protocols`` what a protocol name trains on (cross-domain
+sources or OULU-NPU phone pseudo-domains), ``keys`` the params a training stage declares, and
+``loop.train`` ties them together.
 """
 
 from .algorithms import alternating_step, bilevel_meta_gradients, bilevel_step, fas_loss
