@@ -15,7 +15,7 @@ from mpfas.tracking import log_pipeline_summary
 
 parser = argparse.ArgumentParser(description="Summarise every protocol beside the published numbers.")
 parser.add_argument("--metrics-dir", type=Path, required=True,
-                    help="folder holding evaluate/<protocol>.json and align_<code>.json")
+                    help="folder holding evaluate/<protocol>.json and align/<code>.json")
 parser.add_argument("--summary", type=Path, required=True, help="the summary (JSON)")
 parser.add_argument("--markdown", type=Path, required=True, help="the summary table (Markdown)")
 parser.add_argument("--plot", type=Path, required=True, help="the summary figure (PNG)")

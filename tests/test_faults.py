@@ -250,7 +250,7 @@ def test_killed_stages_resume_where_they_stopped(recovered):
     extract = _json(repo, "metrics/extract_O.json")
     done = kills["extract"]["done"]
     assert done >= 1 and (extract["skipped"], extract["processed"]) == (done, extract["videos"] - done), extract
-    align = _json(repo, f"metrics/align_{kills['align']['stage'].split('@')[-1]}.json")
+    align = _json(repo, f"metrics/align/{kills['align']['stage'].split('@')[-1]}.json")
     done = kills["align"]["done"]
     assert done >= 1 and (align["skipped"], align["processed"]) == (done, align["videos"] - done), align
     assert _json(repo, f"metrics/train_{PROTOCOL}.json")["resumed_from"] == kills["train"]["iteration"]

@@ -278,7 +278,7 @@ def test_dvc_repro_repairs_damage_and_retrains_after_a_padding_change(tmp_path):
     assert repaired.returncode == 0, repaired.stdout[-3000:] + repaired.stderr[-3000:]
     assert {p: p.read_bytes() for p in originals} == originals
     assert (_metrics(repo, "extract_O")["repaired"], _metrics(repo, "extract_O")["repaired_files"]) == (1, 1)
-    assert (_metrics(repo, "align_C")["repaired"], _metrics(repo, "align_C")["repaired_files"]) == (1, 1)
+    assert (_metrics(repo, "align/C")["repaired"], _metrics(repo, "align/C")["repaired_files"]) == (1, 1)
     assert "Running stage 'train@OCI-M'" not in repaired.stdout  # same faces: nothing to retrain
 
     # other faces under the same file names: train starts over instead of resuming at the end

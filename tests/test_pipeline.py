@@ -45,7 +45,7 @@ def test_every_stage_produced_its_outputs(repo):
     assert all(d["live"] and d["print"] and d["replay"] for d in raw["datasets"].values())
     assert (repo / "plots/datasets.png").stat().st_size > 10_000
     for code in "OCIMY":
-        align = load(repo, f"metrics/align_{code}.json")
+        align = load(repo, f"metrics/align/{code}.json")
         assert align["detection_rate"] >= 0.95, (code, align["failures_by_reason"])
         assert (repo / f"plots/faces_{code}.png").is_file()
     manifests = load(repo, "metrics/manifests.json")["protocols"]
@@ -57,7 +57,13 @@ def test_every_stage_produced_its_outputs(repo):
         n_target = sum(v for k, v in roles["target"][target].items() if k != "faces")
         assert n_target == raw["datasets"][target]["videos"]
     assert (repo / "models/OCI-M/best.pt").is_file()
-    assert (repo / "reports/summary.md").read_text().count("OCI-M") >= 1
+    md = (repo / "reports/summary.md").read_text()
+    assert md.count("OCI-M") >= 1
+    # the detection table: one row per dataset of the reported protocol, from metrics/align/<D>.json
+    detection = load(repo, "metrics/summary.json")["detection"]
+    assert sorted(detection) == ["C", "I", "M", "O"]
+    for code, row in detection.items():
+        assert re.search(rf"^\| {code} \(.*\) \| {row['videos']} \| ", md, re.M), code
 
 
 def test_dvc_metrics_and_mlflow_agree(repo):

@@ -188,11 +188,11 @@ def render_oulu(oulu: Mapping[str, Any]) -> list[str]:
 
 def detection_rates(params: Params, metrics_dir: Path) -> dict[str, dict[str, Any]]:
     """Per dataset used by the reported protocols: how often the detector found a face
-    (from the align stage's ``metrics/align_<D>.json``; datasets without one are left out)."""
+    (from the align stage's ``metrics/align/<D>.json``; datasets without one are left out)."""
     codes = sorted({c for name in params.train.protocols for c in params.manifests.protocols[name].domains})
     out: dict[str, dict[str, Any]] = {}
     for code in codes:
-        path = Path(metrics_dir) / f"align_{code}.json"
+        path = Path(metrics_dir) / "align" / f"{code}.json"
         if not path.is_file():
             continue
         m = json.loads(path.read_text())

@@ -57,7 +57,7 @@ class AlignError(MpfasError):
 
 @dataclass
 class AlignSummary:
-    """``metrics/align_<code>.json``.
+    """``metrics/align/<code>.json``.
 
     ``videos`` = ``videos_with_faces`` + ``videos_without_face`` + ``videos_without_frames``.
     Only ``videos_without_face_rate`` (of the videos that have frames) is held against
