@@ -223,7 +223,6 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA (opt-in; CPU stays fp32)
     workers: int = 0
     channels_last: Literal["auto", True, False] = "auto"  # auto: CUDA only (training.execution)
-    compile: bool = False  # torch.compile the HFN (training.execution)
 
     def validate(self) -> None:
         for key in ("iterations", "inner_loops", "batch_live", "batch_spoof", "faces_per_video",

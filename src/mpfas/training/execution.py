@@ -1,12 +1,13 @@
-"""How the training step executes (not what it computes): memory format and ``torch.compile``.
+"""How the training step executes (not what it computes): the memory format.
 
 Shared by the training loop and ``bench/train_step.py`` so that the bench times exactly the
 step the loop runs. ``train.channels_last``: ``auto`` keeps NHWC (channels_last) weights and
-batches on CUDA only, as before these settings existed; ``true`` uses it on CPU too (oneDNN
-skips its NCHW reorders; the sums run in another order, so weights differ from NCHW in the
-last bits and then drift as any two runs in float do); ``false`` never. ``train.compile``
-wraps the HFN in ``torch.compile`` (inductor): the MP and HFN phases freeze different
-parameters, so it compiles two graphs, each once.
+batches on CUDA only, as before the setting existed; ``true`` uses it on CPU too, where
+oneDNN then skips its NCHW reorders; ``false`` never. NHWC sums the convolutions' products
+in another order, so the weights differ from NCHW's in the last bits and then drift apart as
+any two float runs do (``tests/test_execution.py`` bounds how far); the default leaves the
+CPU step bit for bit as it was. ``torch.compile`` was measured and left out (README,
+"Training step").
 """
 
 from __future__ import annotations
@@ -25,15 +26,5 @@ def channels_last(cfg: TrainConfig, device: torch.device) -> bool:
 
 
 def prepare_model(model: nn.Module, cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """``model`` (already on ``device``) in the memory format and compiled form ``cfg`` asks for.
-
-    Compiling replaces ``model.hfn``'s forward only: the parameters, state dict and
-    checkpoints stay those of the plain module.
-    """
-    if channels_last(cfg, device):
-        model = model.to(memory_format=torch.channels_last)
-    if cfg.compile:
-        # in place: the HFN's forward runs compiled, its state dict keys stay unchanged; static
-        # shapes (the meta-test and meta-train batches differ in size: one graph each)
-        model.hfn.compile(dynamic=False)
-    return model
+    """``model`` (already on ``device``) in the memory format ``cfg`` asks for."""
+    return model.to(memory_format=torch.channels_last) if channels_last(cfg, device) else model

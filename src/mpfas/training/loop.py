@@ -59,7 +59,7 @@ LOG_EVERY = 10
 # Settings that do not change what is learnt: a last.pt written under other values of
 # these may still be resumed (e.g. raise train.iterations to train longer).
 RESUME_FREE = ("protocols", "iterations", "resume", "eval_every", "checkpoint_every", "workers",
-               "device", "channels_last", "compile")
+               "device", "channels_last")
 
 
 class TrainingError(MpfasError, ValueError):
