@@ -2,16 +2,24 @@
 
 Reports meta-iterations/s, images/s (forward+backward images per second: K meta-test
 batches + the meta-train batches), achieved TFLOP/s (counted with
-torch.utils.flop_counter over one iteration) and peak memory, for
+torch.utils.flop_counter over one iteration), the share of wall time spent outside the
+model's forward, the backward passes and the optimiser steps, and peak memory, for
 
 * demo:  resnet18, 128 px, 4+4 per domain, K=4 (params.yaml defaults)
 * paper: resnet50, 256 px, 4+4 per domain, K=4 (the official setting)
 
-On CUDA each config runs twice in the same process: fp32 (NCHW) and bf16 autocast +
-channels_last, and model FLOPs utilisation (MFU) against the card's dense peak.
-CPU peak memory is the process's max RSS, so configs run smallest first.
+``--variant`` picks the step's execution settings (``mpfas.training.execution``): ``plain``
+is params.yaml's defaults (channels_last on CUDA only), ``optimised``
+is OPTIMISED below, ``both`` runs the two interleaved in one process (A, B, A, B, ... so that
+load from other jobs hits both alike) from the same weights on the same batches and prints
+the speed-up and how far their losses and weights ended apart.
+
+On CUDA each config also runs in bf16 autocast (channels_last), and model FLOPs utilisation
+(MFU) against the card's dense peak. CPU peak memory is the process's max RSS, so configs
+run smallest first (with ``both``, the two variants' models share the process).
 
     python bench/train_step.py                       # both configs, defaults per device
+    python bench/train_step.py --configs paper --variant both --warmup 2 --iters 3
     python bench/train_step.py --configs demo --iters 10 --json bench.json
 """
 
@@ -22,17 +30,20 @@ import dataclasses
 import itertools
 import json
 import resource
+import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 
 import torch
 
 from mpfas.config import ModelConfig, TrainConfig
 from mpfas.models import build_model
 from mpfas.training.data import DomainBatch
+from mpfas.training.execution import channels_last, prepare_model
 from mpfas.training.step import Optimisers, meta_iteration
 
 
@@ -81,11 +92,10 @@ def peak_tflops(precision: str, override: float | None) -> float | None:
     return None
 
 
-def batch(cfg: BenchConfig, domain: str, device: torch.device, channels_last: bool) -> DomainBatch:
+def batch(cfg: BenchConfig, domain: str, device: torch.device) -> DomainBatch:
+    """A domain batch in NCHW; ``meta_iteration`` gives it the model's memory format, as in training."""
     n = cfg.batch_live + cfg.batch_spoof
     rgb = torch.rand(n, 3, cfg.input_size, cfg.input_size, device=device)
-    if channels_last:
-        rgb = rgb.contiguous(memory_format=torch.channels_last)
     is_live = torch.tensor([1] * cfg.batch_live + [0] * cfg.batch_spoof, device=device)
     return DomainBatch(domain, rgb, is_live)
 
@@ -133,62 +143,213 @@ def timed(step: Callable[[], object], iters: int, device: torch.device) -> tuple
     return (time.perf_counter() - t0) / iters, (time.process_time() - c0) / iters
 
 
-def run(cfg: BenchConfig, device: torch.device, bf16: bool, iters: int, warmup: int, algorithm: str,
-        peak_override: float | None) -> dict:
+OPTIMISED: dict[str, object] = {"channels_last": True}
+"""What ``--variant optimised`` sets in the train section (``mpfas.training.execution``);
+the README's bench table says what each candidate gave."""
+
+
+@dataclass
+class PhaseTimes:
+    """Wall seconds inside the model's forward, the backward passes and the optimiser steps,
+    summed over the iterations during which ``active`` is set."""
+
+    forward: float = 0.0
+    backward: float = 0.0
+    optimizer: float = 0.0
+    active: bool = False
+
+    def inside(self) -> float:
+        return self.forward + self.backward + self.optimizer
+
+
+@contextmanager
+def phase_timers(model: torch.nn.Module, optimisers: Sequence[torch.optim.Optimizer], device: torch.device,
+                 times: PhaseTimes) -> Iterator[None]:
+    """Add each phase's wall time to ``times``: module hooks around the model's forward,
+    optimiser hooks around ``step``, and a wrapper around ``Tensor.backward`` and
+    ``torch.autograd.grad`` (what the alternating and bilevel steps call), restored on exit.
+    On CUDA every boundary synchronises, so time these iterations apart from the timed ones."""
+    starts: dict[str, float] = {}
+
+    def begin(phase: str) -> None:
+        if times.active:
+            sync(device)
+            starts[phase] = time.perf_counter()
+
+    def end(phase: str) -> None:
+        if times.active and phase in starts:
+            sync(device)
+            setattr(times, phase, getattr(times, phase) + time.perf_counter() - starts.pop(phase))
+
+    def wrap(fn: Callable[..., object]) -> Callable[..., object]:
+        def timed_call(*args: object, **kwargs: object) -> object:
+            begin("backward")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                end("backward")
+        return timed_call
+
+    handles = [model.register_forward_pre_hook(lambda *_: begin("forward")),
+               model.register_forward_hook(lambda *_: end("forward"))]
+    for opt in optimisers:
+        handles += [opt.register_step_pre_hook(lambda *_: begin("optimizer")),
+                    opt.register_step_post_hook(lambda *_: end("optimizer"))]
+    backward, grad = torch.Tensor.backward, torch.autograd.grad
+    torch.Tensor.backward, torch.autograd.grad = wrap(backward), wrap(grad)
+    try:
+        yield
+    finally:
+        torch.Tensor.backward, torch.autograd.grad = backward, grad
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass
+class Case:
+    """One variant at one precision: its model, optimisers, step and measurements."""
+
+    variant: str
+    precision: str
+    train_cfg: TrainConfig
+    model: torch.nn.Module
+    optimisers: Optimisers
+    step: Callable[[], dict[str, float]]
+    times: PhaseTimes = field(default_factory=PhaseTimes)
+    warmup_seconds: list[float] = field(default_factory=list)
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def make_case(cfg: BenchConfig, variant: str, precision: str, algorithm: str, device: torch.device,
+              batches: dict[str, list[DomainBatch]]) -> Case:
+    """The training loop's model, optimisers and iteration for ``variant``, from seed 0's
+    weights, drawing ``batches`` in the same order as every other case."""
+    train_cfg = TrainConfig(algorithm=algorithm, inner_loops=cfg.inner_loops, first_order=False,
+                            precision=precision, **(OPTIMISED if variant == "optimised" else {}))
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(ModelConfig(backbone=cfg.backbone, input_size=cfg.input_size)).to(device)
-    channels_last = bf16 and device.type == "cuda"
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare_model(model, train_cfg, device)
     model.train()
-    mp_opt, hfn_opt = make_optimizers(model, meta_lr=1e-3, inner_loops=cfg.inner_loops)
+    opt = Optimisers(*make_optimizers(model, meta_lr=1e-3, inner_loops=cfg.inner_loops))
+    pools = {d: itertools.cycle(b) for d, b in batches.items()}
+    domains = list(batches)  # meta-test "T" last, as the training loop's shuffled domain list ends
+
+    def step() -> dict[str, float]:  # the training loop's own iteration
+        return meta_iteration(model, opt, lambda d: next(pools[d]), domains, train_cfg, device)
+
+    return Case(variant, precision, train_cfg, model, opt, step)
+
+
+def run(cfg: BenchConfig, device: torch.device, variants: Sequence[str], iters: int, warmup: int,
+        algorithm: str, peak_override: float | None) -> list[dict]:
+    """Time ``variants`` (at fp32, and bf16 on CUDA) interleaved: every warm-up and timed
+    iteration runs each case once, in turn. Returns one result per case, then (two variants)
+    their comparison."""
+    torch.manual_seed(0)
     n_test = cfg.inner_loops if algorithm == "alternating" else 1
-    # the batches are made once, outside the timing: each iteration draws the same ones
-    # (meta-test "T" last, as the training loop's shuffled domain list ends)
-    domains = [f"S{i}" for i in range(cfg.meta_train_domains)] + ["T"]
-    pools = {"T": itertools.cycle([batch(cfg, "T", device, channels_last) for _ in range(n_test)])}
-    pools.update({d: itertools.repeat(batch(cfg, d, device, channels_last)) for d in domains[:-1]})
+    # made once, outside the timing: each iteration draws the same ones
+    batches = {f"S{i}": [batch(cfg, f"S{i}", device)] for i in range(cfg.meta_train_domains)}
+    batches["T"] = [batch(cfg, "T", device) for _ in range(n_test)]
     images = (n_test + cfg.meta_train_domains) * (cfg.batch_live + cfg.batch_spoof)
-    train_cfg = TrainConfig(algorithm=algorithm, inner_loops=cfg.inner_loops, first_order=False,
-                            precision="bf16" if bf16 else "fp32")
-
-    def step() -> None:  # the training loop's own iteration
-        meta_iteration(model, Optimisers(mp_opt, hfn_opt), lambda d: next(pools[d]), domains, train_cfg, device)
-
-    flops = count_flops(step)  # also the first warm-up iteration
-    for _ in range(max(0, warmup - 1)):
-        step()
-    sync(device)
+    precisions = ["fp32", "bf16"] if device.type == "cuda" else ["fp32"]
+    cases = [make_case(cfg, v, p, algorithm, device, batches) for p in precisions for v in variants]
+    flops: dict[str, int] = {}
+    for i in range(warmup):
+        for case in cases:
+            t0 = time.perf_counter()
+            if i == 0 and case.precision not in flops:
+                flops[case.precision] = count_flops(case.step)
+            else:
+                case.step()
+            sync(device)
+            case.warmup_seconds.append(time.perf_counter() - t0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    seconds, cpu_seconds = timed(step, iters, device)
-    achieved = flops / seconds / 1e12
-    precision = "bf16" if bf16 and device.type == "cuda" else "fp32"
-    peak_kind, peak = mfu_peak(precision, device, peak_override)
-    result = {
-        "config": cfg.name, "backbone": cfg.backbone, "input_size": cfg.input_size,
+    stack = ExitStack()
+    for case in cases:
+        stack.enter_context(phase_timers(case.model, [o for o in (case.optimisers.mp, case.optimisers.hfn) if o],
+                                         device, case.times))
+    with stack:
+        for _ in range(iters):
+            for case in cases:
+                case.times.active = device.type == "cpu"  # CUDA: phases in an iteration of their own
+                sync(device)
+                t0, c0 = time.perf_counter(), time.process_time()
+                case.stats = case.step()
+                sync(device)
+                case.wall.append(time.perf_counter() - t0)
+                case.cpu.append(time.process_time() - c0)
+                case.times.active = False
+        phase_wall = {}
+        for case in cases:
+            if device.type == "cuda":
+                case.times.active = True
+                phase_wall[id(case)], _ = timed(case.step, 1, device)
+                case.times.active = False
+            else:
+                phase_wall[id(case)] = sum(case.wall)
+    results = [result(case, cfg, device, images, flops.get(case.precision), phase_wall[id(case)], algorithm,
+                      peak_override) for case in cases]
+    for precision in precisions:
+        pair = [c for c in cases if c.precision == precision]
+        if len(pair) == 2:
+            results.append(compare(*pair))
+    return results
+
+
+def result(case: Case, cfg: BenchConfig, device: torch.device, images: int, flops: int | None,
+           phase_wall: float, algorithm: str, peak_override: float | None) -> dict:
+    seconds, cpu_seconds = statistics.mean(case.wall), statistics.mean(case.cpu)
+    achieved = flops / seconds / 1e12 if flops else None
+    peak_kind, peak = mfu_peak(case.precision, device, peak_override)
+    out = {
+        "config": cfg.name, "variant": case.variant, "backbone": cfg.backbone, "input_size": cfg.input_size,
         "batch_per_domain": f"{cfg.batch_live}+{cfg.batch_spoof}", "inner_loops": cfg.inner_loops,
-        "algorithm": algorithm, "device": device.type, "precision": precision,
-        "channels_last": channels_last, "iters": iters,
+        "algorithm": algorithm, "device": device.type, "precision": case.precision,
+        "channels_last": channels_last(case.train_cfg, device),
+        "threads": torch.get_num_threads(), "iters": len(case.wall),
         "seconds_per_iteration": round(seconds, 4),
         "iterations_per_second": round(1 / seconds, 4),
         # CPU time of all threads per iteration: divided by the thread count, the wall time
         # on an otherwise idle machine (wall time above includes waiting for other work)
         "cpu_seconds_per_iteration": round(cpu_seconds, 4),
+        # the first of the first variant includes counting FLOPs
+        "warmup_seconds": [round(s, 2) for s in case.warmup_seconds],
         "images_per_second": round(images / seconds, 2),
         "images_per_iteration": images,
-        "tflop_per_iteration": round(flops / 1e12, 4),
-        "achieved_tflops": round(achieved, 4),
-        "mfu": round(achieved / peak, 4) if peak else None,
+        "tflop_per_iteration": round(flops / 1e12, 4) if flops else None,
+        "achieved_tflops": round(achieved, 4) if achieved else None,
+        "mfu": round(achieved / peak, 4) if peak and achieved else None,
         "mfu_peak": f"{peak_kind} {peak}" if peak else None,
+        # wall time outside the model's forward, the backward passes and the optimiser steps:
+        # batch moves and layout changes, losses, zero_grad, requires_grad toggles, Python
+        "phase_seconds": {k: round(getattr(case.times, k), 3) for k in ("forward", "backward", "optimizer")},
+        "share_outside_fwd_bwd_opt": round(1 - case.times.inside() / phase_wall, 4),
         "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
     }
     if device.type == "cuda":
-        result["peak_cuda_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
-        result["gpu"] = torch.cuda.get_device_name()
-    return result
+        out["peak_cuda_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 3)
+        out["gpu"] = torch.cuda.get_device_name()
+    return out
+
+
+def compare(plain: Case, optimised: Case) -> dict:
+    """Speed-up of ``optimised`` over ``plain`` measured in the same run, and how far their
+    weights and last losses are apart after the same iterations from the same start."""
+    weights = dict(plain.model.named_parameters())
+    diffs = [(p - weights[n]).abs().max().item() for n, p in optimised.model.named_parameters()]
+    return {
+        "compare": f"{optimised.variant} vs {plain.variant}", "precision": plain.precision,
+        "speedup_wall": round(statistics.mean(plain.wall) / statistics.mean(optimised.wall), 3),
+        "speedup_cpu": round(statistics.mean(plain.cpu) / statistics.mean(optimised.cpu), 3),
+        "iterations_run": len(plain.wall) + len(plain.warmup_seconds),
+        "last_losses": {k: [plain.stats[k], optimised.stats[k]] for k in plain.stats},
+        "max_abs_weight_diff": max(diffs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--configs", nargs="+", default=["demo", "paper"], choices=sorted(CONFIGS))
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ap.add_argument("--algorithm", default="alternating", choices=["alternating", "bilevel"])
+    ap.add_argument("--variant", default="plain", choices=["plain", "optimised", "both"],
+                    help="execution settings: params.yaml's defaults, OPTIMISED, or both interleaved")
     ap.add_argument("--iters", type=int, help="timed iterations (default: 10 on CUDA; 3 demo / 1 paper on CPU)")
     ap.add_argument("--warmup", type=int, help="warm-up iterations, the first one counts FLOPs (default 3 / 1)")
     ap.add_argument("--input-size", type=int, help="override every config's input size (what-if)")
@@ -209,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                           ("cpu" if args.device == "auto" else args.device))
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    variants = ["plain", "optimised"] if args.variant == "both" else [args.variant]
     results = []
     for name in args.configs:
         cfg = CONFIGS[name]
@@ -217,8 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_iters = 3 if name == "demo" else 1
         iters = args.iters or (10 if device.type == "cuda" else cpu_iters)
         warmup = args.warmup if args.warmup is not None else (3 if device.type == "cuda" else 1)
-        for bf16 in ([False, True] if device.type == "cuda" else [False]):
-            res = run(cfg, device, bf16, iters, warmup, args.algorithm, args.peak_tflops)
+        for res in run(cfg, device, variants, iters, max(1, warmup), args.algorithm, args.peak_tflops):
             results.append(res)
             print(json.dumps(res), flush=True)
     if args.json:

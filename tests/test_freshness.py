@@ -204,7 +204,8 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
 
     neutral = [{"evaluate": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"tracking": {"experiment": "x"}},
                {"train": {"resume": "never"}}, {"train": {"checkpoint_every": 1}}, {"train": {"workers": 2}},
-               {"train": {"device": "cpu"}}, {"train": {"iterations": 50}}]
+               {"train": {"device": "cpu"}}, {"train": {"iterations": 50}}, {"train": {"channels_last": True}}]
+    # the memory format resumes like another device (training/execution.py)
     assert [fp_with(**n) for n in neutral] == [base] * len(neutral)
     shaping = [{"evaluate": {"faces_per_video": 3}}, {"evaluate": {"precision": "bf16"}}, {"train": {"seed": 1}},
                {"align": {"select": "confident"}}, {"extract": {"image_ext": "jpg"}}]  # recorded in best.pt

@@ -222,6 +222,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA (opt-in; CPU stays fp32)
     workers: int = 0
+    channels_last: Literal["auto", True, False] = "auto"  # auto: CUDA only (training.execution)
 
     def validate(self) -> None:
         for key in ("iterations", "inner_loops", "batch_live", "batch_spoof", "faces_per_video",
@@ -342,7 +343,7 @@ def _build(tp: Any, value: Any, key: str) -> Any:
         return tp(**kwargs)
     if origin is Literal:
         allowed = typing.get_args(tp)
-        if value not in allowed:
+        if not any(value == a and type(value) is type(a) for a in allowed):  # 1 is not True
             raise ConfigError(f"{where}: {value!r} is not one of {list(allowed)}")
         return value
     if origin is list:

@@ -48,7 +48,13 @@ class ModelOutput:
 
 
 def _mean(tensors: list[Tensor]) -> Tensor:
-    return tensors[0] if len(tensors) == 1 else torch.stack(tensors).mean(dim=0)
+    """The streams' average. Two streams: (a + b) / 2, the same floats as stacking and taking
+    the mean (one rounded sum, an exact halving) without copying both levels into a stack."""
+    if len(tensors) == 1:
+        return tensors[0]
+    if len(tensors) == 2:
+        return (tensors[0] + tensors[1]) / 2
+    return torch.stack(tensors).mean(dim=0)
 
 
 class HierarchicalFusionNetwork(nn.Module):

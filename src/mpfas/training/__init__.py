@@ -1,7 +1,8 @@
 """Meta-learning training of HFN+MP, one protocol at a time (``stages/train.py``).
 
 ``data`` draws per-domain balanced batches, ``algorithms`` holds one step (official
-alternating scheme or bilevel), ``step.meta_iteration`` one iteration, ``run`` the run's
+alternating scheme or bilevel), ``step.meta_iteration`` one iteration (``execution`` its
+memory format, ``train.channels_last``), ``run`` the run's
 files, MLflow run and resume, ``rng`` the RNG states a resume restores (the checkpoint
 format is ``mpfas.checkpoint``), ``protocols`` what a protocol name trains on (cross-domain
 sources or OULU-NPU phone pseudo-domains), ``keys`` the params a training stage declares, and

@@ -78,13 +78,22 @@ def frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _stats(prefix: str, parts: Sequence[LossParts]) -> dict[str, float]:
-    n = len(parts)
-    return {
-        f"{prefix}_loss": sum(float(p.total.detach()) for p in parts) / n,
-        f"{prefix}_map": sum(float(p.map.detach()) for p in parts) / n,
-        f"{prefix}_cls": sum(float(p.cls.detach()) for p in parts) / n,
-    }
+def _stats(groups: dict[str, Sequence[LossParts]]) -> dict[str, float]:
+    """Mean loss, map and class loss of each group of parts, as ``<prefix>_loss`` etc.
+
+    All values leave the device in one transfer (one sync on CUDA, at the end of the step,
+    instead of three per group); the means are the same floats as from one ``float()`` each.
+    """
+    items = [part for parts in groups.values() for part in parts]
+    values = torch.stack([torch.stack([p.total, p.map, p.cls]) for p in items]).detach().tolist()
+    out, start = {}, 0
+    for prefix, parts in groups.items():
+        rows, n = values[start:start + len(parts)], len(parts)
+        start += n
+        out[f"{prefix}_loss"] = sum(r[0] for r in rows) / n
+        out[f"{prefix}_map"] = sum(r[1] for r in rows) / n
+        out[f"{prefix}_cls"] = sum(r[2] for r in rows) / n
+    return out
 
 
 def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn_opt: torch.optim.Optimizer,
@@ -102,7 +111,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
     over ranks before the step.
     """
     mp, hfn = split_parameters(model)
-    stats: dict[str, float] = {}
+    groups: dict[str, Sequence[LossParts]] = {}
     if mp_opt is not None and meta_test:
         inner = []
         with frozen(list(hfn.values())):
@@ -116,7 +125,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
                     sync(mp.values())
                 mp_opt.step()
                 inner.append(parts)
-        stats.update(_stats("meta_test", inner))
+        groups["meta_test"] = inner
 
     batch = concat(meta_train)
     with frozen(list(mp.values())):
@@ -128,8 +137,8 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
         if sync is not None:
             sync(hfn.values())
         hfn_opt.step()
-    stats.update(_stats("meta_train", [parts]))
-    return stats
+    groups["meta_train"] = [parts]
+    return _stats(groups)
 
 
 def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], meta_test: DomainBatch,
@@ -162,7 +171,7 @@ def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], 
     mp_grads = torch.autograd.grad(test_parts.total, [mp[n] for n in mp_names], allow_unused=True)
     mp_out = {n: (torch.zeros_like(mp[n]) if g is None else g.detach()) for n, g in zip(mp_names, mp_grads)}
     hfn_out = {n: (torch.zeros_like(hfn[n]) if g is None else g.detach()) for n, g in zip(names, grads)}
-    stats = {**_stats("meta_train", [train_parts]), **_stats("meta_test", [test_parts])}
+    stats = _stats({"meta_train": [train_parts], "meta_test": [test_parts]})
     return mp_out, hfn_out, stats
 
 

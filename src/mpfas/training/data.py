@@ -46,10 +46,16 @@ class DomainBatch:
     rgb: Tensor
     is_live: Tensor
 
-    def to(self, device: torch.device) -> DomainBatch:
+    def to(self, device: torch.device, channels_last: bool | None = None) -> DomainBatch:
+        """On ``device``; ``channels_last`` None: NHWC on CUDA only (``inference.to_device``)."""
         from ..inference import to_device
 
-        return DomainBatch(self.domain, to_device(self.rgb, device), self.is_live.to(device))
+        if channels_last is None:
+            rgb = to_device(self.rgb, device)
+        else:
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            rgb = self.rgb.to(device, non_blocking=True).contiguous(memory_format=layout)
+        return DomainBatch(self.domain, rgb, self.is_live.to(device))
 
 
 def concat(batches: Sequence[DomainBatch]) -> DomainBatch:

@@ -11,6 +11,7 @@ READS = (
     "train.algorithm", "train.first_order", "train.iterations", "train.inner_loops", "train.meta_lr",
     "train.momentum", "train.batch_live", "train.batch_spoof", "train.faces_per_video", "train.seed",
     "train.eval_every", "train.select", "train.device", "train.precision", "train.augment",
+    "train.channels_last",  # the memory format; the rounding follows it
     "tracking.system_metrics",  # on: training reruns to sample them
 )
 """Keys that change what training writes (a training stage's DVC params)."""

@@ -48,6 +48,7 @@ from ..sampling import pick_evenly
 from . import distributed, rng
 from .curves import Curves
 from .data import DomainSampler
+from .execution import prepare_model
 from .protocols import resolve_protocol
 from .run import Best, RunContext, TrainResult, resume
 from .step import Optimisers, domain_roles, meta_iteration
@@ -58,7 +59,7 @@ LOG_EVERY = 10
 # Settings that do not change what is learnt: a last.pt written under other values of
 # these may still be resumed (e.g. raise train.iterations to train longer).
 RESUME_FREE = ("protocols", "iterations", "resume", "eval_every", "checkpoint_every", "workers",
-               "device")
+               "device", "channels_last")
 
 
 class TrainingError(MpfasError, ValueError):
@@ -272,9 +273,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
 def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
     from ..models import build_model
 
-    model = build_model(params.model).to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare_model(build_model(params.model).to(device), params.train, device)
     model.train()
     if params.model.random_init:
         log.warning("!" * 72)

@@ -11,6 +11,7 @@ import torch
 from ..config import TrainConfig
 from .algorithms import alternating_step, bilevel_step
 from .data import DomainBatch
+from .execution import channels_last
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,15 @@ def meta_iteration(model: torch.nn.Module, opt: Optimisers, draw: Callable[[str]
                    sync: Callable[..., None] | None = None) -> dict[str, float]:
     """One training iteration over ``domains`` (already shuffled): draw the meta-test batches
     (K for the alternating scheme, one for bilevel), then one batch per meta-train domain, then
-    take the algorithm's step. Returns this rank's loss statistics."""
+    take the algorithm's step. Batches take the memory format ``train.channels_last`` gives the
+    model (``execution.prepare_model``). Returns this rank's loss statistics."""
     train_doms, test_dom = domain_roles(domains, opt.meta)
+    nhwc = channels_last(cfg, device)
     meta_test: list[DomainBatch] = []
     if test_dom is not None:
         n_test = cfg.inner_loops if cfg.algorithm == "alternating" else 1
-        meta_test = [draw(test_dom).to(device) for _ in range(n_test)]
-    meta_train = [draw(d).to(device) for d in train_doms]
+        meta_test = [draw(test_dom).to(device, nhwc) for _ in range(n_test)]
+    meta_train = [draw(d).to(device, nhwc) for d in train_doms]
     if cfg.algorithm == "bilevel" and opt.meta:
         return bilevel_step(model, opt.mp, opt.hfn, meta_train, meta_test[0], cfg.first_order, device,
                             precision=cfg.precision, sync=sync)
