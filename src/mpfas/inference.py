@@ -62,10 +62,12 @@ def autocast(device: torch.device, precision: str = "fp32") -> contextlib.Abstra
     return contextlib.nullcontext()
 
 
-def to_device(rgb: Tensor, device: torch.device) -> Tensor:
-    """Move a batch to ``device``, channels_last on CUDA."""
+def to_device(rgb: Tensor, device: torch.device, channels_last: bool | None = None) -> Tensor:
+    """Move a batch to ``device``, channels_last when asked (None: on CUDA only, where the model is)."""
     rgb = rgb.to(device, non_blocking=True)
-    return rgb.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else rgb
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    return rgb.contiguous(memory_format=torch.channels_last) if channels_last else rgb
 
 
 @torch.no_grad()

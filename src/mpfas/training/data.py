@@ -47,15 +47,10 @@ class DomainBatch:
     is_live: Tensor
 
     def to(self, device: torch.device, channels_last: bool | None = None) -> DomainBatch:
-        """On ``device``; ``channels_last`` None: NHWC on CUDA only (``inference.to_device``)."""
+        """On ``device``, in the memory format ``inference.to_device`` gives ``channels_last``."""
         from ..inference import to_device
 
-        if channels_last is None:
-            rgb = to_device(self.rgb, device)
-        else:
-            layout = torch.channels_last if channels_last else torch.contiguous_format
-            rgb = self.rgb.to(device, non_blocking=True).contiguous(memory_format=layout)
-        return DomainBatch(self.domain, rgb, self.is_live.to(device))
+        return DomainBatch(self.domain, to_device(self.rgb, device, channels_last), self.is_live.to(device))
 
 
 def concat(batches: Sequence[DomainBatch]) -> DomainBatch:
