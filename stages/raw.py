@@ -17,7 +17,7 @@ parser.add_argument("--sheet", type=Path, required=True, help="contact sheet PNG
 parser.add_argument("--metrics", type=Path, required=True, help="counts per dataset (JSON)")
 
 
-@stage_main(parser, reads=("data.source", "data.demo_root", "data.roots", "data.datasets", "demo"))
+@stage_main(parser, reads=("data.source", "data.demo_root", "data.roots", "data.datasets", "data.incomplete", "demo"))
 def main(params, args) -> None:
     counts = build_raw(params, args.index, args.sheet)
     write_json(args.metrics, counts)

@@ -280,6 +280,28 @@ def test_report_table_and_published_numbers(workdir):
     assert "17.00 (checkpoint chosen on the target)" in render_markdown(summary)
 
 
+def test_report_detection_table_shows_release_completeness(workdir):
+    """Real roots: the detection table says how much of each official release the raw stage
+    indexed (metrics/raw.json); a dataset the raw stage did not check reads "—"."""
+    params = load_params(REPO / "params.yaml")
+    params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=["OCI-M"]))
+    _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
+    for code, videos in {"O": 4948, "C": 600, "I": 1200, "M": 280}.items():
+        Path("metrics/align").mkdir(parents=True, exist_ok=True)
+        Path(f"metrics/align/{code}.json").write_text(json.dumps(
+            {"videos": videos, "videos_with_faces": videos, "frames": 2 * videos, "detection_rate": 1.0}))
+    releases = {"O": {"official": 4950, "missing": 2, "unofficial": 0, "complete": False},
+                "C": {"official": 600, "missing": 0, "unofficial": 0, "complete": True}}
+    Path("metrics/raw.json").write_text(json.dumps(
+        {"source": "real", "datasets": {c: {"videos": 1, "release": r} for c, r in releases.items()}}))
+    summary = build_summary(params, Path("metrics"), preset_differences=differences(params))
+    assert summary["detection"]["O"]["release"] == releases["O"] and "release" not in summary["detection"]["M"]
+    md = render_markdown(summary)
+    assert "| O (OULU-NPU) | 4948 | 4948 of 4950 (2 missing) | 0 | 9896 | 100.00 |" in md
+    assert "| C (CASIA-FASD) | 600 | all 600 | 0 |" in md
+    assert "| M (MSU-MFSD) | 280 | — | 0 |" in md
+
+
 @pytest.mark.slow
 def test_evaluate_stage_script_end_to_end(workdir):
     """`python stages/evaluate.py OCI-M` from a repo-like folder, then `stages/report.py`."""

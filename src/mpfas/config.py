@@ -33,6 +33,8 @@ class DataConfig:
     roots: dict[str, str] = field(default_factory=lambda: {c: "" for c in dataset_codes()})
     # which datasets the pipeline indexes, extracts and aligns (dvc.yaml: foreach); default every registered one
     datasets: list[str] = field(default_factory=lambda: list(dataset_codes()))
+    # real roots only: a copy that lacks videos of the official release fails the raw stage | warns
+    incomplete: Literal["fail", "warn"] = "fail"
 
     def root(self, code: str) -> Path:
         """Where dataset ``code`` lives: the demo tree or the user's real root."""

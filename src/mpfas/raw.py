@@ -6,8 +6,10 @@ import logging
 from collections import Counter
 from pathlib import Path
 
+from .atomic import write_text
 from .config import Params
 from .datasets import DatasetError, VideoRecord, adapter_for, dataset_codes, dataset_name, demo_codes, write_index
+from .datasets.release import ReleaseCheck, check_release, has_release
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,33 @@ def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
     return out
 
 
+def check_releases(params: Params, records: dict[str, list[VideoRecord]], index_dir: Path) -> dict[str, ReleaseCheck]:
+    """Real roots only: each indexed dataset against its official release. Missing videos are
+    listed in ``<index_dir>/<D>_missing.txt``; with ``data.incomplete: fail`` (the default) the
+    stage then stops, naming the first of them, before any index is written; ``warn`` logs the
+    same account and goes on with what is there."""
+    if params.data.source != "real":
+        return {}
+    checks = {code: check_release(code, recs) for code, recs in records.items() if has_release(code)}
+    for check in checks.values():
+        if check.missing:
+            write_text(Path(index_dir) / f"{check.code}_missing.txt", "\n".join(check.missing) + "\n")
+    for check in checks.values():
+        if check.unofficial:
+            log.warning("%s (%s): %d indexed video(s) follow the naming rules but are not in the official "
+                        "release: %s", dataset_name(check.code), check.code, len(check.unofficial),
+                        ", ".join(check.unofficial[:10]))
+    short = [c for c in checks.values() if not c.complete]
+    if short:
+        lists = ", ".join(str(Path(index_dir) / f"{c.code}_missing.txt") for c in short)
+        account = "; ".join(c.describe() for c in short) + f" (all of them in {lists})"
+        if params.data.incomplete == "fail":
+            raise DatasetError(f"{account}. The paper's protocols use every video: restore them under "
+                               "data.roots, or set data.incomplete: warn to run on what is there")
+        log.warning("%s (data.incomplete: warn: going on without them)", account)
+    return checks
+
+
 def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = None) -> dict:
     """Synthesise the demo if asked, write one index CSV per dataset, return counts."""
     if params.data.source == "demo":
@@ -59,6 +88,7 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
         # Real roots are read-only inputs; the demo folder only records where they are.
         Path(params.data.demo_root).mkdir(parents=True, exist_ok=True)
     records = index_datasets(params)
+    releases = check_releases(params, records, index_dir)
     if contact_sheet_png is not None:
         from .datasets.contact_sheet import dataset_sheet
 
@@ -69,5 +99,7 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
         labels = Counter(r.label.value for r in recs)
         counts[code] = {"videos": len(recs), **{k: labels.get(k, 0) for k in ("live", "print", "replay")},
                         "splits": dict(sorted(Counter(r.split for r in recs).items()))}
+        if code in releases:
+            counts[code]["release"] = releases[code].summary()
         log.info("%s: %d videos (%s)", dataset_name(code), len(recs), dict(labels))
     return {"source": params.data.source, "datasets": counts}

@@ -134,5 +134,6 @@ def _full() -> Files:
 SPEC = DatasetSpec(
     adapter=RoseYoutu, splits=("train", "test"),
     demo=DemoPlan(key=4, split_dirs=("train", "test"), small=_small, camera=_PHONES.__getitem__,
-                  place=lambda capture: _PLACE, full=_full, full_subjects=20),
+                  place=lambda capture: _PLACE, full=_full, full_subjects=20,
+                  full_exact=False),
 )
