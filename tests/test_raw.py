@@ -123,3 +123,31 @@ def test_demo_is_not_checked_against_releases(tmp_path):
     from mpfas.raw import check_releases
 
     assert check_releases(Params(), {"O": []}, tmp_path) == {}
+
+
+@pytest.mark.parametrize("where", ["one level too high", "at one split folder"])
+def test_root_one_level_off_names_the_right_folder(trees, tmp_path, where):
+    """A root pointed at the folder an archive unpacked into, or at one split folder, matches
+    no naming rule; the error names the folder where the layout really starts."""
+    if where == "one level too high":
+        outer = tmp_path / "downloads"
+        (outer / "CASIA_faceAntisp").mkdir(parents=True)
+        (trees / "C").rename(outer / "CASIA_faceAntisp" / "release")  # extra level: .../release/train_release/
+        root, expected = outer, outer / "CASIA_faceAntisp" / "release"
+    else:
+        root, expected = trees / "C" / "train_release", trees / "C"
+    with pytest.raises(DatasetError) as info:
+        index_datasets(real_params(trees, C=str(root)))
+    assert f"its layout starts at {expected}: set data.roots.C to that folder" in str(info.value)
+
+
+def test_symlinked_split_folders_are_followed_once(trees, tmp_path):
+    """Roots assembled from symbolic links (one per split folder, as on shared storage) index
+    like the real tree; a link back up the tree is not walked twice."""
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for split in ("Train_files", "Dev_files", "Test_files"):
+        (linked / split).symlink_to(trees / "O" / split, target_is_directory=True)
+    (linked / "Test_files" / "loop").symlink_to(linked, target_is_directory=True)  # inside the real Test_files
+    counts = build_raw(real_params(trees, O=str(linked)), tmp_path / "index")
+    assert counts["datasets"]["O"]["release"]["complete"] and counts["datasets"]["O"]["videos"] == 4950

@@ -39,13 +39,17 @@ def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
         hint = (f"set data.roots.{code} in params.yaml to the {dataset_name(code)} root"
                 if params.data.source == "real" else "re-run the raw stage to rebuild the demo")
         root = params.data.root(code)
+        adapter = adapter_for(code)
         try:
-            result = adapter_for(code).scan(root)
+            result = adapter.scan(root)
         except DatasetError as exc:
             raise DatasetError(f"{exc}; {hint}") from None
         if not result.records:
             found = f"{len(result.unmatched)} video file(s) that match no naming rule" if result.unmatched \
                 else "no video files"
+            better = adapter.suggest_root(root, result.unmatched) if result.unmatched else None
+            if better is not None and params.data.source == "real":
+                hint = f"its layout starts at {better}: set data.roots.{code} to that folder"
             raise DatasetError(f"{dataset_name(code)} ({code}): {root} holds {found}; {hint}")
         out[code] = result.records
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ..errors import MpfasError
@@ -56,8 +56,14 @@ class DatasetAdapter:
         self.prepare(root)
         result = ScanResult()
         extensions = MEDIA_EXTENSIONS[self.media]
-        for dirpath, dirnames, filenames in os.walk(root):
+        seen: set[tuple[int, int]] = set()  # folders already walked: symlinks are followed, loops are not
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             rel_dir = Path(dirpath).relative_to(root)
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                dirnames[:] = []
+                continue
+            seen.add((st.st_dev, st.st_ino))
             if rel_dir == Path("."):
                 dirnames[:] = [d for d in dirnames if d not in self.skip_dirs]
             dirnames.sort()
@@ -77,3 +83,22 @@ class DatasetAdapter:
             log.warning("%s: %d video file(s) match no naming rule and are skipped: %s%s",
                         self.name, len(result.unmatched), shown, more)
         return result
+
+    def suggest_root(self, root: Path, unmatched: list[str]) -> Path | None:
+        """Where the layout really starts when ``root`` is one or two folders off: the first
+        sub-folder under which unmatched files follow the naming rules (a root pointed one level
+        too high, e.g. at the folder the archive unpacked into), or ``root``'s parent when
+        prefixing its own name makes them match (a root pointed at one split folder)."""
+        root = Path(root)
+        for depth in (1, 2):
+            hits: dict[str, int] = {}
+            for rel in unmatched:
+                parts = PurePosixPath(rel).parts
+                if len(parts) > depth and self.parse(PurePosixPath(*parts[depth:]).as_posix()) is not None:
+                    prefix = PurePosixPath(*parts[:depth]).as_posix()
+                    hits[prefix] = hits.get(prefix, 0) + 1
+            if hits:
+                return root / max(sorted(hits), key=hits.__getitem__)
+        if any(self.parse(f"{root.name}/{rel}") is not None for rel in unmatched):
+            return root.parent
+        return None
