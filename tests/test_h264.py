@@ -175,3 +175,35 @@ def test_extract_stage_writes_the_full_decode_frames(tmp_path, clips, decoded, d
     assert [int(r["frame"]) for r in rows] == read_sampled_frames(clips[name], K, "sequential").indices
     for r in rows:
         assert np.array_equal(cv2.imread(str(tmp_path / r["path"])), full[int(r["frame"])]), r["path"]
+
+
+def set_rotation(path: Path, degrees: int) -> Path:
+    """Write a display rotation into the track header's matrix, as phones do for a video held
+    upright: the pixels stay landscape, players turn them."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    at = data.find(b"tkhd")
+    # version/flags, then v0: 5 x 4 bytes (times, track id, reserved, duration) or v1: 8+8+4+4+8,
+    # then reserved 8, layer 2, alternate group 2, volume 2, reserved 2, and the 3 x 3 matrix
+    at += 8 + (32 if data[at + 4] == 1 else 20) + 16
+    cos, sin = {90: (0, 1), 180: (-1, 0), 270: (0, -1)}[degrees]
+    fixed = [cos << 16, sin << 16, 0, -sin << 16, cos << 16, 0, 0, 0, 1 << 30]
+    assert struct.unpack(">9i", data[at:at + 36]) == (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    data[at:at + 36] = struct.pack(">9i", *fixed)
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("decode", ["seek", "sequential"])
+@pytest.mark.parametrize("degrees", [90, 270])
+def test_phone_video_with_a_rotation_is_extracted_upright(tmp_path, degrees, decode):
+    """Phone videos (MSU-MFSD's Android, ROSE-Youtu) may store their frames sideways with a
+    rotation in the header; MTCNN finds no sideways face, so frames must come out as shown."""
+    path = set_rotation(encode_h264(tmp_path / f"rot{degrees}.mp4", 30, gop=10), degrees)
+    got = read_sampled_frames(path, 5, decode)
+    assert got.indices == [0, 7, 14, 22, 29]
+    turn = -1 if degrees == 90 else 1  # np.rot90: k = -1 turns clockwise
+    for i, img in zip(got.indices, got.images):
+        assert img.shape == (W, H, 3)
+        assert np.abs(img.astype(np.int16) - np.rot90(picture(i), turn)).mean() < 6, i
