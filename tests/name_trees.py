@@ -87,3 +87,29 @@ def rose_tree(root: Path) -> None:
 
 
 TREES = {"O": oulu_tree, "C": casia_tree, "I": replay_tree, "M": msu_tree, "Y": rose_tree}
+
+
+def oulu_protocol_lists(root: Path, fold_order: tuple[int, ...] = (1, 2, 3, 4, 5, 6), nest: str = "Protocols") -> None:
+    """``Protocols/Protocol_<n>/`` lists in the release's format (``+1,<video>`` live, ``-1``
+    print, ``-2`` replay), written from the OULU-NPU paper's Table II: P1 sessions 1-2 vs 3,
+    P2 printer/display 1 (files 2, 4) vs 2 (files 3, 5), P3 five phones vs the sixth, P4 all
+    three. ``fold_order[k - 1]`` is the phone the ``_k`` lists of P3/P4 leave out."""
+    users = {"Train": range(1, 21), "Dev": range(21, 36), "Test": range(36, 56)}
+    label = {1: "+1", 2: "-1", 3: "-1", 4: "-2", 5: "-2"}
+
+    def write(rel: str, keep) -> None:
+        split = rel.rsplit("/", 1)[1].split("_")[0].split(".")[0]
+        lines = [f"{label[f]},{p}_{s}_{u:02d}_{f}" for p in range(1, 7) for s in range(1, 4)
+                 for u in users[split] for f in range(1, 6) if keep(p, s, f)]
+        path = root / nest / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+
+    for split in ("Train", "Dev", "Test"):
+        test = split == "Test"
+        write(f"Protocol_1/{split}.txt", lambda p, s, f, t=test: (s == 3) == t)
+        write(f"Protocol_2/{split}.txt", lambda p, s, f, t=test: f in ((1, 3, 5) if t else (1, 2, 4)))
+        for k, phone in enumerate(fold_order, 1):
+            write(f"Protocol_3/{split}_{k}.txt", lambda p, s, f, t=test, x=phone: (p == x) == t)
+            write(f"Protocol_4/{split}_{k}.txt", lambda p, s, f, t=test, x=phone: (p == x) == t and (s == 3) == t
+                  and f in ((1, 3, 5) if t else (1, 2, 4)))

@@ -7,7 +7,7 @@ import pytest
 from mpfas.config import DataConfig, Params
 from mpfas.datasets import DatasetError
 from mpfas.raw import build_raw, index_datasets
-from name_trees import TREES
+from name_trees import TREES, oulu_protocol_lists
 
 
 def real_params(tmp_path, **roots):
@@ -90,7 +90,7 @@ def test_incomplete_copy_fails_naming_files_and_param(trees, tmp_path):
     assert "OULU-NPU (O): 2 of the 4950 official videos are missing" in msg
     assert "Dev_files/2_1_21_3.avi" in msg and "Test_files/6_3_55_5.avi" in msg
     assert "ROSE-Youtu (Y): 1 of the 3497 official videos are short of the release's counts: live: 896 of 897" in msg
-    assert "data.incomplete: warn" in msg and "CASIA" not in msg
+    assert "data.incomplete: warn" in msg and "CASIA" not in msg and "restore them under data.roots" in msg
     assert (tmp_path / "index" / "O_missing.txt").read_text().split() == [
         "Dev_files/2_1_21_3.avi", "Test_files/6_3_55_5.avi"]
     assert not list((tmp_path / "index").glob("*.csv"))
@@ -105,7 +105,7 @@ def test_incomplete_copy_runs_with_warn_and_is_recorded(trees, tmp_path, caplog)
     assert counts["datasets"]["O"]["release"] == {"official": 4950, "missing": 2, "unofficial": 0, "complete": False}
     assert counts["datasets"]["Y"]["release"]["missing"] == 1
     assert counts["datasets"]["C"]["release"]["complete"]
-    assert "going on without them" in caplog.text
+    assert "data.incomplete: warn: going on" in caplog.text
     assert (tmp_path / "index" / "Y_missing.txt").read_text() == "live: 896 of 897\n"
 
 
@@ -120,9 +120,9 @@ def test_files_outside_the_release_are_named(trees, tmp_path, caplog):
 
 
 def test_demo_is_not_checked_against_releases(tmp_path):
-    from mpfas.raw import check_releases
+    from mpfas.raw import check_copies
 
-    assert check_releases(Params(), {"O": []}, tmp_path) == {}
+    assert check_copies(Params(), {"O": []}, tmp_path) == {}
 
 
 @pytest.mark.parametrize("where", ["one level too high", "at one split folder"])
@@ -151,3 +151,36 @@ def test_symlinked_split_folders_are_followed_once(trees, tmp_path):
     (linked / "Test_files" / "loop").symlink_to(linked, target_is_directory=True)  # inside the real Test_files
     counts = build_raw(real_params(trees, O=str(linked)), tmp_path / "index")
     assert counts["datasets"]["O"]["release"]["complete"] and counts["datasets"]["O"]["videos"] == 4950
+
+
+@pytest.mark.parametrize("layout", ["release", "nested, folds numbered otherwise"])
+def test_oulu_folds_agree_with_the_release_lists(trees, tmp_path, layout):
+    """Our folds (from the names and the paper's Table II) against lists in the release's own
+    format, written independently: every one of the 42 lists agrees, wherever the Protocols
+    folder sits and whichever phone a P3/P4 list number leaves out."""
+    if layout == "release":
+        oulu_protocol_lists(trees / "O")
+    else:
+        oulu_protocol_lists(trees / "O", fold_order=(4, 6, 1, 2, 5, 3), nest="Protocols/Protocols")
+    counts = build_raw(real_params(trees), tmp_path / "index")
+    assert counts["datasets"]["O"]["protocol_lists"] == {"found": True, "lists": 42, "disagreements": 0}
+
+
+def test_oulu_lists_that_disagree_stop_the_stage(trees, tmp_path, caplog):
+    oulu_protocol_lists(trees / "O")
+    p2 = trees / "O" / "Protocols" / "Protocol_2" / "Train.txt"
+    lines = p2.read_text().splitlines()
+    assert lines[1] == "-1,1_1_01_2"
+    lines[1] = "-1,1_1_01_3"  # printer 2 in P2's training list: not the official P2
+    lines[0] = "-1,1_1_01_1"  # a live video labelled as an attack
+    p2.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError) as info:
+        build_raw(real_params(trees), tmp_path / "index")
+    msg = str(info.value)
+    assert "disagree with the release's lists" in msg and "on 3 video(s)" in msg
+    assert "Protocol_2/Train.txt: 1_1_01_3: listed, not in our OULU-P2 train" in msg
+    assert "Protocol_2/Train.txt: 1_1_01_2: in our OULU-P2 train, not listed" in msg
+    assert "Protocol_2/Train.txt: 1_1_01_1: listed as attack" in msg
+    params = real_params(trees)
+    counts = build_raw(replace(params, data=replace(params.data, incomplete="warn")), tmp_path / "index")
+    assert counts["datasets"]["O"]["protocol_lists"]["disagreements"] == 3

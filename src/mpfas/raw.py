@@ -9,7 +9,8 @@ from pathlib import Path
 from .atomic import write_text
 from .config import Params
 from .datasets import DatasetError, VideoRecord, adapter_for, dataset_codes, dataset_name, demo_codes, write_index
-from .datasets.release import ReleaseCheck, check_release, has_release
+from .datasets.oulu_lists import check_oulu_lists
+from .datasets.release import check_release, has_release
 
 log = logging.getLogger(__name__)
 
@@ -55,31 +56,43 @@ def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
     return out
 
 
-def check_releases(params: Params, records: dict[str, list[VideoRecord]], index_dir: Path) -> dict[str, ReleaseCheck]:
-    """Real roots only: each indexed dataset against its official release. Missing videos are
-    listed in ``<index_dir>/<D>_missing.txt``; with ``data.incomplete: fail`` (the default) the
-    stage then stops, naming the first of them, before any index is written; ``warn`` logs the
-    same account and goes on with what is there."""
+def check_copies(params: Params, records: dict[str, list[VideoRecord]], index_dir: Path) -> dict[str, dict]:
+    """Real roots only: each indexed dataset against its official release (``datasets.release``)
+    and, where an OULU-NPU copy has them, our protocol folds against its own lists
+    (``datasets.oulu_lists``). Missing videos are listed in ``<index_dir>/<D>_missing.txt``. A
+    copy short of its release or lists that disagree stop the stage, naming what differs, with
+    ``data.incomplete: fail`` (the default), before any index is written; ``warn`` logs the same
+    account and goes on. Returns per dataset what metrics/raw.json records."""
     if params.data.source != "real":
         return {}
-    checks = {code: check_release(code, recs) for code, recs in records.items() if has_release(code)}
-    for check in checks.values():
+    releases = {code: check_release(code, recs) for code, recs in records.items() if has_release(code)}
+    for check in releases.values():
         if check.missing:
             write_text(Path(index_dir) / f"{check.code}_missing.txt", "\n".join(check.missing) + "\n")
-    for check in checks.values():
         if check.unofficial:
             log.warning("%s (%s): %d indexed video(s) follow the naming rules but are not in the official "
                         "release: %s", dataset_name(check.code), check.code, len(check.unofficial),
                         ", ".join(check.unofficial[:10]))
-    short = [c for c in checks.values() if not c.complete]
+    short = [c for c in releases.values() if not c.complete]
+    accounts = []
     if short:
         lists = ", ".join(str(Path(index_dir) / f"{c.code}_missing.txt") for c in short)
-        account = "; ".join(c.describe() for c in short) + f" (all of them in {lists})"
+        accounts.append("; ".join(c.describe() for c in short) + f" (all of them in {lists}). The paper's "
+                        "protocols use every video: restore them under data.roots")
+    out: dict[str, dict] = {code: {"release": check.summary()} for code, check in releases.items()}
+    if "O" in records:
+        lists = check_oulu_lists(params.data.root("O"), records["O"])
+        out.setdefault("O", {})["protocol_lists"] = lists.summary()
+        if lists.folder is None:
+            log.info("OULU-NPU: no Protocols/Protocol_1 folder under the root; folds not compared with it")
+        elif lists.disagreements:
+            accounts.append(lists.describe() + ". The OULU-NPU results would not be the official protocols'")
+    if accounts:
+        account = "; ".join(accounts)
         if params.data.incomplete == "fail":
-            raise DatasetError(f"{account}. The paper's protocols use every video: restore them under "
-                               "data.roots, or set data.incomplete: warn to run on what is there")
-        log.warning("%s (data.incomplete: warn: going on without them)", account)
-    return checks
+            raise DatasetError(f"{account}; or set data.incomplete: warn to run on what is there")
+        log.warning("%s (data.incomplete: warn: going on)", account)
+    return out
 
 
 def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = None) -> dict:
@@ -92,7 +105,7 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
         # Real roots are read-only inputs; the demo folder only records where they are.
         Path(params.data.demo_root).mkdir(parents=True, exist_ok=True)
     records = index_datasets(params)
-    releases = check_releases(params, records, index_dir)
+    checks = check_copies(params, records, index_dir)
     if contact_sheet_png is not None:
         from .datasets.contact_sheet import dataset_sheet
 
@@ -103,7 +116,6 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
         labels = Counter(r.label.value for r in recs)
         counts[code] = {"videos": len(recs), **{k: labels.get(k, 0) for k in ("live", "print", "replay")},
                         "splits": dict(sorted(Counter(r.split for r in recs).items()))}
-        if code in releases:
-            counts[code]["release"] = releases[code].summary()
+        counts[code].update(checks.get(code, {}))
         log.info("%s: %d videos (%s)", dataset_name(code), len(recs), dict(labels))
     return {"source": params.data.source, "datasets": counts}
