@@ -336,13 +336,18 @@ def group_result(group: Group, ours: Ours, off: Official, agr: dict) -> dict:
     off_s = sum(off.video_s(v) for v in vids) / n
     frames = sum(off.frames[v] for v in vids) / n
     detected = sum(off.detected[v] for v in vids) / n
+    # disk: what extract and align wrote per video, times the real videos (DVC's hardlinked cache adds nothing)
+    frame_bytes = sum(path.stat().st_size for path in ours.images.values()) / n
+    face_bytes = sum(path.stat().st_size for path in ours.crops.values()) / n
     return {"key": group.key, "dataset": group.code, "note": group.note, "videos_run": n,
             "real_videos": group.real_videos, "frames_per_video": frames, "official_detected_per_video": detected,
             "ours_s_per_video": ours_s, "ours_extract_s": ours.extract_s, "ours_align_s": ours.align_s,
             "official_s_per_video": off_s, "official_decode_s_per_video": sum(off.decode_s[v] for v in vids) / n,
             "official_projected": detected < frames,
             "ours_hours": ours_s * group.real_videos / 3600, "official_hours": off_s * group.real_videos / 3600,
-            "speedup": off_s / ours_s if ours_s > 0 else math.inf, "agreement": agr}
+            "speedup": off_s / ours_s if ours_s > 0 else math.inf, "agreement": agr,
+            "frames_mb_per_video": frame_bytes / 1e6, "faces_mb_per_video": face_bytes / 1e6,
+            "frames_gb": frame_bytes * group.real_videos / 1e9, "faces_gb": face_bytes * group.real_videos / 1e9}
 
 
 def markdown(results: list[dict], header: str) -> str:
@@ -361,18 +366,23 @@ def markdown(results: list[dict], header: str) -> str:
             f"{r['official_hours']:.1f}{star} | **{r['speedup']:.0f}x** | {a['good']}/{a['frames']} "
             f"({a['rate']:.0%}) | {a['nme_median']:.2%} / {a['nme_max']:.2%} | {a['crop_mad_median']:.1f} / "
             f"{a['crop_mad_max']:.1f} | {a['pipeline_crops_reproduced']}/{a['pipeline_frames']} |")
-    lines += ["", "| dataset | videos | ours h | official h | speed-up |", "|---|---|---|---|---|"]
+    lines += ["", "| dataset | videos | ours h | official h | speed-up | frames GB | faces GB |",
+              "|---|---|---|---|---|---|---|"]
     rows = []
+    keys = ("real_videos", "ours_hours", "official_hours", "frames_gb", "faces_gb")
     for code in dict.fromkeys(r["dataset"] for r in results):
         rs = [r for r in results if r["dataset"] == code]
-        rows.append((f"{code} {DATASET_NAMES.get(code, code)}", sum(r["real_videos"] for r in rs),
-                     sum(r["ours_hours"] for r in rs), sum(r["official_hours"] for r in rs)))
-    rows.append(("**total**", sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows)))
-    for name, videos, oh, bh in rows:
-        lines.append(f"| {name} | {videos} | {oh:.2f} | {bh:.1f} | {bh / oh if oh else math.inf:.0f}x |")
+        rows.append((f"{code} {DATASET_NAMES.get(code, code)}", *(sum(r[k] for r in rs) for k in keys)))
+    rows.append(("**total**", *(sum(row[i] for row in rows) for i in range(1, len(keys) + 1))))
+    for name, videos, oh, bh, fgb, cgb in rows:
+        lines.append(f"| {name} | {videos} | {oh:.2f} | {bh:.1f} | {bh / oh if oh else math.inf:.0f}x | "
+                     f"{fgb:.1f} | {cgb:.2f} |")
     if any(r["official_projected"] for r in results):
         lines += ["", "\\* official: every frame decoded (measured); MTCNN + warp + PNG measured on the "
                   "frames it detected per video and multiplied by the frame count."]
+    lines += ["", "Frames GB, faces GB: the bytes extract and align wrote per video here (frames at full "
+              "resolution, faces at align.crop_size) times the real videos; the profiles' synthetic scenes may "
+              "compress better than camera footage."]
     return "\n".join(lines) + "\n"
 
 

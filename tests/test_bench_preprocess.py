@@ -75,6 +75,12 @@ def test_bench_on_two_profiles(tmp_path):
         assert a["pipeline_frames"] == 3 and a["pipeline_crops_reproduced"] == 3, a  # ours = what align wrote
         assert a["frames"] >= 3 and a["rate"] >= 0.95 and a["nme_max"] <= 0.05, a
     assert groups["O-1080p"]["real_videos"] == 4950 and groups["I-240p"]["real_videos"] == 1200
+    # disk: three full-resolution frames per video weigh more at 1080p than at 240p; faces are
+    # 256 px either way; the projection is bytes per video times the real videos
+    o, i = groups["O-1080p"], groups["I-240p"]
+    assert o["frames_mb_per_video"] > 10 * i["frames_mb_per_video"] > 0
+    assert 0 < o["faces_mb_per_video"] < o["frames_mb_per_video"]
+    assert o["frames_gb"] == pytest.approx(o["frames_mb_per_video"] * 4950 / 1000)
     table = md.read_text()
     assert "| O OULU-NPU | 4950 |" in table and "| **total** | 6150 |" in table
     assert "| **total** |" in done.stdout
