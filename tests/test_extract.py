@@ -263,3 +263,47 @@ def test_two_videos_that_would_share_a_folder_are_refused(tmp_path):
     with pytest.raises(MpfasError, match="would share the output folder 's/v'"):
         run_extract([record("s/v.avi"), record("s/v.mp4")], tmp_path, tmp_path / "out", ExtractConfig(),
                     progress=False)
+
+
+# ---------------------------------------------------------------- disk space, before any work
+
+def _free_space(monkeypatch, free_bytes: float) -> None:
+    """The disk's free space is an input of the check; set it as a machine would report it."""
+    import shutil
+
+    real = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=int(free_bytes)))
+
+
+def test_frames_that_cannot_fit_stop_extract_before_any_work(tmp_path, monkeypatch):
+    from mpfas.preprocess.disk import DiskSpaceError, check_free_space
+
+    recs = [record(f"v{i}.avi") for i in range(4)]
+    for i in range(2):
+        make_video(tmp_path / "root" / f"v{i}.avi", frames=6, size=(640, 480))
+    for i in range(2, 4):
+        make_video(tmp_path / "root" / f"v{i}.avi", frames=6, size=(320, 240))
+    videos = [tmp_path / "root" / r.relpath for r in recs]
+    space = check_free_space(videos, 3, "png", tmp_path / "out", "extract O")
+    assert space.frames == 12 and space.pixels == pytest.approx((640 * 480 + 320 * 240) / 2)
+    need = space.bytes()
+    assert need == pytest.approx(12 * space.pixels * 1.41) and space.bytes("jpg") < need / 5
+
+    _free_space(monkeypatch, 0.4 * need)  # under even the low estimate (half)
+    cfg = ExtractConfig(frames_per_video=3, workers=1)
+    with pytest.raises(DiskSpaceError) as info:
+        run_extract(recs, tmp_path / "root", tmp_path / "out", cfg, dataset="O", progress=False)
+    msg = str(info.value)
+    assert msg.startswith("extract O: 12 frames of about 0.19 Mpx take about") and "extract.image_ext: jpg" in msg
+    assert not list((tmp_path / "out").rglob("*.png")) and not (tmp_path / "out" / "frames.csv").exists()
+
+
+def test_frames_that_may_not_fit_warn_and_extract(tmp_path, monkeypatch, caplog):
+    recs = [record(f"v{i}.avi") for i in range(2)]
+    for r in recs:
+        make_video(tmp_path / "root" / r.relpath, frames=6)
+    need = 2 * 3 * 320 * 240 * 1.41
+    _free_space(monkeypatch, 0.8 * need)  # between the low and the typical estimate
+    summary = run_extract(recs, tmp_path / "root", tmp_path / "out", ExtractConfig(frames_per_video=3, workers=1),
+                          dataset="O", progress=False)
+    assert summary.frames == 6 and "it may not fit" in caplog.text

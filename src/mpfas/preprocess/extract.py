@@ -26,6 +26,7 @@ from .. import atomic
 from ..config import ExtractConfig
 from ..datasets import VideoRecord
 from ..errors import MpfasError
+from .disk import check_free_space
 from .frames import VideoReadError, read_sampled_frames
 from .jobs import (
     Issue,
@@ -141,6 +142,8 @@ def run_extract(records: Sequence[VideoRecord], root: str | Path, out_dir: str |
             for folder, rec in folders.items()]
     plan = VideoJobs.check(jobs, out_dir, files="frames", keep_top=("frames.csv", "failures.csv"),
                            label=f"extract {dataset}", threads=workers)
+    check_free_space([job.video_path for job in plan.todo], cfg.frames_per_video, cfg.image_ext, out_dir,
+                     f"extract {dataset}")
     markers, counts = plan.run(extract_video, workers, progress)
 
     frame_rows, issues = [], []
