@@ -184,3 +184,18 @@ def test_oulu_lists_that_disagree_stop_the_stage(trees, tmp_path, caplog):
     params = real_params(trees)
     counts = build_raw(replace(params, data=replace(params.data, incomplete="warn")), tmp_path / "index")
     assert counts["datasets"]["O"]["protocol_lists"]["disagreements"] == 3
+
+
+def test_relative_root_is_found_from_a_dvc_experiment_copy(trees, tmp_path, monkeypatch):
+    """`dvc exp run --temp/--queue` runs in a copy under .dvc/tmp/exps/ that holds only what git
+    tracks: a relative root (a git-ignored folder or link in the repository) is read from the main
+    repository, as model.pretrained is."""
+    repo = tmp_path / "repo"
+    (repo / ".dvc" / "tmp" / "exps" / "run1").mkdir(parents=True)
+    (repo / "datasets").mkdir()
+    (trees / "M").rename(repo / "datasets" / "MSU-MFSD")
+    monkeypatch.chdir(repo / ".dvc" / "tmp" / "exps" / "run1")
+    params = real_params(trees, M="datasets/MSU-MFSD")
+    params = replace(params, data=replace(params.data, datasets=["M"]))
+    assert params.data.root("M") == repo / "datasets" / "MSU-MFSD"
+    assert len(index_datasets(params)["M"]) == 280

@@ -20,6 +20,7 @@ from .backbones import backbone_names
 from .datasets import dataset_codes, dataset_name
 from .datasets.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds
 from .errors import MpfasError
+from .paths import repo_file
 
 
 class ConfigError(MpfasError, ValueError):
@@ -37,10 +38,11 @@ class DataConfig:
     incomplete: Literal["fail", "warn"] = "fail"
 
     def root(self, code: str) -> Path:
-        """Where dataset ``code`` lives: the demo tree or the user's real root."""
+        """Where dataset ``code`` lives: the demo tree or the user's real root (a relative one from
+        the working directory, else from the main repository root: DVC's experiment copies)."""
         if self.source == "demo":
             return Path(self.demo_root) / dataset_name(code)
-        return Path(self.roots.get(code, "")).expanduser()
+        return repo_file(self.roots.get(code, ""))
 
     def validate(self) -> None:
         unknown = set(self.roots) - set(dataset_codes())
