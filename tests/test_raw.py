@@ -187,7 +187,7 @@ def test_oulu_lists_that_disagree_stop_the_stage(trees, tmp_path, caplog):
 
 
 def test_relative_root_is_found_from_a_dvc_experiment_copy(trees, tmp_path, monkeypatch):
-    """`dvc exp run --temp/--queue` runs in a copy under .dvc/tmp/exps/ that holds only what git
+    """`dvc exp run --temp/--queue` runs in a copy in DVC's temporary experiments folder that holds only what git
     tracks: a relative root (a git-ignored folder or link in the repository) is read from the main
     repository, as model.pretrained is."""
     repo = tmp_path / "repo"

@@ -76,17 +76,17 @@ def check_copies(params: Params, records: dict[str, list[VideoRecord]], index_di
     short = [c for c in releases.values() if not c.complete]
     accounts = []
     if short:
-        lists = ", ".join(str(Path(index_dir) / f"{c.code}_missing.txt") for c in short)
-        accounts.append("; ".join(c.describe() for c in short) + f" (all of them in {lists}). The paper's "
+        files = ", ".join(str(Path(index_dir) / f"{c.code}_missing.txt") for c in short)
+        accounts.append("; ".join(c.describe() for c in short) + f" (all of them in {files}). The paper's "
                         "protocols use every video: restore them under data.roots")
     out: dict[str, dict] = {code: {"release": check.summary()} for code, check in releases.items()}
-    if "O" in records:
-        lists = check_oulu_lists(params.data.root("O"), records["O"])
-        out.setdefault("O", {})["protocol_lists"] = lists.summary()
-        if lists.folder is None:
+    if "O" in records:  # OULU-NPU ships its protocols as lists; the other datasets' splits are folders
+        oulu = check_oulu_lists(params.data.root("O"), records["O"])
+        out.setdefault("O", {})["protocol_lists"] = oulu.summary()
+        if oulu.folder is None:
             log.info("OULU-NPU: no Protocols/Protocol_1 folder under the root; folds not compared with it")
-        elif lists.disagreements:
-            accounts.append(lists.describe() + ". The OULU-NPU results would not be the official protocols'")
+        elif oulu.disagreements:
+            accounts.append(oulu.describe() + ". The OULU-NPU results would not be the official protocols'")
     if accounts:
         account = "; ".join(accounts)
         if params.data.incomplete == "fail":
