@@ -206,3 +206,16 @@ def test_relative_root_is_found_from_a_dvc_experiment_copy(trees, tmp_path, monk
     params = replace(params, data=replace(params.data, datasets=["M"]))
     assert params.data.root("M") == repo / "datasets" / "MSU-MFSD"
     assert len(index_datasets(params)["M"]) == 280
+
+
+def test_oulu_list_with_extensions_reads_and_a_bad_line_names_the_file(trees, tmp_path):
+    """Lists that spell the extension (``+1,1_1_01_1.avi``) read like the release's; a line that
+    is not '<label>,<video>' stops the stage naming the file and line."""
+    oulu_protocol_lists(trees / "O")
+    p1 = trees / "O" / "Protocols" / "Protocol_1" / "Train.txt"
+    p1.write_text("".join(f"{line}.avi\n" for line in p1.read_text().split()))
+    counts = build_raw(real_params(trees), tmp_path / "index")
+    assert counts["datasets"]["O"]["protocol_lists"]["disagreements"] == 0
+    p1.write_text("label,video\n" + p1.read_text())
+    with pytest.raises(DatasetError, match=r"Protocol_1/Train.txt:1: 'label,video' is not '<label>,<video>'"):
+        build_raw(real_params(trees), tmp_path / "index")

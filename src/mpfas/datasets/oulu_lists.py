@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .base import VIDEO_EXTENSIONS, DatasetError
 from .oulu import oulu_name
 from .oulu_protocols import OULU_PROTOCOLS, OuluFold, oulu_folds
 from .records import Label, VideoRecord
@@ -45,7 +46,7 @@ def protocol_folder(root: Path) -> Path | None:
 
 
 def read_list(path: Path) -> dict[str, bool]:
-    """Video name -> is live, from one list file; fails naming the file and line."""
+    """Video name (without extension) -> is live, from one list file; fails naming the file and line."""
     out: dict[str, bool] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -54,7 +55,9 @@ def read_list(path: Path) -> dict[str, bool]:
         try:
             value = int(label)
         except ValueError:
-            raise ValueError(f"{path}:{number}: {line!r} is not '<label>,<video>'") from None
+            raise DatasetError(f"{path}:{number}: {line!r} is not '<label>,<video>' (OULU-NPU protocol list)") from None
+        if name.lower().endswith(VIDEO_EXTENSIONS):
+            name = name.rsplit(".", 1)[0]
         out[name] = value > 0
     return out
 
