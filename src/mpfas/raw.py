@@ -10,7 +10,8 @@ from .atomic import write_text
 from .config import Params
 from .datasets import DatasetError, VideoRecord, adapter_for, dataset_codes, dataset_name, demo_codes, write_index
 from .datasets.oulu_lists import check_oulu_lists
-from .datasets.release import check_release, has_release
+from .datasets.release import check_release
+from .errors import first_of
 
 log = logging.getLogger(__name__)
 
@@ -66,23 +67,24 @@ def check_copies(params: Params, records: dict[str, list[VideoRecord]], index_di
     Returns per dataset what metrics/raw.json records."""
     if params.data.source != "real":
         return {}
-    releases = {code: check_release(code, recs) for code, recs in records.items() if has_release(code)}
+    releases = {code: check for code, recs in records.items() if (check := check_release(code, recs))}
+    short = []
     for check in releases.values():
         listing = Path(index_dir) / f"{check.code}_missing.txt"
         if check.missing:
             write_text(listing, "\n".join(check.missing) + "\n")
+            # a count-only check (ROSE-Youtu: its file list is not public, its counts not confirmed
+            # against the release here) only warns; a file-by-file one follows data.incomplete
+            if check.exact:
+                short.append(check)
+            else:
+                log.warning("%s (counts only, not enforced)", check.describe())
         else:
             listing.unlink(missing_ok=True)
         if check.unofficial:
             log.warning("%s (%s): %d indexed video(s) follow the naming rules but are not in the official "
                         "release: %s", dataset_name(check.code), check.code, len(check.unofficial),
-                        ", ".join(check.unofficial[:10]))
-    # a count-only check (ROSE-Youtu: its file list is not public, its counts not confirmed against
-    # the release here) only warns; a file-by-file one follows data.incomplete
-    for check in releases.values():
-        if not check.complete and not check.exact:
-            log.warning("%s (counts only, not enforced)", check.describe())
-    short = [c for c in releases.values() if not c.complete and c.exact]
+                        first_of(check.unofficial))
     accounts = []
     if short:
         files = ", ".join(str(Path(index_dir) / f"{c.code}_missing.txt") for c in short)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-from ..errors import MpfasError
+from ..errors import MpfasError, first_of
 from .records import VideoRecord
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,8 @@ class DatasetAdapter:
                     size = (Path(dirpath) / fname).stat().st_size
                     result.records.append(replace(rec, size=size))
         if result.unmatched:
-            shown = ", ".join(result.unmatched[:10])
-            more = f" (+{len(result.unmatched) - 10} more)" if len(result.unmatched) > 10 else ""
-            log.warning("%s: %d video file(s) match no naming rule and are skipped: %s%s",
-                        self.name, len(result.unmatched), shown, more)
+            log.warning("%s: %d video file(s) match no naming rule and are skipped: %s",
+                        self.name, len(result.unmatched), first_of(result.unmatched))
         return result
 
     def suggest_root(self, root: Path, unmatched: list[str]) -> Path | None:

@@ -69,8 +69,8 @@ class DemoPlan:
     (the official split folders) and a generator; ``full`` lists every official file
     (None: only the small demo), with ``full_subjects`` identities; ``full_exact`` says its
     names are the release's own file list (False: the documented pattern at the release's
-    counts per class), which is what ``release.check_release`` compares a real copy with. ``camera`` and
-    ``place`` map a spec's ``capture`` to the simulated camera and background.
+    counts per class), which is what ``release.check_release`` compares a real copy with.
+    ``camera`` and ``place`` map a spec's ``capture`` to the simulated camera and background.
     """
 
     key: int

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..errors import first_of
 from .base import VIDEO_EXTENSIONS, DatasetError
 from .oulu import oulu_name
 from .oulu_protocols import OULU_PROTOCOLS, OuluFold, oulu_folds
@@ -33,10 +34,9 @@ class OuluListCheck:
         return {"found": self.folder is not None, "lists": self.lists, "disagreements": len(self.disagreements)}
 
     def describe(self, shown: int = 10) -> str:
-        head = "; ".join(self.disagreements[:shown])
-        more = f" (+{len(self.disagreements) - shown} more)" if len(self.disagreements) > shown else ""
         return (f"OULU-NPU (O): the protocol folds derived from the file names disagree with the release's "
-                f"lists in {self.folder} on {len(self.disagreements)} video(s): {head}{more}")
+                f"lists in {self.folder} on {len(self.disagreements)} video(s): "
+                f"{first_of(self.disagreements, shown, '; ')}")
 
 
 def protocol_folder(root: Path) -> Path | None:
@@ -62,16 +62,12 @@ def read_list(path: Path) -> dict[str, bool]:
     return out
 
 
-def _lists(folder: Path, protocol: str) -> list[tuple[str, dict[str, Path]]]:
-    """(fold suffix, split -> list file) of one protocol, for the files present."""
+def _lists(folder: Path, protocol: str) -> list[dict[str, Path]]:
+    """Split -> list file, per fold of one protocol whose three files are present."""
     base = folder / f"Protocol_{protocol[1:]}"
     suffixes = [""] if protocol in ("P1", "P2") else [f"_{k}" for k in range(1, 7)]
-    groups = []
-    for suffix in suffixes:
-        files = {split: base / f"{stem}{suffix}.txt" for split, stem in SPLIT_FILES.items()}
-        if all(p.is_file() for p in files.values()):
-            groups.append((suffix, files))
-    return groups
+    groups = [{split: base / f"{stem}{suffix}.txt" for split, stem in SPLIT_FILES.items()} for suffix in suffixes]
+    return [files for files in groups if all(p.is_file() for p in files.values())]
 
 
 def _fold_for(protocol: str, test_names: dict[str, bool]) -> OuluFold | None:
@@ -93,16 +89,21 @@ def check_oulu_lists(root: Path, records: list[VideoRecord]) -> OuluListCheck:
     problems: list[str] = []
     lists = 0
     for protocol in OULU_PROTOCOLS:
-        for _suffix, files in _lists(folder, protocol):
+        for files in _lists(folder, protocol):
             official = {split: read_list(path) for split, path in files.items()}
             lists += len(files)
             fold = _fold_for(protocol, official["test"])
             if fold is None:
                 problems.append(f"{files['test'].relative_to(folder)}: holds more than one phone")
                 continue
+            in_fold: dict[str, set[str]] = {split: set() for split in files}
+            for stem, rec in indexed.items():
+                split = fold.split_of(rec)
+                if split is not None:
+                    in_fold[split].add(stem)
             for split, path in files.items():
                 where = path.relative_to(folder).as_posix()
-                ours = {stem for stem, rec in indexed.items() if fold.split_of(rec) == split}
+                ours = in_fold[split]
                 listed = {name for name in official[split] if name in indexed}
                 ours_is = f"our {fold.name} {split}"
                 problems += [f"{where}: {name}: listed, not in {ours_is}" for name in sorted(listed - ours)]

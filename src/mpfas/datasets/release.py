@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..errors import first_of
 from .records import VideoRecord
 from .registry import dataset_spec
 
@@ -39,28 +40,20 @@ class ReleaseCheck:
                 "unofficial": len(self.unofficial), "complete": self.complete}
 
     def describe(self, shown: int = 10) -> str:
-        """A one-paragraph account naming the first ``shown`` missing files."""
+        """What is missing, naming the first ``shown`` missing files (an incomplete copy)."""
         name = dataset_spec(self.code).name
-        if self.complete:
-            return f"{name} ({self.code}): all {self.official} videos of the official release"
         lost = self.official - self.found
-        head = ", ".join(self.missing[:shown])
-        more = f" (+{len(self.missing) - shown} more)" if len(self.missing) > shown else ""
         how = "missing" if self.exact else "short of the release's counts"
-        return f"{name} ({self.code}): {lost} of the {self.official} official videos are {how}: {head}{more}"
+        return (f"{name} ({self.code}): {lost} of the {self.official} official videos are {how}: "
+                f"{first_of(self.missing, shown)}")
 
 
-def has_release(code: str) -> bool:
-    """Whether the dataset file knows its release (every built-in one does)."""
-    demo = dataset_spec(code).demo
-    return demo is not None and demo.full is not None
-
-
-def check_release(code: str, records: Sequence[VideoRecord]) -> ReleaseCheck:
-    """Compare ``records`` (one dataset's index) with the release ``code``'s dataset file lists."""
+def check_release(code: str, records: Sequence[VideoRecord]) -> ReleaseCheck | None:
+    """Compare ``records`` (one dataset's index) with the release the dataset file lists; None
+    for a dataset that lists none (every built-in one does)."""
     demo = dataset_spec(code).demo
     if demo is None or demo.full is None:
-        raise ValueError(f"dataset {code!r} does not list its official release")
+        return None
     specs, _ = demo.full()
     indexed = {r.relpath for r in records}
     if demo.full_exact:
