@@ -11,7 +11,7 @@
    MFU, peak memory and both loss trajectories.
 3. Scores the same faces (rendered from the demo's face photos: live portraits and their
    halftone prints) with the fp32-trained weights in fp32 and in bf16, as
-   ``mpfas.inference.score_frames`` does, and compares the scores; compares the weights of
+   ``mpfas.models.inference.score_frames`` does, and compares the scores; compares the weights of
    the two training runs.
 4. Runs the evaluation metrics on both score vectors and times scoring (faces/s).
 5. Prints a table, writes JSON (``$OUT/gpu_check.json``, else ``bench/out/gpu_check.json``)
@@ -19,7 +19,7 @@
 
 Like the training loop, CUDA runs use channels_last in both precisions and leave
 ``cudnn.benchmark`` and TF32 convolutions at PyTorch's defaults (``--strict-fp32`` turns TF32
-off). On CPU, bf16 autocast is a no-op in this codebase (``mpfas.inference.autocast``), so
+off). On CPU, bf16 autocast is a no-op in this codebase (``mpfas.models.inference.autocast``), so
 the "bf16" run is fp32 and every agreement is exact: the CPU mode tests the code, not bf16.
 """
 
@@ -43,13 +43,13 @@ import numpy as np
 import torch
 from train_step import BenchConfig, count_flops, make_optimizers, mfu_peak, sync, timed
 
-from mpfas.config import ModelConfig
-from mpfas.evaluation import metrics
-from mpfas.inference import score_batch
+from mpfas.core import metrics
+from mpfas.core.config import ModelConfig
 from mpfas.models import build_model
-from mpfas.training.algorithms import alternating_step
-from mpfas.training.data import DomainBatch
-from mpfas.training.rng import seed_everything
+from mpfas.models.inference import score_batch
+from mpfas.train.algorithms import alternating_step
+from mpfas.train.data import DomainBatch
+from mpfas.train.rng import seed_everything
 
 PRECISIONS = ("fp32", "bf16")
 PAPER = BenchConfig("paper", "resnet50", 256)
@@ -309,7 +309,7 @@ def train_run(model: torch.nn.Module, init: State, batches: Batches, cfg: CheckC
 @torch.no_grad()
 def score_faces(model: torch.nn.Module, faces: torch.Tensor, batch_size: int, device: torch.device,
                 precision: str) -> tuple[np.ndarray, str]:
-    """Frame scores as ``mpfas.inference.score_frames`` computes them (eval mode, forward in
+    """Frame scores as ``mpfas.models.inference.score_frames`` computes them (eval mode, forward in
     ``precision``, score in fp32), for faces already in memory; also the logits' dtype."""
     model.eval()
     scores, dtype = [], ""

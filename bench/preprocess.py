@@ -2,7 +2,7 @@
 
     python bench/preprocess.py --source profiles --markdown bench-preprocess.md
 
-Ours: ``extract.frames_per_video`` evenly spaced frames per video (``extract.workers``
+Ours: ``extract.frames_per_video`` evenly spaced frames per video (``runtime.extract_workers``
 processes), MTCNN batched per video on copies downscaled to ``align.detect_max_side``,
 5-point warp, everything written to disk as the stages do. Official (the HFN+MP
 preprocessing): decode every frame, run MTCNN at full resolution on every frame one
@@ -46,11 +46,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mpfas.config import load_params
-from mpfas.datasets import BUILT_IN, Label, VideoRecord, adapter_for, dataset_name, read_index
+from mpfas.core.config import load_params
+from mpfas.core.sampling import even_indices
+from mpfas.data import BUILT_IN, Label, VideoRecord, adapter_for, dataset_name, read_index
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.warp import warp_face
-from mpfas.sampling import even_indices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profiles import DATASET_VIDEOS, profiles, write_video  # a sibling module of this script
@@ -445,7 +445,7 @@ def main() -> None:
     print(f"{sum(len(g.records) for g in groups)} videos from {source}: "
           + ", ".join(f"{g.key} {len(g.records)}" for g in groups))
     settings = (f"extract.frames_per_video={params.extract.frames_per_video}, "
-                f"extract.workers={params.extract.workers}, "
+                f"runtime.extract_workers={params.runtime.extract_workers}, "
                 f"extract.decode={params.extract.decode}, align.detect_max_side={params.align.detect_max_side}, "
                 f"align.min_face_size={params.align.min_face_size}; torch threads {args.threads}, MTCNN on "
                 f"{args.device}; official: min_face_size {OFFICIAL_MIN_FACE}, full resolution")

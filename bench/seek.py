@@ -27,8 +27,8 @@ import av
 import cv2
 import numpy as np
 
+from mpfas.core.sampling import even_indices
 from mpfas.preprocess.frames import read_sampled_frames
-from mpfas.sampling import even_indices
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from profiles import PROFILES, write_video  # a sibling module of this script

@@ -8,7 +8,7 @@ model's forward, the backward passes and the optimiser steps, and peak memory, f
 * demo:  resnet18, 128 px, 4+4 per domain, K=4 (params.yaml defaults)
 * paper: resnet50, 256 px, 4+4 per domain, K=4 (the official setting)
 
-``--variant`` picks the step's execution settings (``mpfas.training.execution``): ``plain``
+``--variant`` picks the step's execution settings (``mpfas.train.execution``): ``plain``
 is params.yaml's defaults (channels_last on CUDA only), ``optimised``
 is OPTIMISED below, ``both`` runs the two interleaved in one process (A, B, A, B, ... so that
 load from other jobs hits both alike) from the same weights on the same batches and prints
@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mpfas.config import ModelConfig, TrainConfig
+from mpfas.core.config import ModelConfig, TrainConfig
 from mpfas.models import build_model
-from mpfas.training.data import DomainBatch
-from mpfas.training.execution import channels_last, prepare_model
-from mpfas.training.step import Optimisers, meta_iteration
+from mpfas.train.data import DomainBatch
+from mpfas.train.execution import channels_last, prepare_model
+from mpfas.train.step import Optimisers, meta_iteration
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def timed(step: Callable[[], object], iters: int, device: torch.device) -> tuple
 
 
 OPTIMISED: dict[str, object] = {"channels_last": True}
-"""What ``--variant optimised`` sets in the train section (``mpfas.training.execution``);
+"""What ``--variant optimised`` sets in the train section (``mpfas.train.execution``);
 the README's bench table says what each candidate gave."""
 
 

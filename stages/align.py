@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpfas.datasets import dataset_codes, read_index
-from mpfas.errors import MpfasError
+from mpfas.core.errors import MpfasError
+from mpfas.core.stage import stage_main
+from mpfas.data import dataset_codes, read_index
 from mpfas.preprocess.align import run_align
-from mpfas.stage import stage_main
 
 parser = argparse.ArgumentParser(description="Detect and align the faces in one dataset's frames.")
 parser.add_argument("code", help="a registered dataset code (one of data.datasets)")
@@ -21,7 +21,7 @@ parser.add_argument("--metrics", type=Path, required=True, help="detection summa
 parser.add_argument("--sheet", type=Path, required=True, help="contact sheet PNG of aligned faces")
 
 
-@stage_main(parser, item="code", reads=("align",))
+@stage_main(parser, item="code", sections=("align",))
 def main(params, args) -> None:
     code = args.code
     if code not in dataset_codes():

@@ -8,10 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpfas.evaluation.evaluate import EvaluationError
-from mpfas.evaluation.protocol import Outputs, evaluate_protocol
-from mpfas.serving.mlflow_model import publish_best
-from mpfas.stage import stage_main
+from mpfas.core.stage import stage_main
+from mpfas.evaluate.protocol import Outputs, evaluate_protocol
+from mpfas.evaluate.scoring import EvaluationError
+from mpfas.serve.mlflow_model import publish_best
 
 parser = argparse.ArgumentParser(description="Score one protocol's videos with its selected checkpoint.")
 parser.add_argument("protocol", help="a name in manifests.protocols")
@@ -26,8 +26,7 @@ parser.add_argument("--plots", type=Path, required=True, help="folder of ROC, DE
 
 
 @stage_main(parser, item="protocol",
-            reads=("evaluate", "train.device", "data.source", "manifests.target_set"),
-            untracked=("manifests.protocols.${item}",))  # only to refuse an unknown protocol
+            sections=("score", "evaluate", "data", "manifests"))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.protocols:

@@ -3,7 +3,7 @@
 Usage (dvc.yaml's cmd): python stages/evaluate_oulu.py <P> --models DIR --manifests DIR --faces DIR
     --scores DIR --metrics DIR --plots DIR
 
-Each fold is evaluated as ``stages/evaluate.py`` evaluates a protocol (mpfas.evaluation.protocol):
+Each fold is evaluated as ``stages/evaluate.py`` evaluates a protocol (mpfas.evaluate.protocol):
 ``<scores>/<fold>.csv``, ``<metrics>/<fold>.json``, ``<plots>/<fold>/`` (ROC points and images), logged
 to the fold's training run. Its source-val is the Dev split, so the metrics' ``apcer_val``,
 ``bpcer_val`` and ``acer_val`` are the OULU-NPU rule (Dev EER threshold, rates on Test) that the
@@ -14,12 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpfas.datasets.oulu_protocols import oulu_folds
-from mpfas.evaluation.evaluate import EvaluationError
-from mpfas.evaluation.protocol import Outputs, evaluate_protocol
-from mpfas.manifests import OULU_DOMAINS
-from mpfas.serving.mlflow_model import publish_best
-from mpfas.stage import stage_main
+from mpfas.core.stage import stage_main
+from mpfas.data.oulu_protocols import oulu_folds
+from mpfas.evaluate.protocol import Outputs, evaluate_protocol
+from mpfas.evaluate.scoring import EvaluationError
+from mpfas.manifests.build import OULU_DOMAINS
+from mpfas.serve.mlflow_model import publish_best
 
 parser = argparse.ArgumentParser(description="Score each fold of one OULU-NPU protocol with its selected checkpoint.")
 parser.add_argument("protocol", help="P1, P2, P3 or P4 (a name in manifests.oulu_protocols)")
@@ -32,7 +32,7 @@ parser.add_argument("--plots", type=Path, required=True, help="folder of <fold>/
 
 
 @stage_main(parser, item="protocol",
-            reads=("evaluate", "train.device", "data.source", "manifests.target_set", "manifests.oulu_protocols"))
+            sections=("score", "evaluate", "data", "manifests"))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.oulu_protocols:

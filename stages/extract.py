@@ -7,11 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpfas import atomic
-from mpfas.datasets import dataset_codes, read_index
-from mpfas.errors import MpfasError
+from mpfas.core import atomic
+from mpfas.core.errors import MpfasError
+from mpfas.core.stage import stage_main
+from mpfas.data import check_params, dataset_codes, dataset_root, read_index
 from mpfas.preprocess.extract import run_extract
-from mpfas.stage import stage_main
 
 parser = argparse.ArgumentParser(description="Extract evenly spaced frames of one dataset's videos.")
 parser.add_argument("code", help="a registered dataset code (one of data.datasets)")
@@ -20,15 +20,15 @@ parser.add_argument("--out", type=Path, required=True, help="frames folder of th
 parser.add_argument("--metrics", type=Path, required=True, help="extraction summary (JSON)")
 
 
-@stage_main(parser, item="code", reads=("extract", "data.source", "data.demo_root", "data.roots.${item}"))
+@stage_main(parser, item="code", sections=("data", "extract"), checks=(check_params,))
 def main(params, args) -> None:
     code = args.code
     if code not in dataset_codes():
         raise MpfasError(f"usage: python stages/extract.py <dataset code>, one of {dataset_codes()}; got {code!r}")
     if not args.index.is_file():
         raise MpfasError(f"{args.index}: not found; run the raw stage first")
-    summary = run_extract(read_index(args.index, code), params.data.root(code), args.out, params.extract,
-                          dataset=code)
+    summary = run_extract(read_index(args.index, code), dataset_root(params.data, code), args.out, params.extract,
+                          params.runtime.extract_workers, dataset=code)
     atomic.write_json(args.metrics, summary.as_dict())
     print(f"extract {code}: {summary.videos} videos ({summary.skipped} already done), {summary.frames} frames, "
           f"{summary.errors} unreadable, {summary.warnings} warnings")

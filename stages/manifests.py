@@ -3,12 +3,12 @@
 Usage (dvc.yaml's cmd): python stages/manifests.py --index DIR --faces DIR --out DIR --metrics JSON
 
 Reads the index and faces.csv of each dataset in ``data.datasets``; a protocol whose
-domains are not all among them gets no manifest (config makes sure ``train.protocols``
+domains are not all among them gets no manifest (config makes sure ``data.protocols``
 are covered). metrics/manifests.json: ``protocols.<name>.<role>.<domain>`` videos per
 class and faces; ``excluded_no_face.<name>.<role>.<domain>`` videos left out for want of
 an aligned face. With ``manifests.oulu_protocols`` (and O indexed) it also writes one
 manifest per OULU-NPU fold (``OULU-P1.csv``, ``OULU-P3-<phone>.csv``, ...; roles as in
-mpfas.manifests), counted under ``oulu_protocols`` and ``oulu_excluded_no_face``.
+mpfas.manifests.build), counted under ``oulu_protocols`` and ``oulu_excluded_no_face``.
 """
 
 import argparse
@@ -16,11 +16,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from mpfas.atomic import write_json
-from mpfas.config import Protocol
-from mpfas.datasets import read_index
-from mpfas.datasets.oulu_protocols import all_oulu_folds
-from mpfas.manifests import (
+from mpfas.core.atomic import write_json
+from mpfas.core.config import Protocol
+from mpfas.core.stage import stage_main
+from mpfas.data import check_params, read_index
+from mpfas.data.oulu_protocols import all_oulu_folds
+from mpfas.manifests.build import (
     OULU_DOMAINS,
     Manifest,
     count_rows,
@@ -30,7 +31,6 @@ from mpfas.manifests import (
     read_manifest,
     write_manifest,
 )
-from mpfas.stage import stage_main
 
 parser = argparse.ArgumentParser(description="Write one split CSV per protocol.")
 parser.add_argument("--index", type=Path, required=True, help="folder of the index CSVs (<code>.csv)")
@@ -39,7 +39,7 @@ parser.add_argument("--out", type=Path, required=True, help="folder of the manif
 parser.add_argument("--metrics", type=Path, required=True, help="counts per protocol, role and domain (JSON)")
 
 
-@stage_main(parser, reads=("manifests", "data.datasets"))
+@stage_main(parser, sections=("manifests", "data"), checks=(check_params,))
 def main(params, args) -> None:
     codes = params.data.datasets
     videos = {code: read_index(args.index / f"{code}.csv", code) for code in codes}

@@ -8,9 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from mpfas.evaluation.report import write_report
-from mpfas.presets import PAPER, differences
-from mpfas.stage import stage_main
+from mpfas.core.presets import PAPER, differences
+from mpfas.core.stage import stage_main
+from mpfas.evaluate.report import write_report
 from mpfas.tracking import log_pipeline_summary
 
 parser = argparse.ArgumentParser(description="Summarise every protocol beside the published numbers.")
@@ -21,16 +21,13 @@ parser.add_argument("--markdown", type=Path, required=True, help="the summary ta
 parser.add_argument("--plot", type=Path, required=True, help="the summary figure (PNG)")
 
 
-# the report lists every knob that differs from the paper preset
-@stage_main(parser, reads=("data.source", "train.protocols", "manifests.protocols", "manifests.target_set",
-                           "manifests.oulu_protocols",
-                           *PAPER.values),
-            untracked=("tracking.experiment",))  # where the summary is logged: not in the outputs
+# the report lists every knob that differs from the paper preset: it reads the preset's sections
+@stage_main(parser, sections=("data", "manifests", "align", "model", "train", "score"))
 def main(params, args) -> None:
     summary = write_report(params, preset_differences=differences(params, PAPER), metrics_dir=args.metrics_dir,
                            summary_json=args.summary, summary_md=args.markdown, summary_png=args.plot)
     # the table and plot as artifacts of this pipeline run's parent MLflow run (its protocol runs' parent)
-    parent = log_pipeline_summary(params.tracking.experiment, os.environ.get("MPFAS_PARAMS", "params.yaml"),
+    parent = log_pipeline_summary(params.runtime.experiment, os.environ.get("MPFAS_PARAMS", "params.yaml"),
                                   [args.markdown, args.plot])
     if parent:
         print(f"summary logged to MLflow parent run {parent}")

@@ -15,10 +15,11 @@ import os
 import sys
 from pathlib import Path
 
-from mpfas.atomic import write_json
-from mpfas.config import ConfigError
-from mpfas.stage import stage_main
-from mpfas.training import keys
+from mpfas.core.atomic import write_json
+from mpfas.core.config import ConfigError
+from mpfas.core.stage import stage_main
+from mpfas.data import check_params
+from mpfas.models.backbones import check_backbone
 
 parser = argparse.ArgumentParser(description="Meta-learn HFN+MP on one protocol's source domains.")
 parser.add_argument("protocol", help="a name in manifests.protocols")
@@ -30,15 +31,17 @@ parser.add_argument("--loss-curve", type=Path, help="training losses per iterati
 parser.add_argument("--val-curve", type=Path, help="source-val metrics per validation (CSV, for dvc plots)")
 
 
-# the keys every training stage reads (mpfas.training.keys), and the protocol's definition
-@stage_main(parser, item="protocol", reads=("manifests.protocols.${item}", *keys.READS), untracked=keys.UNTRACKED)
+# training reads the protocol's definition, how faces were made (recorded in the checkpoints), the
+# model and training knobs, and how source-val scores
+@stage_main(parser, item="protocol", sections=("data", "manifests", "extract", "align", "model", "train", "score"),
+            checks=(check_params, lambda p: check_backbone(p.model.backbone)))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.protocols:
         raise ConfigError(f"usage: python stages/train.py <protocol> ...; got {protocol!r}, "
                           f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
-    from mpfas.training import train
-    from mpfas.training.curves import Curves
+    from mpfas.train import train
+    from mpfas.train.curves import Curves
 
     if (args.loss_curve is None) != (args.val_curve is None):
         raise ConfigError("stages/train.py: give both --loss-curve and --val-curve, or neither")

@@ -6,7 +6,7 @@ P is one of ``manifests.oulu_protocols`` (P1-P4); its folds (one for P1 and P2, 
 and P4: ``OULU-P3-<left-out phone>``) train one after another through the same loop as
 ``stages/train.py``, each from ``<manifests>/<fold>.csv`` into its own ``<out>/<fold>/`` (best.pt,
 last.pt, run.json) with its own MLflow run, on the Train split's phones as pseudo-domains
-(mpfas.training.protocols). A killed run resumes at the fold and iteration it reached: folds
+(mpfas.data.protocols). A killed run resumes at the fold and iteration it reached: folds
 already complete resume at their last iteration and train no further.
 """
 
@@ -15,11 +15,12 @@ import os
 import sys
 from pathlib import Path
 
-from mpfas.atomic import write_json
-from mpfas.config import ConfigError
-from mpfas.datasets.oulu_protocols import oulu_folds
-from mpfas.stage import stage_main
-from mpfas.training import keys
+from mpfas.core.atomic import write_json
+from mpfas.core.config import ConfigError
+from mpfas.core.stage import stage_main
+from mpfas.data import check_params
+from mpfas.data.oulu_protocols import oulu_folds
+from mpfas.models.backbones import check_backbone
 
 parser = argparse.ArgumentParser(description="Meta-learn HFN+MP on each fold of one OULU-NPU protocol.")
 parser.add_argument("protocol", help="P1, P2, P3 or P4 (a name in manifests.oulu_protocols)")
@@ -29,14 +30,15 @@ parser.add_argument("--out", type=Path, required=True, help="models folder: <fol
 parser.add_argument("--metrics", type=Path, required=True, help="training summary per fold (JSON)")
 
 
-# the keys every training stage reads (mpfas.training.keys), and which OULU-NPU protocols are on
-@stage_main(parser, item="protocol", reads=("manifests.oulu_protocols", *keys.READS), untracked=keys.UNTRACKED)
+# the keys every training stage reads (mpfas.train.keys), and which OULU-NPU protocols are on
+@stage_main(parser, item="protocol", sections=("data", "manifests", "extract", "align", "model", "train", "score"),
+            checks=(check_params, lambda p: check_backbone(p.model.backbone)))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.oulu_protocols:
         raise ConfigError(f"usage: python stages/train_oulu.py <P> ...; got {protocol!r}, "
                           f"on (manifests.oulu_protocols): {params.manifests.oulu_protocols}")
-    from mpfas.training import train
+    from mpfas.train import train
 
     folds = {}
     for fold in oulu_folds(protocol):

@@ -1,6 +1,6 @@
 import pytest
 
-from mpfas.telemetry import quiet_network
+from mpfas.core.telemetry import quiet_network
 
 quiet_network()  # nothing in the tests may wait on the network
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mpfas.config import AlignConfig, ExtractConfig
-from mpfas.datasets import Label, write_index
+from mpfas.core.config import AlignConfig, ExtractConfig
+from mpfas.data import Label, write_index
 from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector, box_iou
 from mpfas.preprocess.extract import run_extract
@@ -306,9 +306,9 @@ _KILLABLE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import torch
-    import mpfas.atomic as atomic
-    from mpfas.config import AlignConfig
-    from mpfas.datasets import read_index
+    import mpfas.core.atomic as atomic
+    from mpfas.core.config import AlignConfig
+    from mpfas.data import read_index
     from mpfas.preprocess.align import run_align
 
     torch.set_num_threads(1)

@@ -8,8 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from mpfas.cleanup import _inodes, freed_between, kept_models, stale_checkpoints
-from mpfas.config import load_params
+from mpfas.experiments.cleanup import _inodes, freed_between, kept_models, stale_checkpoints
+from mpfas.core.config import load_params
 
 
 def _blob(path, n=100_000):
@@ -34,7 +34,7 @@ def test_bytes_are_counted_per_inode_not_per_name(tmp_path):
 def test_stale_checkpoints_and_dead_writers_temp_files_go(tmp_path):
     kept = [_blob(tmp_path / "models/OCI-M/best.pt"), _blob(tmp_path / "models/OCI-M/last.pt"),
             _blob(tmp_path / f"data/faces/.x.png.{os.getpid()}.tmp"),  # a live writer's
-            _blob(tmp_path / "models/OCI-M/notes.tmp")]  # not a temp name of mpfas.atomic
+            _blob(tmp_path / "models/OCI-M/notes.tmp")]  # not a temp name of mpfas.core.atomic
     dead = subprocess.Popen(["true"])
     dead.wait()
     gone = [tmp_path / "models/OLD-P", _blob(tmp_path / f"models/OCI-M/.best.pt.{dead.pid}.tmp"),
@@ -54,7 +54,7 @@ def test_oulu_checkpoints_are_kept_while_their_protocol_is_on(tmp_path):
     manifests.oulu_protocols names P."""
     params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
     params = dataclasses.replace(params, manifests=dataclasses.replace(params.manifests, oulu_protocols=["P3"]))
-    assert kept_models(params) == [*params.train.protocols, "OULU-P3"]
+    assert kept_models(params) == [*params.data.protocols, "OULU-P3"]
     kept = _blob(tmp_path / "models/OULU-P3/OULU-P3-1/last.pt")
     gone = _blob(tmp_path / "models/OULU-P1/OULU-P1/last.pt")
     stale_checkpoints(tmp_path, kept_models(params), dry=False)

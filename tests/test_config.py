@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mpfas.config import ConfigError, Params, load_params
-from mpfas.params_view import flatten
+from mpfas.core.config import ConfigError, Params, load_params
+from mpfas.core.params_view import flatten
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,9 +22,9 @@ def test_repo_params_load():
     assert isinstance(params, Params)
     assert params.train.meta_lr == pytest.approx(1e-2)
     assert params.model.pyramid_init == "official" and params.train.precision == "fp32"
-    assert set(params.train.protocols) <= set(params.manifests.protocols)
+    assert set(params.data.protocols) <= set(params.manifests.protocols)
     assert len(params.manifests.protocols) == 9
-    assert params.train.protocols == ["OCI-M", "OMI-C", "OCM-I", "ICM-O"]  # the Y protocols are opt-in
+    assert params.data.protocols == ["OCI-M", "OMI-C", "OCM-I", "ICM-O"]  # the Y protocols are opt-in
     assert {name: (p.sources, p.target) for name, p in params.manifests.protocols.items() if "Y" in p.domains} == {
         "ICY-O": (["I", "C", "Y"], "O"), "IMY-O": (["I", "M", "Y"], "O"), "MCY-O": (["M", "C", "Y"], "O")}
 
@@ -39,11 +39,11 @@ def test_repo_params_load():
     (lambda d: d["model"].update(backbone="vgg16"), "model.backbone"),
     (lambda d: d["manifests"]["protocols"].update({"OCX-M": {"sources": ["O", "C", "X"], "target": "M"}}),
      "manifests.protocols.OCX-M"),
-    (lambda d: d["train"].update(protocols=["OCI-Z"]), "train.protocols"),
+    (lambda d: d["train"].update(protocols=["OCI-Z"]), "data.protocols"),
     (lambda d: d["data"].update(source="real"), "data.roots.O"),
     (lambda d: d["data"].update(datasets=["O", "C", "I", "X"]), "data.datasets"),
     (lambda d: d["data"].update(datasets=["O", "C", "I", "M", "O"]), "data.datasets"),
-    (lambda d: d["data"].update(datasets=["O", "C", "I"]), "data.datasets"),  # train.protocols use M
+    (lambda d: d["data"].update(datasets=["O", "C", "I"]), "data.datasets"),  # data.protocols use M
     (lambda d: d["extract"].update(max_failure_rate=2), "extract.max_failure_rate"),
     (lambda d: d["train"].update(first_order="yes"), "train.first_order"),
 ])
@@ -69,7 +69,7 @@ def test_flatten_for_mlflow():
 
 
 def test_datasets_need_only_cover_the_trained_protocols(tmp_path):
-    """data.datasets may leave out a dataset no protocol in train.protocols uses."""
+    """data.datasets may leave out a dataset no protocol in data.protocols uses."""
     def mutate(d):
         d["data"]["datasets"] = ["M", "I", "C"]
         d["train"]["protocols"] = ["MI-C"]

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from mpfas.datasets import DatasetError, Label, adapter_for, read_index, write_index
+from mpfas.data import DatasetError, Label, adapter_for, read_index, write_index
 from name_trees import TREES
 
 EXPECTED = {  # total, live, print, replay on the full official file lists

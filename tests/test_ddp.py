@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpfas.config import ModelConfig
+from mpfas.core.config import ModelConfig
 from mpfas.models import build_model
-from mpfas.training import distributed
+from mpfas.train import distributed
 from stage_cmd import stage_argv
 from test_training import make_workspace
 
@@ -44,11 +44,11 @@ RUNNER = '''
 import hashlib, json, os, runpy, sys
 from pathlib import Path
 import mpfas.models
-import mpfas.checkpoint as ckpt
-import mpfas.training.loop as loop
-import mpfas.training.run as run_
+import mpfas.models.checkpoint as ckpt
+import mpfas.train.loop as loop
+import mpfas.train.run as run_
 import mpfas.tracking as tracking
-from mpfas.training.data import DomainSampler
+from mpfas.train.data import DomainSampler
 ''' + inspect.getsource(digest) + '''
 rank = int(os.environ["RANK"])
 rec = {"rank": rank, "writes": [], "trackers": 0, "batches": []}

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from mpfas.config import DemoConfig
-from mpfas.datasets import BUILT_IN, Label, adapter_for, dataset_name
-from mpfas.datasets.contact_sheet import CELL_H, CELL_W, LABEL_H, dataset_sheet
-from mpfas.datasets.msu import read_subject_list
+from mpfas.core.config import DemoConfig
+from mpfas.data import BUILT_IN, Label, adapter_for, dataset_name
+from mpfas.data.contact_sheet import CELL_H, CELL_W, LABEL_H, dataset_sheet
+from mpfas.data.datasets.msu import read_subject_list
 from mpfas.demo import synth, synthesize_demo
 from mpfas.demo.check import read_frames
 from mpfas.demo.faces import identity_pool

@@ -8,7 +8,7 @@ those files; a listed folder stands for every ``.py`` file under it, so a folder
 listed only when the stage runs all of it.
 
 Params: each stage script declares its keys (``stage_main(reads=..., untracked=...)``) and
-can use no other (``mpfas.params_view``); its dvc.yaml ``params:`` must equal ``reads``
+can use no other (``mpfas.core.params_view``); its dvc.yaml ``params:`` must equal ``reads``
 (compared field by field: ``model`` equals its six fields), and no ``untracked`` key may
 be a DVC param. The slow check runs the tiny pipeline and shows every declared key is
 actually read; keys only real data reads are listed in ``REAL_DATA_ONLY``.
@@ -29,8 +29,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mpfas.config import Params, load_params
-from mpfas.params_view import ITEM, UndeclaredParamError, covers
+from mpfas.core.config import Params, load_params
+from mpfas.core.params_view import ITEM, UndeclaredParamError, covers
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"

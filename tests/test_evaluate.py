@@ -15,19 +15,19 @@ import pytest
 import torch
 from PIL import Image
 
-from mpfas.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
-from mpfas.config import EvaluateConfig, ModelConfig, Params, load_params
-from mpfas.evaluation.evaluate import (
+from mpfas.models.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
+from mpfas.core.config import EvaluateConfig, ModelConfig, Params, load_params
+from mpfas.evaluate.scoring import (
     SCORE_COLUMNS,
     EvaluationError,
     evaluate,
     write_outputs,
 )
-from mpfas.evaluation.metrics import roc_auc
-from mpfas.evaluation.report import ReportError, build_summary, render_markdown, write_report
-from mpfas.inference import load_faces, score_frames
-from mpfas.manifests import ManifestRow, read_manifest, write_manifest
-from mpfas.presets import differences
+from mpfas.core.metrics import roc_auc
+from mpfas.evaluate.report import ReportError, build_summary, render_markdown, write_report
+from mpfas.models.inference import load_faces, score_frames
+from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
+from mpfas.core.presets import differences
 from mpfas.tracking import flat_metrics, log_evaluation
 from stage_cmd import stage_argv
 

@@ -1,4 +1,4 @@
-"""The training step's execution settings (``mpfas.training.execution``): the defaults are the
+"""The training step's execution settings (``mpfas.train.execution``): the defaults are the
 plain step, bit for bit, and the optimised step (``bench/train_step.py``'s OPTIMISED) stays
 within a stated tolerance of it after a few iterations from the same weights on the same batches."""
 
@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpfas.config import ConfigError, ModelConfig, TrainConfig, load_params
+from mpfas.core.config import ConfigError, ModelConfig, TrainConfig, load_params
 from mpfas.models import build_model
 from mpfas.models.hfn import _mean
-from mpfas.training.data import DomainBatch
-from mpfas.training.execution import channels_last, prepare_model
-from mpfas.training.step import Optimisers, meta_iteration
+from mpfas.train.data import DomainBatch
+from mpfas.train.execution import channels_last, prepare_model
+from mpfas.train.step import Optimisers, meta_iteration
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))

@@ -16,9 +16,9 @@ import torch
 import yaml
 
 from mpfas.__main__ import main
-from mpfas.inference import load_faces, score_frames
-from mpfas.serving.export import OUTPUT_NAMES, export_onnx, run_onnx, torch_outputs
-from mpfas.serving.predict import load_model
+from mpfas.models.inference import load_faces, score_frames
+from mpfas.serve.export import OUTPUT_NAMES, export_onnx, run_onnx, torch_outputs
+from mpfas.serve.predict import load_model
 from test_predict import REPO, SIZE, TRAINED_ON, make_checkpoint, real_faces
 
 TOLERANCE = 1e-4
@@ -76,7 +76,7 @@ def test_export_cli_legacy_exporter(checkpoint, faces, tmp_path, capsys, caplog)
     assert out.is_file() and '"exporter": "torchscript"' in capsys.readouterr().out
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(meta["preprocess"]) == TRAINED_ON.as_dict() and meta["preprocess_source"] == "checkpoint"
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "mpfas.checkpoint"]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "mpfas.models.checkpoint"]
     assert "align.padding checkpoint 0.37 vs params.yaml 0.2" in warning and "crop_size" not in warning
     rgb = load_faces(faces, SIZE).numpy()
     got, ref = run_onnx(out, rgb), torch_outputs(load_model(checkpoint).model, rgb)

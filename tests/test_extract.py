@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mpfas.config import ExtractConfig
-from mpfas.datasets import Label, VideoRecord
+from mpfas.core.config import ExtractConfig
+from mpfas.data import Label, VideoRecord
 from mpfas.preprocess.extract import ExtractError, run_extract
 from mpfas.preprocess.frames import read_sampled_frames
 from mpfas.preprocess.jobs import MARKER
-from mpfas.sampling import even_indices
+from mpfas.core.sampling import even_indices
 
 REPO = Path(__file__).resolve().parents[1]
 _FACE = cv2.cvtColor(data.astronaut()[20:240, 140:310], cv2.COLOR_RGB2BGR)  # a real face (BGR)
@@ -207,9 +207,9 @@ def test_image_ext_jpg_writes_real_jpegs_and_redoes_png_output(tmp_path):
 _KILLABLE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    import mpfas.atomic as atomic
-    from mpfas.config import ExtractConfig
-    from mpfas.datasets import read_index
+    import mpfas.core.atomic as atomic
+    from mpfas.core.config import ExtractConfig
+    from mpfas.data import read_index
     from mpfas.preprocess.extract import run_extract
 
     _write = atomic.write_bytes
@@ -224,7 +224,7 @@ _KILLABLE = textwrap.dedent("""
 
 
 def test_sigkill_then_rerun_gives_identical_files(tmp_path):
-    from mpfas.datasets import write_index
+    from mpfas.data import write_index
 
     root = tmp_path / "raw"
     records = [record(f"s/v{i:02d}.avi") for i in range(10)]
@@ -258,7 +258,7 @@ def test_sigkill_then_rerun_gives_identical_files(tmp_path):
 
 
 def test_two_videos_that_would_share_a_folder_are_refused(tmp_path):
-    from mpfas.errors import MpfasError
+    from mpfas.core.errors import MpfasError
 
     with pytest.raises(MpfasError, match="would share the output folder 's/v'"):
         run_extract([record("s/v.avi"), record("s/v.mp4")], tmp_path, tmp_path / "out", ExtractConfig(),

@@ -384,8 +384,8 @@ def _variable_rate(src: Path, dst: Path, entries: list[tuple[int, int]]) -> Path
 
 
 def _extract(tmp_path: Path, names: list[str], decode: str) -> dict[str, list[dict]]:
-    from mpfas.config import ExtractConfig
-    from mpfas.datasets import Label, VideoRecord
+    from mpfas.core.config import ExtractConfig
+    from mpfas.data import Label, VideoRecord
     from mpfas.preprocess.extract import run_extract
 
     records = [VideoRecord("O", n, subject=n, split="train", label=Label.LIVE) for n in names]
@@ -451,7 +451,7 @@ def _bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A well-formed best.pt (untrained tiny model) whose bytes are then damaged."""
-    from mpfas.config import ModelConfig
+    from mpfas.core.config import ModelConfig
     from mpfas.models import build_model
 
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
@@ -462,8 +462,8 @@ def trained(tmp_path_factory):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = build_model(cfg)
-    from mpfas.checkpoint import Checkpoint, Preprocess, save
-    from mpfas.config import Params
+    from mpfas.models.checkpoint import Checkpoint, Preprocess, save
+    from mpfas.core.config import Params
 
     save(Checkpoint(kind="best", model=model.state_dict(), model_config=dataclasses.asdict(cfg),
                     preprocess=Preprocess.from_params(Params()), protocol=PROTOCOL, iteration=1,

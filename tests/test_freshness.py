@@ -21,9 +21,9 @@ import torch
 import yaml
 from PIL import Image
 
-from mpfas.config import AlignConfig, ExtractConfig, load_params
-from mpfas.errors import MpfasError
-from mpfas.inference import FaceReadError, load_face
+from mpfas.core.config import AlignConfig, ExtractConfig, load_params
+from mpfas.core.errors import MpfasError
+from mpfas.models.inference import FaceReadError, load_face
 from mpfas.preprocess.align import AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector
 from mpfas.preprocess.extract import ExtractError, run_extract
@@ -143,7 +143,7 @@ def test_align_refuses_a_frame_unlike_its_recorded_checksum(tmp_path, detector):
 
 def _picked_face(root: Path, role: str = "source-train") -> Path:
     """A face the sampler (or validation) reads: the first frame of a video of ``role``."""
-    from mpfas.manifests import read_manifest
+    from mpfas.manifests.build import read_manifest
 
     row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == role)
     return root / row.faces[0]
@@ -157,7 +157,7 @@ def _set_params(root: Path, **sections: dict) -> None:
 
 
 def _train(root: Path):
-    from mpfas.training import train
+    from mpfas.train import train
 
     return train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
                  out_dir="models/OCI-M")
@@ -191,7 +191,7 @@ def test_resume_needs_the_same_faces_and_weights_file(workspace):  # noqa: F811 
 
 
 def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):  # noqa: F811 (fixture)
-    from mpfas.training.loop import fingerprint
+    from mpfas.train.loop import fingerprint
 
     root = workspace
     manifest, face = root / "data/manifests/OCI-M.csv", _picked_face(root, "source-val")
@@ -217,8 +217,8 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
 
 def test_sampler_batches_do_not_depend_on_workers(workspace):  # noqa: F811 (fixture)
     """Why ``train.workers`` may change on resume: threads load, the order stays the sampler's."""
-    from mpfas.manifests import read_manifest
-    from mpfas.training import DomainSampler
+    from mpfas.manifests.build import read_manifest
+    from mpfas.train import DomainSampler
 
     root = workspace
     rows = [r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == "source-train"]

@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mpfas.config import ExtractConfig
-from mpfas.datasets import Label, VideoRecord
+from mpfas.core.config import ExtractConfig
+from mpfas.data import Label, VideoRecord
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.frames import _read_once, read_packets, read_sampled_frames
 

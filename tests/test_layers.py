@@ -3,7 +3,7 @@
 The layers follow the data (issue 12): base helpers, the dataset and backbone registries
 (config validates names against them), config, the demo, preprocessing, manifests,
 models, checkpoints, inference, metrics, tracking, then training and evaluation side by
-side, serving, and the stage harness, the dvc calls (``mpfas.sweeps``) and the CLI on
+side, serving, and the stage harness, the dvc calls (``mpfas.experiments.sweeps``) and the CLI on
 top. A module may import its own layer entry and any lower rank; two different entries
 of the same rank are peers and may not import each other (training and evaluation share
 only ``evaluation.metrics``, a rank below). Every import counts, at module level or
@@ -23,42 +23,42 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: dict[str, int] = {
     "mpfas": 0,  # the package root (its __version__)
-    "mpfas.errors": 0,
-    "mpfas.atomic": 1,
-    "mpfas.paths": 1,
-    "mpfas.rows": 1,
-    "mpfas.telemetry": 1,
-    "mpfas.sampling": 1,
-    "mpfas.plots_page": 2,  # the offline page template of `dvc plots` (atomic writes only)
-    "mpfas.datasets": 2,
-    "mpfas.backbones": 2,
-    "mpfas.config": 3,
-    "mpfas.params_view": 4,
-    "mpfas.device": 4,
-    "mpfas.presets": 4,
+    "mpfas.core.errors": 0,
+    "mpfas.core.atomic": 1,
+    "mpfas.core.paths": 1,
+    "mpfas.core.rows": 1,
+    "mpfas.core.telemetry": 1,
+    "mpfas.core.sampling": 1,
+    "mpfas.experiments.plots_page": 2,  # the offline page template of `dvc plots` (atomic writes only)
+    "mpfas.data": 2,
+    "mpfas.models.backbones": 2,
+    "mpfas.core.config": 3,
+    "mpfas.core.params_view": 4,
+    "mpfas.core.device": 4,
+    "mpfas.core.presets": 4,
     "mpfas.demo": 5,
     "mpfas.preprocess": 6,
-    "mpfas.raw": 6,
-    "mpfas.manifests": 7,
-    "mpfas.splits_export": 8,  # reads and writes manifests: just above them
+    "mpfas.data.raw": 6,
+    "mpfas.manifests.build": 7,
+    "mpfas.manifests.build.export": 8,  # reads and writes manifests: just above them
     "mpfas.models": 8,
-    "mpfas.checkpoint": 9,
-    "mpfas.inference": 10,
-    "mpfas.evaluation.metrics": 11,
+    "mpfas.models.checkpoint": 9,
+    "mpfas.models.inference": 10,
+    "mpfas.core.metrics": 11,
     "mpfas.tracking": 12,
-    "mpfas.training": 13,
-    "mpfas.evaluation": 13,
-    "mpfas.serving": 14,
-    "mpfas.stage": 15,
-    "mpfas.sweeps": 16,  # the dvc subprocess calls of `mpfas seeds`
-    "mpfas.cleanup": 17,  # `mpfas clean`: dvc gc and mlflow gc (through mpfas.sweeps.run_dvc)
+    "mpfas.train": 13,
+    "mpfas.evaluate": 13,
+    "mpfas.serve": 14,
+    "mpfas.core.stage": 15,
+    "mpfas.experiments.sweeps": 16,  # the dvc subprocess calls of `mpfas seeds`
+    "mpfas.experiments.cleanup": 17,  # `mpfas clean`: dvc gc and mlflow gc (through mpfas.experiments.sweeps.run_dvc)
     "mpfas.__main__": 18,
 }
 """Rank of each module or package (the longest matching prefix wins); lower never imports higher."""
 
 FORBIDDEN: tuple[tuple[str, str, str], ...] = (
-    ("mpfas.evaluation", "mpfas.presets", "evaluation gets the preset differences from its caller"),
-    ("mpfas.serving", "mpfas.evaluation.evaluate", "the frame sampler is mpfas.sampling.pick_evenly"),
+    ("mpfas.evaluate", "mpfas.core.presets", "evaluation gets the preset differences from its caller"),
+    ("mpfas.serve", "mpfas.evaluate.scoring", "the frame sampler is mpfas.core.sampling.pick_evenly"),
 )
 """Downward imports that are still not allowed: (importer prefix, imported prefix, why)."""
 
@@ -68,8 +68,8 @@ MLFLOW_IMPORTERS = {
     "mpfas.tracking.lineage": "the experiment's view, dataset inputs and parent runs",
     "mpfas.tracking.models": "logging the models",
     "mpfas.tracking.registry": "the model registry",
-    "mpfas.telemetry": "drops MLflow's telemetry client when mlflow was imported first",
-    "mpfas.serving.mlflow_model": "the pyfunc model's base class; its logging goes through mpfas.tracking",
+    "mpfas.core.telemetry": "drops MLflow's telemetry client when mlflow was imported first",
+    "mpfas.serve.mlflow_model": "the pyfunc model's base class; its logging goes through mpfas.tracking",
 }
 """The only modules that import ``mlflow``, and why."""
 
@@ -227,8 +227,8 @@ def test_no_import_cycles(graph):
 
 
 def test_config_and_params_view_do_not_import_each_other(graph):
-    assert "mpfas.params_view" not in graph["mpfas.config"]
-    assert "mpfas.config" in graph["mpfas.params_view"]  # the view is of Params: one way only
+    assert "mpfas.core.params_view" not in graph["mpfas.core.config"]
+    assert "mpfas.core.config" in graph["mpfas.core.params_view"]  # the view is of Params: one way only
 
 
 def test_only_tracking_talks_to_mlflow():
@@ -239,37 +239,37 @@ def test_only_tracking_talks_to_mlflow():
             if not getattr(node, "level", 0) and any(n == "mlflow" or n.startswith("mlflow.") for n in names):
                 importers[name] = importers.get(name, set()) | set(names)
     assert set(importers) == set(MLFLOW_IMPORTERS), importers
-    assert importers["mpfas.serving.mlflow_model"] == {"mlflow.pyfunc"}
-    assert importers["mpfas.telemetry"] == {"mlflow.telemetry"}
+    assert importers["mpfas.serve.mlflow_model"] == {"mlflow.pyfunc"}
+    assert importers["mpfas.core.telemetry"] == {"mlflow.telemetry"}
 
 
 def test_one_place_turns_telemetry_off():
     setters = [name for name, path in module_files().items()
                if "MLFLOW_DISABLE_TELEMETRY" in path.read_text() or "DO_NOT_TRACK" in path.read_text()]
-    assert setters == ["mpfas.telemetry"]
+    assert setters == ["mpfas.core.telemetry"]
 
 
 # ------------------------------------------------------------------ the checker, on fake graphs
 
 def test_checker_finds_upward_peer_forbidden_and_unranked_imports():
     fake = {
-        "mpfas.config": {"mpfas.errors", "mpfas.params_view"},  # up: config is below params_view
-        "mpfas.training.loop": {"mpfas.evaluation.metrics", "mpfas.evaluation.evaluate"},  # peers
-        "mpfas.evaluation.report": {"mpfas.presets"},  # down, but forbidden
-        "mpfas.inference": {"mpfas.serving.predict"},  # up
+        "mpfas.core.config": {"mpfas.core.errors", "mpfas.core.params_view"},  # up: config is below params_view
+        "mpfas.train.loop": {"mpfas.core.metrics", "mpfas.evaluate.scoring"},  # peers
+        "mpfas.evaluate.report": {"mpfas.core.presets"},  # down, but forbidden
+        "mpfas.models.inference": {"mpfas.serve.predict"},  # up
         "mpfas.newthing": set(),  # no layer
-        "mpfas.errors": set(),
+        "mpfas.core.errors": set(),
     }
     found = violations(fake)
     assert len(found) == 5, found
-    assert any(v.startswith("mpfas.config (layer mpfas.config, rank 3) imports mpfas.params_view") for v in found)
-    assert "mpfas.training.loop imports mpfas.evaluation.evaluate: mpfas.training and mpfas.evaluation are peers" \
+    assert any(v.startswith("mpfas.core.config (layer mpfas.core.config, rank 3) imports mpfas.core.params_view") for v in found)
+    assert "mpfas.train.loop imports mpfas.evaluate.scoring: mpfas.train and mpfas.evaluate are peers" \
         in found
-    assert any(v.startswith("mpfas.evaluation.report imports mpfas.presets: forbidden") for v in found)
-    assert any(v.startswith("mpfas.inference (layer mpfas.inference, rank 10) imports mpfas.serving.predict")
+    assert any(v.startswith("mpfas.evaluate.report imports mpfas.core.presets: forbidden") for v in found)
+    assert any(v.startswith("mpfas.models.inference (layer mpfas.models.inference, rank 10) imports mpfas.serve.predict")
                for v in found)
     assert "mpfas.newthing: no layer (add it to LAYERS)" in found
-    assert violations({"mpfas.training.loop": {"mpfas.evaluation.metrics", "mpfas.inference"}}) == []
+    assert violations({"mpfas.train.loop": {"mpfas.core.metrics", "mpfas.models.inference"}}) == []
 
 
 def test_checker_finds_cycles():

@@ -150,7 +150,7 @@ def test_the_summary_goes_into_the_pipeline_runs_parent(store, monkeypatch):
 
 
 def _checkpoint(path: Path, auc: float, hter: float) -> Path:
-    from mpfas.checkpoint import load, save
+    from mpfas.models.checkpoint import load, save
     from test_predict import make_checkpoint
 
     make_checkpoint(path, threshold=0.5)
@@ -166,8 +166,8 @@ def _bytes(folder: Path) -> int:
 def test_models_are_logged_once_and_the_alias_follows_source_val(store, monkeypatch, tmp_path):
     from mlflow.utils.file_utils import local_file_uri_to_path
 
-    from mpfas.serving.mlflow_model import publish
-    from mpfas.serving.predict import PredictError, load_model
+    from mpfas.serve.mlflow_model import publish
+    from mpfas.serve.predict import PredictError, load_model
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking.sqlite_uri(store / "mlflow.db"))
     versions = {}

@@ -3,9 +3,9 @@ from dataclasses import replace
 
 import pytest
 
-from mpfas.config import ManifestsConfig, Protocol
-from mpfas.datasets import Label, VideoRecord
-from mpfas.manifests import (
+from mpfas.core.config import ManifestsConfig, Protocol
+from mpfas.data import Label, VideoRecord
+from mpfas.manifests.build import (
     ManifestError,
     check_manifest,
     count_rows,
@@ -79,7 +79,7 @@ def test_videos_without_faces_are_left_out_and_counted(caplog):
     gone = [train, *val, target, outside]
     for vid in gone:
         faces[vid] = []
-    with caplog.at_level(logging.WARNING, logger="mpfas.manifests"):
+    with caplog.at_level(logging.WARNING, logger="mpfas.manifests.build"):
         plan = plan_manifest("OCI-M", cfg.protocols["OCI-M"], videos, faces, cfg)
     assert not set(gone) & {r.video_id for r in plan.rows}
     assert all(r.faces for r in plan.rows)

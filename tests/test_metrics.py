@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from mpfas.evaluation.bootstrap import bootstrap_ci
-from mpfas.evaluation.metrics import (
+from mpfas.evaluate.bootstrap import bootstrap_ci
+from mpfas.core.metrics import (
     best_hter,
     eer,
     error_rates,

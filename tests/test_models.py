@@ -11,7 +11,7 @@ import torchvision
 from torch.func import functional_call
 
 from foreign_pickle import save_foreign
-from mpfas.config import ConfigError, ModelConfig
+from mpfas.core.config import ConfigError, ModelConfig
 from mpfas.models import (
     HSVPattern,
     LBPPattern,

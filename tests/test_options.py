@@ -15,10 +15,10 @@ import torch
 import yaml
 from skimage import data
 
-from mpfas.config import AlignConfig, Protocol, load_params
-from mpfas.manifests import plan_manifest
+from mpfas.core.config import AlignConfig, Protocol, load_params
+from mpfas.manifests.build import plan_manifest
 from mpfas.preprocess.align import detector_for
-from mpfas.training import DomainSampler, TrainResult, train
+from mpfas.train import DomainSampler, TrainResult, train
 from test_manifests import CFG, make_videos
 from test_training import _rows, mlflow_uri, workspace  # noqa: F401  (fixtures)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mpfas.config import load_params
-from mpfas.evaluation.evaluate import ScoreSet, level_metrics
-from mpfas.evaluation.metrics import IsoRates
-from mpfas.evaluation.oulu_npu import fold_rates, mean_std, over_folds
-from mpfas.evaluation.report import ReportError, build_summary, oulu_summary, render_markdown
+from mpfas.core.config import load_params
+from mpfas.evaluate.scoring import ScoreSet, level_metrics
+from mpfas.core.metrics import IsoRates
+from mpfas.evaluate.oulu_npu import fold_rates, mean_std, over_folds
+from mpfas.evaluate.report import ReportError, build_summary, oulu_summary, render_markdown
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mpfas.atomic import write_csv
-from mpfas.config import ConfigError, parse_params
-from mpfas.datasets import adapter_for, write_index
-from mpfas.datasets.oulu import oulu_name
-from mpfas.datasets.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds, oulu_folds
-from mpfas.manifests import OULU_DOMAINS, ManifestError, check_manifest, plan_oulu_manifest, read_manifest
+from mpfas.core.atomic import write_csv
+from mpfas.core.config import ConfigError, parse_params
+from mpfas.data import adapter_for, write_index
+from mpfas.data.datasets.oulu import oulu_name
+from mpfas.data.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds, oulu_folds
+from mpfas.manifests.build import OULU_DOMAINS, ManifestError, check_manifest, plan_oulu_manifest, read_manifest
 from name_trees import TREES, oulu_tree
 from stage_cmd import stage_argv
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mpfas.config import ConfigError, load_params
-from mpfas.datasets import adapter_for
-from mpfas.datasets.oulu_protocols import oulu_folds
-from mpfas.evaluation.report import oulu_summary, render_oulu
-from mpfas.manifests import OULU_DOMAINS, ManifestRow, plan_oulu_manifest, write_manifest
-from mpfas.training.protocols import phone_domain, resolve_protocol
+from mpfas.core.config import ConfigError, load_params
+from mpfas.data import adapter_for
+from mpfas.data.oulu_protocols import oulu_folds
+from mpfas.evaluate.report import oulu_summary, render_oulu
+from mpfas.manifests.build import OULU_DOMAINS, ManifestRow, plan_oulu_manifest, write_manifest
+from mpfas.data.protocols import phone_domain, resolve_protocol
 from name_trees import oulu_tree
 from test_dvc_yaml import stage_module
 from test_training import _face
@@ -122,7 +122,7 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"
     monkeypatch.chdir(oulu_workspace)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    caplog.set_level(logging.INFO, logger="mpfas.training.loop")
+    caplog.set_level(logging.INFO, logger="mpfas.train.loop")
     from stage_cmd import stage_argv
 
     # cut short after iteration 1 (train.iterations is not in the resume fingerprint), then resumed
@@ -177,7 +177,7 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
 def render_oulu_tree(root: Path, names: list[str], frames: int = 4, seed: int = 0) -> None:
     """Real OULU-NPU file names holding rendered videos (the demo's renderer: each phone its simulated
     camera, each session its place), one identity per user."""
-    from mpfas.datasets.oulu import OULU_FILES, oulu_name
+    from mpfas.data.datasets.oulu import OULU_FILES, oulu_name
     from mpfas.demo.faces import assign_identities
     from mpfas.demo.layout import VideoSpec
     from mpfas.demo.render import render_video

@@ -14,11 +14,11 @@ import torch
 import torchvision
 import yaml
 
-from mpfas.config import ConfigError, ModelConfig, load_params
-from mpfas.inference import score_frames
+from mpfas.core.config import ConfigError, ModelConfig, load_params
+from mpfas.models.inference import score_frames
 from mpfas.models import build_model
 from mpfas.models import weights as weights_mod
-from mpfas.presets import PAPER, apply_preset, differences, dvc_set_args
+from mpfas.core.presets import PAPER, apply_preset, differences, dvc_set_args
 from test_training import make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_precision_is_fp32_by_default_and_bf16_is_a_cpu_no_op(tmp_path):
 # ------------------------------------------------------------------ real data, all sources
 
 def test_real_data_with_random_init_refuses_unless_asked(tmp_path, monkeypatch):
-    from mpfas.training import train
+    from mpfas.train import train
 
     make_workspace(tmp_path, overrides={"data": {"source": "real", "roots": {c: "/nowhere" for c in "OCIM"}}})
     monkeypatch.chdir(tmp_path)
@@ -198,12 +198,12 @@ def test_source_val_selection_needs_source_val_videos(tmp_path):
 @pytest.mark.slow  # train(), evaluate and report end to end
 def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_path, monkeypatch):
     """val_fraction 0: no source-val rows; select 'last'; evaluate and report cope."""
-    from mpfas.checkpoint import load_model
-    from mpfas.config import Params
-    from mpfas.evaluation.evaluate import evaluate
-    from mpfas.evaluation.report import build_summary, render_markdown
-    from mpfas.manifests import read_manifest
-    from mpfas.training import train
+    from mpfas.models.checkpoint import load_model
+    from mpfas.core.config import Params
+    from mpfas.evaluate.scoring import evaluate
+    from mpfas.evaluate.report import build_summary, render_markdown
+    from mpfas.manifests.build import read_manifest
+    from mpfas.train import train
 
     make_workspace(tmp_path, val_videos=0, overrides={
         "manifests": {"val_fraction": 0.0}, "train": {**_tiny_train(), "select": "last"}})
@@ -238,7 +238,7 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
 def test_target_oracle_selects_on_frame_level_min_hter(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from mpfas.training import train
+    from mpfas.train import train
 
     make_workspace(tmp_path, overrides={"train": {**_tiny_train(), "iterations": 4, "eval_every": 1,
                                                   "select": "target_oracle"}})

@@ -207,7 +207,7 @@ def _garbage(repo, size=1_000_000):
     (copy / "models/OCI-M/last.pt").write_bytes(blob)
     # the copy's best.pt is a hardlink of a cache object the workspace still uses: frees nothing
     os.link(repo / "models/OCI-M/best.pt", copy / "models/OCI-M/best.pt")
-    (repo / "models/OLD-P").mkdir()  # a protocol dropped from train.protocols
+    (repo / "models/OLD-P").mkdir()  # a protocol dropped from data.protocols
     (repo / "models/OLD-P/last.pt").write_bytes(blob)
     dead = subprocess.Popen(["true"])
     dead.wait()

@@ -6,8 +6,8 @@ import csv
 import re
 from pathlib import Path
 
-from mpfas.plots_page import TEMPLATE, template_html
-from mpfas.training.curves import Curve
+from mpfas.experiments.plots_page import TEMPLATE, template_html
+from mpfas.train.curves import Curve
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -25,12 +25,12 @@ import yaml
 from skimage import data
 
 from mpfas.__main__ import main
-from mpfas.checkpoint import Checkpoint, Preprocess, save
-from mpfas.config import AlignConfig, DemoConfig, EvaluateConfig, ExtractConfig, ModelConfig, Params
-from mpfas.datasets import Label, adapter_for
-from mpfas.inference import score_frames
+from mpfas.models.checkpoint import Checkpoint, Preprocess, save
+from mpfas.core.config import AlignConfig, DemoConfig, EvaluateConfig, ExtractConfig, ModelConfig, Params
+from mpfas.data import Label, adapter_for
+from mpfas.models.inference import score_frames
 from mpfas.models import RandomInitWarning, build_model
-from mpfas.serving.predict import CSV_COLUMNS, load_model
+from mpfas.serve.predict import CSV_COLUMNS, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # crop and model input: small keeps the tests fast
@@ -160,7 +160,7 @@ def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
     """Per-face and video scores of `predict` on raw videos = extract + align + score_frames."""
     from mpfas.preprocess.align import run_align
     from mpfas.preprocess.extract import run_extract
-    from mpfas.sampling import pick_evenly
+    from mpfas.core.sampling import pick_evenly
 
     monkeypatch.chdir(project)
     videos = demo_videos(demo, "M")
@@ -177,7 +177,7 @@ def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
     rc, out, err = run_cli(["predict", *[str(root / r.relpath) for r in recs], "--no-progress"], capsys)
     assert rc == 0, err
     doc = json.loads(out)
-    assert doc["model"]["checkpoint"] == "models/OCI-M/best.pt"  # default: first of train.protocols
+    assert doc["model"]["checkpoint"] == "models/OCI-M/best.pt"  # default: first of data.protocols
     assert doc["threshold"] == 0.5 and doc["threshold_source"].startswith("checkpoint")
     assert [i["input"] for i in doc["inputs"]] == [str(root / r.relpath) for r in recs]
     for rec, item in zip(recs, doc["inputs"]):
@@ -309,7 +309,7 @@ def _params_file(project: Path, path: Path, changes: dict) -> Path:
 
 
 def _meta_warnings(caplog) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "mpfas.checkpoint"]
+    return [r.getMessage() for r in caplog.records if r.name == "mpfas.models.checkpoint"]
 
 
 def test_predict_applies_the_checkpoints_preprocessing(project, demo, tmp_path, monkeypatch, capsys, caplog):

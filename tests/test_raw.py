@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from mpfas.config import DataConfig, Params
-from mpfas.datasets import DatasetError
-from mpfas.raw import build_raw, index_datasets
+from mpfas.core.config import DataConfig, Params
+from mpfas.data import DatasetError
+from mpfas.data.raw import build_raw, index_datasets
 from name_trees import TREES, oulu_protocol_lists
 
 
@@ -127,7 +127,7 @@ def test_files_outside_the_release_are_named(trees, tmp_path, caplog):
 
 
 def test_demo_is_not_checked_against_releases(tmp_path):
-    from mpfas.raw import check_copies
+    from mpfas.data.raw import check_copies
 
     assert check_copies(Params(), {"O": []}, tmp_path) == {}
 

@@ -19,9 +19,9 @@ import torch
 import yaml
 from torch import nn
 
-from mpfas.backbones import backbone_names, register_backbone, unregister_backbone
-from mpfas.config import AlignConfig, ConfigError, DataConfig, DemoConfig, ExtractConfig, Params, parse_params
-from mpfas.datasets import (
+from mpfas.models.backbones import backbone_names, register_backbone, unregister_backbone
+from mpfas.core.config import AlignConfig, ConfigError, DataConfig, DemoConfig, ExtractConfig, Params, parse_params
+from mpfas.data import (
     DatasetAdapter,
     DatasetSpec,
     Label,
@@ -32,12 +32,12 @@ from mpfas.datasets import (
     registered,
     write_index,
 )
-from mpfas.datasets.demo_plan import Camera, DemoPlan, Place, VideoSpec
+from mpfas.data.demo_plan import Camera, DemoPlan, Place, VideoSpec
 from mpfas.demo import synth
 from mpfas.models import MetaPatternFAS, frame_score
 from mpfas.preprocess.align import run_align
 from mpfas.preprocess.extract import run_extract
-from mpfas.raw import build_raw, index_datasets
+from mpfas.data.raw import build_raw, index_datasets
 from name_trees import TREES
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mpfas.config import ExtractConfig, Protocol
-from mpfas.datasets import Label, VideoRecord, read_index, write_index
-from mpfas.errors import MpfasError
-from mpfas.manifests import ManifestError, plan_manifest, read_faces_index, read_manifest, write_manifest
+from mpfas.core.config import ExtractConfig, Protocol
+from mpfas.data import Label, VideoRecord, read_index, write_index
+from mpfas.core.errors import MpfasError
+from mpfas.manifests.build import ManifestError, plan_manifest, read_faces_index, read_manifest, write_manifest
 from mpfas.preprocess.align import read_frames_index
 from mpfas.preprocess.extract import run_extract
 from stage_cmd import stage_argv

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mpfas.sampling import even_indices, pick_evenly
+from mpfas.core.sampling import even_indices, pick_evenly
 
 
 def test_even_indices_spread_evenly_with_ends():

@@ -12,14 +12,14 @@ import statistics
 import pytest
 
 from mpfas.__main__ import main
-from mpfas.evaluation.seeds import (
+from mpfas.experiments.seeds import (
     Stat,
     experiments_from_exp_show,
     group_by_params,
     render_markdown,
     summarise,
 )
-from mpfas.sweeps import EVALUATE_DIR, TRAIN_METRICS, queue_args
+from mpfas.experiments.sweeps import EVALUATE_DIR, TRAIN_METRICS, queue_args
 
 
 def _data(seed, *, inner=4, protocols=("OCI-M", "ICM-O"), auc=0.8, hter_val=0.3, hter_eer=0.2, oracle=0.1,
@@ -132,9 +132,9 @@ def test_queue_args():
 
 
 def test_aggregate_command_writes_table_plot_and_json(tmp_path, monkeypatch, capsys):
-    import mpfas.sweeps
+    import mpfas.experiments.sweeps
 
-    monkeypatch.setattr(mpfas.sweeps, "run_dvc", lambda args, cwd=None: json.dumps(SHOWN))
+    monkeypatch.setattr(mpfas.experiments.sweeps, "run_dvc", lambda args, cwd=None: json.dumps(SHOWN))
     out, plot, rows = tmp_path / "seeds.md", tmp_path / "seeds.png", tmp_path / "seeds.json"
     assert main(["seeds", "aggregate", "--out", str(out), "--plot", str(plot), "--json", str(rows)]) == 0
     assert out.read_text() == capsys.readouterr().out

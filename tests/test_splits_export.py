@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from mpfas.__main__ import main
-from mpfas.manifests import ManifestRow, read_manifest, write_manifest
-from mpfas.splits_export import (
+from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
+from mpfas.manifests.build.export import (
     METAPATTERN_LABELS,
     VideoLine,
     export_splits,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mpfas.config import ExtractConfig, load_params
-from mpfas.params_view import UndeclaredParamError, flatten, view
-from mpfas.presets import differences
-from mpfas.stage import stage_main
+from mpfas.core.config import ExtractConfig, load_params
+from mpfas.core.params_view import UndeclaredParamError, flatten, view
+from mpfas.core.presets import differences
+from mpfas.core.stage import stage_main
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mpfas import tracking
-from mpfas.config import Params
+from mpfas.core.config import Params
 
 EXP_COPY = Path(".dvc", "tmp", "exps", "tmpabc123")  # where DVC runs a temp or queued experiment
 

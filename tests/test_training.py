@@ -22,14 +22,14 @@ import torch
 import yaml
 from PIL import Image, ImageFilter
 
-from mpfas.checkpoint import SCHEMA_VERSION, Preprocess
-from mpfas.config import ConfigError, load_params
-from mpfas.inference import load_faces, score_videos
-from mpfas.manifests import ManifestRow, write_manifest
+from mpfas.models.checkpoint import SCHEMA_VERSION, Preprocess
+from mpfas.core.config import ConfigError, load_params
+from mpfas.models.inference import load_faces, score_videos
+from mpfas.manifests.build import ManifestRow, write_manifest
 from mpfas.models import build_model
-from mpfas.sampling import pick_evenly
-from mpfas.training import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
-from mpfas.training.algorithms import split_parameters
+from mpfas.core.sampling import pick_evenly
+from mpfas.train import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
+from mpfas.train.algorithms import split_parameters
 from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def workspace(tmp_path, monkeypatch, mlflow_uri) -> Path:
 
 
 def _rows(root: Path):
-    from mpfas.manifests import read_manifest
+    from mpfas.manifests.build import read_manifest
 
     return read_manifest(root / "data/manifests/OCI-M.csv", faces_root=root / "data/faces")
 
@@ -121,7 +121,7 @@ def test_load_faces_and_video_scores(workspace):
     scores = score_videos(model, videos, 64, 4, "cpu", num_frames=2)
     assert model.training  # mode restored
     assert scores.shape == (4,) and np.isnan(scores[3]) and np.all((scores[:3] >= 0) & (scores[:3] <= 1))
-    from mpfas.inference import score_frames
+    from mpfas.models.inference import score_frames
 
     frames = score_frames(model, pick_evenly(rows[0].faces, 2), 64, 1, "cpu")
     assert scores[0] == pytest.approx(frames.mean(), abs=1e-5)
@@ -178,7 +178,7 @@ def test_color_augment_jitters_the_same_frames_seeded_and_resumable(workspace):
 def test_photometric_jitter_parts():
     from torchvision.transforms.v2 import functional as tf
 
-    from mpfas.training.data import Jitter, _gaussian_blur, _hue_rotation, photometric_jitter
+    from mpfas.train.data import Jitter, _gaussian_blur, _hue_rotation, photometric_jitter
 
     img = torch.rand(4, 3, 16, 16)
     still = Jitter(brightness=0, contrast=0, saturation=0, hue=0, gamma=0, blur_p=0)
@@ -196,15 +196,15 @@ def test_photometric_jitter_parts():
 def test_color_augment_is_a_difference_from_the_paper():
     import dataclasses
 
-    from mpfas.config import Params
-    from mpfas.presets import PAPER, differences
+    from mpfas.core.config import Params
+    from mpfas.core.presets import PAPER, differences
 
     assert PAPER.values["train.augment"] == "flip"
     params = Params()
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, augment="color"))
     assert differences(params)["train.augment"] == {"ours": "color", "preset": "flip"}
     with pytest.raises(ConfigError, match=r"train\.augment"):
-        from mpfas.config import parse_params
+        from mpfas.core.config import parse_params
 
         parse_params("train:\n  augment: colour\n", "params.yaml")
 
@@ -315,8 +315,8 @@ def test_stage_refuses_bad_params_before_any_work(workspace):
 def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     import mlflow
 
-    from mpfas.training import train
-    from mpfas.training.curves import Curves
+    from mpfas.train import train
+    from mpfas.train.curves import Curves
 
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
     curves = Curves.at("plots/loss.csv", "plots/val.csv")
@@ -378,8 +378,8 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
 def test_failed_run_is_marked_failed(workspace, mlflow_uri):
     import mlflow
 
-    from mpfas.inference import FaceReadError
-    from mpfas.training import train
+    from mpfas.models.inference import FaceReadError
+    from mpfas.train import train
 
     victim = next(r for r in _rows(workspace) if r.role == "source-train" and r.domain == "C")
     for face in victim.faces:  # undecodable, found only when drawn (a missing face fails before the run)
@@ -398,15 +398,15 @@ RUNNER = textwrap.dedent("""
     import torch
     logging.basicConfig(level=logging.INFO)
     torch.set_num_threads(1)
-    from mpfas.config import load_params
-    from mpfas.training import train
+    from mpfas.core.config import load_params
+    from mpfas.train import train
 
     def hook(it):
         print("checkpoint", it, flush=True)
         if sys.argv[1] == "stall" and it == 2:
             time.sleep(120)
 
-    from mpfas.training.curves import Curves
+    from mpfas.train.curves import Curves
 
     train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
           out_dir=sys.argv[2], curves=Curves.at(sys.argv[2] + "/loss.csv", sys.argv[2] + "/val.csv"),
@@ -470,7 +470,7 @@ def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
 def test_target_oracle_selection_is_labelled(workspace, mlflow_uri):
     from mlflow.tracking import MlflowClient
 
-    from mpfas.training import train
+    from mpfas.train import train
 
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["train"].update(iterations=1, select="target_oracle", algorithm="bilevel")

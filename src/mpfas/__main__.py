@@ -24,13 +24,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from .errors import MpfasError
-from .telemetry import quiet_network
+from mpfas.core.errors import MpfasError
+from mpfas.core.telemetry import quiet_network
 
 
 def _params(path: str | None):
     """params.yaml of the cwd (or --params / MPFAS_PARAMS); defaults when there is none."""
-    from .config import Params, load_params
+    from mpfas.core.config import Params, load_params
 
     explicit = path or os.environ.get("MPFAS_PARAMS")
     target = Path(explicit or "params.yaml")
@@ -41,8 +41,8 @@ def _params(path: str | None):
 
 
 def _device(name: str) -> str:
-    from .config import ConfigError
-    from .device import resolve_device
+    from mpfas.core.config import ConfigError
+    from mpfas.core.device import resolve_device
 
     try:
         return str(resolve_device(name))
@@ -54,7 +54,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from .serving.predict import InputResult, Predictor, discover, load_model, to_csv, to_json
+    from mpfas.serve.predict import InputResult, Predictor, discover, load_model, to_csv, to_json
 
     params = _params(args.params)
     checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
@@ -81,7 +81,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .serving.export import export_onnx
+    from mpfas.serve.export import export_onnx
 
     params = _params(args.params)  # also what the checkpoint's preprocessing is compared with
     checkpoint = Path(args.model) if args.model else _default_ckpt(params, args.protocol)
@@ -93,7 +93,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_log_model(args: argparse.Namespace) -> int:
-    from .serving.mlflow_model import log_model
+    from mpfas.serve.mlflow_model import log_model
 
     protocol = args.protocol
     params = _params(args.params)  # what the checkpoint's preprocessing is compared with
@@ -113,7 +113,7 @@ def cmd_log_model(args: argparse.Namespace) -> int:
 
 
 def cmd_preset(args: argparse.Namespace) -> int:
-    from .presets import apply_preset, differences, dvc_set_args, get_preset
+    from mpfas.core.presets import apply_preset, differences, dvc_set_args, get_preset
 
     preset = get_preset(args.name)
     overrides = {"model.pretrained": args.pretrained} if args.pretrained else {}
@@ -124,7 +124,7 @@ def cmd_preset(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise MpfasError(f"{path}: parameter file not found")
     if args.dry_run:
-        from .config import load_params
+        from mpfas.core.config import load_params
 
         diff = differences(load_params(path), preset)
         for key, d in diff.items():
@@ -140,7 +140,7 @@ def cmd_preset(args: argparse.Namespace) -> int:
 
 
 def cmd_seeds_queue(args: argparse.Namespace) -> int:
-    from .sweeps import queue_seeds
+    from mpfas.experiments.sweeps import queue_seeds
 
     for line in queue_seeds(args.seeds, args.set, start=args.start, jobs=args.jobs):
         print(line)
@@ -150,8 +150,8 @@ def cmd_seeds_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_seeds_aggregate(args: argparse.Namespace) -> int:
-    from . import atomic
-    from .evaluation.seeds import (
+    from mpfas.core import atomic
+    from mpfas.experiments.seeds import (
         as_json,
         experiments_from_exp_show,
         group_by_params,
@@ -159,7 +159,7 @@ def cmd_seeds_aggregate(args: argparse.Namespace) -> int:
         render_markdown,
         summarise,
     )
-    from .sweeps import EVALUATE_DIR, TRAIN_METRICS, exp_show
+    from mpfas.experiments.sweeps import EVALUATE_DIR, TRAIN_METRICS, exp_show
 
     shown = exp_show(all_commits=args.all_commits)
     experiments = experiments_from_exp_show(shown, evaluate_dir=EVALUATE_DIR, train_metrics=TRAIN_METRICS,
@@ -188,14 +188,14 @@ MODELS_DIR = Path("models")
 
 
 def _default_protocol(params, protocol: str | None) -> str:
-    """``protocol``, else the first of ``train.protocols``."""
-    from .serving.predict import PredictError
+    """``protocol``, else the first of ``data.protocols``."""
+    from mpfas.serve.predict import PredictError
 
     if protocol:
         return protocol
-    if not params.train.protocols:
-        raise PredictError("no --model or --protocol given and train.protocols is empty")
-    return params.train.protocols[0]
+    if not params.data.protocols:
+        raise PredictError("no --model or --protocol given and data.protocols is empty")
+    return params.data.protocols[0]
 
 
 def _default_ckpt(params, protocol: str | None) -> Path:
@@ -210,7 +210,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_export_splits(args: argparse.Namespace) -> int:
-    from .splits_export import export_splits, frame_counts, read_manifests
+    from mpfas.manifests.build.export import export_splits, frame_counts, read_manifests
 
     manifests = read_manifests(Path(args.manifests), Path(args.faces))
     frames_of = frame_counts(Path(args.frames)) if args.frames else None
@@ -220,9 +220,9 @@ def cmd_export_splits(args: argparse.Namespace) -> int:
 
 
 def cmd_clean(args: argparse.Namespace) -> int:
-    from .cleanup import clean, kept_models, render
-    from .config import load_params
-    from .paths import main_root
+    from mpfas.core.config import load_params
+    from mpfas.core.paths import main_root
+    from mpfas.experiments.cleanup import clean, kept_models, render
 
     root = main_root()
     path = Path(args.params or os.environ.get("MPFAS_PARAMS") or root / "params.yaml")
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p: argparse.ArgumentParser) -> None:
         g = p.add_mutually_exclusive_group()
-        g.add_argument("--model", metavar="CKPT", help="checkpoint (default: models/<first train.protocols>/best.pt)")
+        g.add_argument("--model", metavar="CKPT", help="checkpoint (default: models/<first data.protocols>/best.pt)")
         g.add_argument("--protocol", metavar="NAME", help="use models/NAME/best.pt")
         p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
 
@@ -327,21 +327,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="remove what finished or abandoned experiments left; print the bytes freed",
                        description="Remove DVC's leftover experiment copies (tmp/exps inside .dvc), models/<P>/ of "
-                                   "protocols not in train.protocols and temp files of killed writes, MLflow runs "
+                                   "protocols not in data.protocols and temp files of killed writes, MLflow runs "
                                    "deleted in the UI with their artifacts (mlflow gc), and DVC cache objects no "
                                    "commit, experiment or the workspace uses (dvc gc -w -A --all-experiments); "
                                    "relink second copies of cached outputs (dvc checkout --relink, only while "
                                    "dvc status is clean). Temp copies and the cache are left alone while "
                                    "experiments are queued or running. last.pt (the resume point) is kept.")
     p.add_argument("--dry-run", action="store_true", help="list what would go and the bytes; delete nothing")
-    p.add_argument("--params", metavar="YAML", help="whose train.protocols are kept (default: $MPFAS_PARAMS or "
+    p.add_argument("--params", metavar="YAML", help="whose data.protocols are kept (default: $MPFAS_PARAMS or "
                                                     "the repository root's params.yaml)")
     p.set_defaults(func=cmd_clean)
     return parser
 
 
 def cmd_plots_template(args: argparse.Namespace) -> int:
-    from .plots_page import TEMPLATE, template_html, write_template
+    from mpfas.experiments.plots_page import TEMPLATE, template_html, write_template
 
     if args.check:
         current = TEMPLATE.read_text(encoding="utf-8") if TEMPLATE.is_file() else None

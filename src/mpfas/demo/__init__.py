@@ -6,6 +6,6 @@ ship with scikit-image and matplotlib, so the whole pipeline runs with no
 licensed data (the raw stage's contact sheet shows one frame per domain and class).
 """
 
-from .synth import synthesize_demo
+from mpfas.demo.synth import synthesize_demo
 
 __all__ = ["synthesize_demo"]

@@ -14,8 +14,8 @@ import functools
 import cv2
 import numpy as np
 
-from ..datasets import dataset_spec
-from ..datasets.demo_plan import Camera
+from mpfas.data import dataset_spec
+from mpfas.data.demo_plan import Camera
 
 __all__ = ["Camera", "camera_for", "capture"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..datasets import adapter_for, dataset_name, demo_codes
+from mpfas.data import adapter_for, dataset_name, demo_codes
 
 
 def read_frames(path: Path, step: int = 1) -> list[np.ndarray]:

@@ -11,8 +11,8 @@ subjects in file order, an index into the identities of faces.reuse_identities.
 
 from __future__ import annotations
 
-from ..datasets import dataset_spec
-from ..datasets.demo_plan import DemoPlan, VideoSpec
+from mpfas.data import dataset_spec
+from mpfas.data.demo_plan import DemoPlan, VideoSpec
 
 
 def _full(code: str) -> DemoPlan:

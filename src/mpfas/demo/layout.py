@@ -1,6 +1,6 @@
 """Which files each demo domain gets (``demo.size: small``), named as in the real datasets.
 
-The per-dataset rules live in each dataset file's DemoPlan (``mpfas.datasets``);
+The per-dataset rules live in each dataset file's DemoPlan (``mpfas.data``);
 ``full.py`` lists every official file. Subjects are dealt round-robin over a
 dataset's official split folders, so every split gets one when there are at least
 as many subjects as splits. Every subject gets about five videos covering live,
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets import dataset_spec
-from ..datasets.demo_plan import VideoSpec, deal
-from ..datasets.msu import MSU_TEST, MSU_TRAIN
+from mpfas.data import dataset_spec
+from mpfas.data.datasets.msu import MSU_TEST, MSU_TRAIN
+from mpfas.data.demo_plan import VideoSpec, deal
 
 __all__ = ["MSU_TEST", "MSU_TRAIN", "VideoSpec", "plan"]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..datasets import dataset_spec
-from ..datasets.demo_plan import VideoSpec
-from .attacks import PRINTERS, SCREENS, bend, print_texture, screen_texture
-from .camera import camera_for, capture
-from .faces import CANVAS_H, EYES, FACE_CENTER, Identity, make_portrait
-from .motion import hand_motion, head_motion, plane_homography, static_poses
-from .scene import background, light_map, paste_portrait, place_for, shade_portrait
+from mpfas.data import dataset_spec
+from mpfas.data.demo_plan import VideoSpec
+from mpfas.demo.attacks import PRINTERS, SCREENS, bend, print_texture, screen_texture
+from mpfas.demo.camera import camera_for, capture
+from mpfas.demo.faces import CANVAS_H, EYES, FACE_CENTER, Identity, make_portrait
+from mpfas.demo.motion import hand_motion, head_motion, plane_homography, static_poses
+from mpfas.demo.scene import background, light_map, paste_portrait, place_for, shade_portrait
 
 FACE_FRACTION = 0.95  # portrait canvas height / frame height: the face is ~45% of the frame
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..datasets import dataset_spec
-from ..datasets.demo_plan import Place, Rect
+from mpfas.data import dataset_spec
+from mpfas.data.demo_plan import Place, Rect
 
 __all__ = ["Place", "Rect", "background", "light_map", "paste_portrait", "place_for", "shade_portrait"]
 
@@ -64,7 +64,7 @@ def paste_portrait(bg: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, anchor: t
 
     ``height`` is the canvas height in output pixels; ``angle`` is in degrees.
     """
-    from .motion import similarity
+    from mpfas.demo.motion import similarity
 
     h, w = bg.shape[:2]
     m = similarity(anchor, center, height / rgb.shape[0], angle)

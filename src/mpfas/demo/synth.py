@@ -20,13 +20,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..config import DemoConfig
-from ..datasets import BUILT_IN, DatasetSpec, dataset_codes, dataset_name, dataset_spec, demo_codes, register_dataset
-from ..datasets.base import IMAGE_EXTENSIONS
-from . import full
-from .faces import Identity, assign_identities, reuse_identities
-from .layout import VideoSpec, plan
-from .render import render_video
+from mpfas.core.config import DemoConfig
+from mpfas.data import BUILT_IN, DatasetSpec, dataset_codes, dataset_name, dataset_spec, demo_codes, register_dataset
+from mpfas.data.base import IMAGE_EXTENSIONS
+from mpfas.demo import full
+from mpfas.demo.faces import Identity, assign_identities, reuse_identities
+from mpfas.demo.layout import VideoSpec, plan
+from mpfas.demo.render import render_video
 
 log = logging.getLogger(__name__)
 

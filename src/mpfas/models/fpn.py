@@ -1,6 +1,6 @@
 """One feature-pyramid stream of the HFN.
 
-A stream is a registered backbone body (``mpfas.backbones``: C3, C4, C5; the paper's
+A stream is a registered backbone body (``mpfas.models.backbones``: C3, C4, C5; the paper's
 is a torchvision ResNet) plus the pyramid layers of the official HFN: 1x1 laterals on
 C3/C4/C5 to 256 channels, 3x3 smoothing convs after each top-down merge (P4, P3), and
 RetinaNet-style P6 = conv3x3/2(C5), P7 = conv3x3/2(ReLU(P6)). There is no P5 smoothing
@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mpfas.backbones import get_backbone
-from mpfas.backbones.resnet import ResNetBody
+from mpfas.models.backbones import get_backbone
+from mpfas.models.backbones.resnet import ResNetBody
 
 __all__ = ["FPN_CHANNELS", "FPNStream", "ResNetBody", "upsample_add"]
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mpfas.config import ModelConfig
+from mpfas.core.config import ModelConfig
 from mpfas.models.fpn import FPN_CHANNELS, FPNStream, upsample_add
 from mpfas.models.pattern import build_pattern
 from mpfas.models.weights import load_pretrained

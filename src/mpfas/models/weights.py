@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from mpfas.paths import repo_file
+from mpfas.core.paths import repo_file
 
 log = logging.getLogger(__name__)
 

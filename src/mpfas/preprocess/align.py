@@ -30,14 +30,23 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .. import atomic
-from ..config import AlignConfig
-from ..datasets import Label, VideoRecord, dataset_codes, dataset_name
-from ..errors import MpfasError
-from ..rows import FrameEntry, read_frames_index
-from .detect import Face, FaceDetector
-from .jobs import Issue, VideoJob, VideoJobs, check_folders, checksum, fingerprint, rel_path, write_failures
-from .warp import warp_face
+from mpfas.core import atomic
+from mpfas.core.config import AlignConfig
+from mpfas.core.errors import MpfasError
+from mpfas.core.rows import FrameEntry, read_frames_index
+from mpfas.data import Label, VideoRecord, dataset_codes, dataset_name
+from mpfas.preprocess.detect import Face, FaceDetector
+from mpfas.preprocess.jobs import (
+    Issue,
+    VideoJob,
+    VideoJobs,
+    check_folders,
+    checksum,
+    fingerprint,
+    rel_path,
+    write_failures,
+)
+from mpfas.preprocess.warp import warp_face
 
 log = logging.getLogger(__name__)
 

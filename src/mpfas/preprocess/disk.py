@@ -20,7 +20,7 @@ from pathlib import Path
 
 import cv2
 
-from ..errors import MpfasError
+from mpfas.core.errors import MpfasError
 
 log = logging.getLogger(__name__)
 

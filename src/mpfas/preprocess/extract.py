@@ -22,13 +22,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .. import atomic
-from ..config import ExtractConfig
-from ..datasets import VideoRecord
-from ..errors import MpfasError
-from .disk import check_free_space
-from .frames import VideoReadError, read_sampled_frames
-from .jobs import (
+from mpfas.core import atomic
+from mpfas.core.config import ExtractConfig
+from mpfas.core.errors import MpfasError
+from mpfas.data import VideoRecord
+from mpfas.preprocess.disk import check_free_space
+from mpfas.preprocess.frames import VideoReadError, read_sampled_frames
+from mpfas.preprocess.jobs import (
     Issue,
     VideoJob,
     VideoJobs,
@@ -135,7 +135,7 @@ def run_extract(records: Sequence[VideoRecord], root: str | Path, out_dir: str |
     """
     root, out_dir, rel_to = Path(root), Path(out_dir), Path(rel_to)
     dataset = dataset or (records[0].dataset if records else out_dir.name)
-    workers = cfg.workers if workers is None else workers
+    workers = 1 if workers is None else workers
     folders = check_folders(records, out_dir)
     fp = extract_fingerprint(cfg)
     jobs = [_Job(rec.video_id, folder, fp, str(root / rec.relpath), cfg.frames_per_video, cfg.image_ext, cfg.decode)

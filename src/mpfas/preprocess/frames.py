@@ -1,7 +1,7 @@
 """Deterministic frame sampling from a video.
 
 Frames are taken evenly over the video, first and last included
-(:func:`mpfas.sampling.even_indices`). Container frame
+(:func:`mpfas.core.sampling.even_indices`). Container frame
 counts are sometimes wrong (truncated files, broken indexes), so the count is
 checked by decoding: with ``decode="seek"`` the sampled frames are read by seeking
 and the count is accepted only if frame ``n-1`` decodes and frame ``n`` does not;
@@ -29,8 +29,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from ..datasets.base import IMAGE_EXTENSIONS
-from ..sampling import even_indices
+from mpfas.core.sampling import even_indices
+from mpfas.data.base import IMAGE_EXTENSIONS
 
 DecodeMode = Literal["seek", "sequential"]
 

@@ -31,10 +31,10 @@ from typing import Any, Generic, Self, TypeVar
 
 from tqdm import tqdm
 
-from .. import atomic
-from ..datasets import VideoRecord
-from ..errors import MpfasError
-from ..rows import escapes, path_problem
+from mpfas.core import atomic
+from mpfas.core.errors import MpfasError
+from mpfas.core.rows import escapes, path_problem
+from mpfas.data import VideoRecord
 
 log = logging.getLogger(__name__)
 

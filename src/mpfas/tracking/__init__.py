@@ -13,6 +13,7 @@ call of the package is in this package:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -26,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Params
-from ..params_view import flatten
-from ..paths import main_root
-from .lineage import find_parent, headline_metrics, log_manifest, mark_experiment, parent_run, source_tags
-from .models import (
+import pandas as pd
+
+from mpfas.core.config import Params
+from mpfas.core.paths import main_root
+from mpfas.tracking.lineage import find_parent, headline_metrics, log_manifest, mark_experiment, parent_run, source_tags
+from mpfas.tracking.models import (
     ModelRecord,
     OnnxModel,
     PyfuncModel,
@@ -40,7 +42,7 @@ from .models import (
     float32_signature,
     log_models,
 )
-from .store import (
+from mpfas.tracking.store import (
     ARTIFACT_DIR,
     DB_NAME,
     RETRY_SECONDS,
@@ -94,7 +96,7 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
              world_size: int = 1, script: str = "stages/train.py") -> dict[str, str]:
     """Tags every training run carries (protocol, commit, DVC experiment, init, selection,
     how many data-parallel processes trained it, and MLflow's source tags for ``script``)."""
-    from ..presets import PAPER, differences
+    from mpfas.core.presets import PAPER, differences
 
     pretrained = params.model.pretrained if not params.model.random_init else "random-init"
     differs = differences(params, PAPER)
@@ -123,8 +125,12 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
 
 
 def flat_params(params: Params) -> dict[str, str]:
-    """params.yaml flattened to ``section.key`` strings (MLflow caps values at 6000 chars)."""
-    return {k: str(v)[:6000] for k, v in flatten(params).items()}
+    """params.yaml flattened to ``section.key`` strings (MLflow caps values at 6000 chars); sections a
+    stage does not declare are hidden from it (mpfas.core.stage) and left out."""
+    sections = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+    visible = {name: dataclasses.asdict(s) for name, s in sections.items() if dataclasses.is_dataclass(s)}
+    flat = pd.json_normalize(visible, sep=".").iloc[0].to_dict() if visible else {}
+    return {k: str(v)[:6000] for k, v in flat.items()}
 
 
 def _pid_gone(pid: str | None) -> bool:

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .store import with_retries
+from mpfas.tracking.store import with_retries
 
 KIND_TAG = "mlflow.experimentKind"
 KIND = "custom_model_development"

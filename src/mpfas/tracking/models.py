@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .store import TrackingError, process_tracking_uri
+from mpfas.tracking.store import TrackingError, process_tracking_uri
 
 
 class UnknownRunError(TrackingError):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .store import TrackingError, process_tracking_uri, with_retries
+from mpfas.tracking.store import TrackingError, process_tracking_uri, with_retries
 
 SHA_TAG = "mpfas.model_sha256"
 ALIAS = "best-source-val"

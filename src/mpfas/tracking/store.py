@@ -21,7 +21,7 @@ These traps shape this module:
   the path at ``?``, so those two characters are percent-encoded (spaces, ``#`` and
   non-ASCII pass as they are).
 * MLflow 3 starts a telemetry client when it is imported. The opt-out is read from the
-  environment, so it is set (``mpfas.telemetry``) before ``mlflow`` is ever imported, and
+  environment, so it is set (``mpfas.core.telemetry``) before ``mlflow`` is ever imported, and
   the client is reset in case someone imported mlflow earlier.
 """
 
@@ -38,9 +38,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import MpfasError
-from ..paths import main_root
-from ..telemetry import quiet_network
+from mpfas.core.errors import MpfasError
+from mpfas.core.paths import main_root
+from mpfas.core.telemetry import quiet_network
 
 log = logging.getLogger("mpfas.tracking")
 

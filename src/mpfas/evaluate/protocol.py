@@ -1,0 +1,69 @@
+"""One protocol's evaluation as the evaluate stages run it: load ``best.pt``, score the
+manifest's target and source-val videos, write the outputs, log them to the training run.
+
+Shared by ``stages/evaluate.py`` (cross-domain protocols) and ``stages/evaluate_oulu.py``
+(each OULU-NPU fold, whose source-val is the Dev split: its ``*_val`` rates are the
+OULU-NPU protocols' Dev-threshold rule, :mod:`mpfas.evaluate.oulu_npu`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpfas.core.config import Params, Protocol
+from mpfas.core.device import resolve_device
+from mpfas.evaluate.scoring import Evaluation, evaluate, write_outputs
+from mpfas.manifests.build import read_manifest
+from mpfas.models.checkpoint import load_model
+from mpfas.models.inference import score_frames
+from mpfas.tracking import log_evaluation
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where one protocol's evaluation is written (paths from dvc.yaml's cmd)."""
+
+    scores: Path  # per-frame target scores (CSV)
+    metrics: Path  # metrics (JSON)
+    roc: Path  # target ROC points (JSON)
+    plots: Path  # folder of ROC, DET and histogram images
+
+
+@dataclass(frozen=True)
+class ProtocolEvaluation:
+    evaluation: Evaluation
+    info: dict[str, Any]  # the checkpoint's record (selection, iteration, ...) as the metrics hold it
+    run_id: str | None  # the MLflow run logged to (None: not logged)
+
+    def describe(self) -> str:
+        """One line for the stage's log."""
+        v, info = self.evaluation.metrics["video"], self.info
+        at_val = "n/a (no source-val)" if v["hter_val"] is None else f"{v['hter_val']:.2%}"
+        return (f"{self.evaluation.protocol} ({info['selection']} checkpoint, iteration {info['iteration']}): "
+                f"video AUC {v['auc']:.4f}, HTER@EER {v['hter_eer']:.2%}, HTER@source-val {at_val}, "
+                f"oracle HTER {v['hter_oracle']:.2%}")
+
+
+def evaluate_protocol(params: Params, protocol: str, domains: Protocol, *, checkpoint: Path, run_json: Path,
+                      manifest: Path, faces: Path, out: Outputs) -> ProtocolEvaluation:
+    """Evaluate ``checkpoint`` on ``manifest`` (whose roles hold ``domains``), write ``out`` and log
+    the metrics and artifacts to the MLflow run named in ``run_json``."""
+    cfg = params.score
+    device = resolve_device(params.runtime.device)
+    model, ckpt = load_model(checkpoint, device)
+    info = ckpt.info(checkpoint)
+    info["data_source"] = params.data.source
+    info["target_set"] = params.manifests.target_set
+    rows = read_manifest(manifest, faces, protocol=domains)
+
+    def score_fn(paths: list[str]):
+        return score_frames(model, paths, model.input_size, cfg.batch_size, device, cfg.precision)
+
+    ev = evaluate(protocol, rows, score_fn, cfg.faces_per_video, params.evaluate, info)
+    artifacts = write_outputs(ev, scores_csv=out.scores, metrics_json=out.metrics, roc_json=out.roc,
+                              plot_dir=out.plots)
+    # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)
+    run_id = log_evaluation(run_json, ev.metrics, artifacts, step=info["iteration"], manifest=manifest)
+    return ProtocolEvaluation(ev, info, run_id)

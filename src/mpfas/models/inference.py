@@ -1,0 +1,126 @@
+"""Scoring shared by training-time validation, the evaluate stage and prediction.
+
+One definition of "the score of a video" keeps source-val model selection and the
+reported numbers consistent (docs/method.md, "Method"): a video is represented by
+``evaluate.faces_per_video`` of its aligned faces (first and last detected frame when 2, evenly spread
+otherwise), each frame is scored by ``frame_score`` (higher = live) and the video score is
+the mean of its frame scores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from mpfas.core.errors import MpfasError
+from mpfas.core.sampling import pick_evenly
+
+
+class FaceReadError(MpfasError):
+    """An aligned face file exists but cannot be decoded."""
+
+
+def load_face(path: str | Path, size: int) -> Tensor:
+    """One aligned face as a 3 x size x size float tensor in [0, 1] (bilinear resize)."""
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: aligned face not found (re-run the align stage?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated or corrupt: PIL's errors, one line
+        raise FaceReadError(f"{path}: not a readable image ({exc}); re-run the align stage (`dvc repro`), "
+                            "which remakes faces that are corrupt") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def load_faces(paths: Sequence[str | Path], size: int) -> Tensor:
+    """Faces as a B x 3 x size x size float batch in [0, 1]."""
+    if not paths:
+        return torch.empty(0, 3, size, size)
+    return torch.stack([load_face(p, size) for p in paths])
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when ``precision`` is ``bf16``; otherwise (and on CPU) plain fp32,
+    as the official code runs."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(rgb: Tensor, device: torch.device, channels_last: bool | None = None) -> Tensor:
+    """Move a batch to ``device``, channels_last when asked (None: on CUDA only, where the model is)."""
+    rgb = rgb.to(device, non_blocking=True)
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    return rgb.contiguous(memory_format=torch.channels_last) if channels_last else rgb
+
+
+@torch.no_grad()
+def score_frames(model: nn.Module, paths: Sequence[str | Path], size: int, batch_size: int,
+                 device: str | torch.device, precision: str = "fp32") -> np.ndarray:
+    """Frame scores (higher = live) for ``paths``, in order, in eval mode.
+
+    The forward pass runs in ``precision``; the score itself is computed in fp32. The
+    model's train/eval mode is restored afterwards so validation can run mid-training.
+    """
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    scores: list[np.ndarray] = []
+    try:
+        for start in range(0, len(paths), batch_size):
+            rgb = load_faces(paths[start : start + batch_size], size)
+            scores.append(score_batch(model, rgb, device, precision)[0])
+    finally:
+        model.train(was_training)
+    return np.concatenate(scores).astype(np.float64) if scores else np.empty(0)
+
+
+@torch.no_grad()
+def score_batch(model: nn.Module, rgb: Tensor, device: torch.device,
+                precision: str = "fp32") -> tuple[np.ndarray, torch.dtype]:
+    """Frame scores of one in-memory B x 3 x S x S batch in [0, 1] (the model as it is, no
+    mode change), and the dtype its forward pass produced (bf16 shows autocast was on).
+    The forward pass runs in ``precision``; the score is computed in fp32."""
+    from mpfas.models import ModelOutput, frame_score
+
+    with autocast(device, precision):
+        out = model(to_device(rgb, device))
+    dtype = out.logits.dtype
+    out = ModelOutput(map=out.map.float(), logits=out.logits.float(), pattern=None)
+    return frame_score(out).cpu().numpy(), dtype
+
+
+def score_video_frames(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
+                       device: str | torch.device, num_frames: int, precision: str = "fp32") -> list[np.ndarray]:
+    """Each video's frame scores over ``pick_evenly(faces, num_frames)``, in one scoring pass."""
+    picked = [pick_evenly(faces, num_frames) for faces in videos]
+    frame_scores = score_frames(model, [p for frames in picked for p in frames], size, batch_size, device,
+                                precision)
+    ends = np.cumsum([len(frames) for frames in picked], dtype=int)
+    return np.split(frame_scores, ends[:-1]) if picked else []
+
+
+def score_videos(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,
+                 device: str | torch.device, num_frames: int, precision: str = "fp32") -> np.ndarray:
+    """Video scores: the mean frame score over ``pick_evenly(faces, num_frames)``.
+
+    A video without faces gets NaN (callers decide whether that is an error).
+    """
+    per_video = score_video_frames(model, videos, size, batch_size, device, num_frames, precision)
+    return np.array([s.mean() if s.size else np.nan for s in per_video])
