@@ -58,7 +58,7 @@ seeds-report: setup
 # experiments side by side: the params that differ and the headline means (README, "Tracking")
 exps: setup
 	$(BIN)/dvc exp show --only-changed \
-	  --drop '(?!(data|demo|extract|align|manifests|model|train|evaluate|tracking)\.|Experiment|Created)' \
+	  --drop '(?!(data|demo|extract|align|manifests|model|train|score|evaluate)\.|Experiment|Created)' \
 	  --keep 'mean\.(source_val_auc|source_val_eer|auc|hter_val|hter_eer|hter_oracle)_pct'
 
 ui: setup  # the runs view with the headline columns (README, "Tracking"); experiment 1 = mpfas in the demo DB

@@ -48,7 +48,7 @@ import numpy as np
 
 from mpfas.core.config import load_params
 from mpfas.core.sampling import even_indices
-from mpfas.data import BUILT_IN, Label, VideoRecord, adapter_for, dataset_name, read_index
+from mpfas.data import BUILT_IN, Label, VideoRecord, adapter_for, dataset_name, dataset_root, read_index
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.warp import warp_face
 
@@ -125,7 +125,7 @@ def find_groups(args, params) -> tuple[list[Group], str]:
 def find_videos(args, params) -> tuple[dict[str, Path], dict[str, list[VideoRecord]], str]:
     index_dir = Path("data/index")
     if args.source in ("auto", "repo") and all((index_dir / f"{c}.csv").is_file() for c in DATASET_CODES):
-        roots = {c: params.data.root(c) for c in DATASET_CODES}
+        roots = {c: dataset_root(params.data, c) for c in DATASET_CODES}
         if all(r.is_dir() for r in roots.values()):
             return roots, {c: read_index(index_dir / f"{c}.csv") for c in DATASET_CODES}, "data/index + data roots"
     if args.source == "astronaut":

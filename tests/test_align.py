@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mpfas.core.config import AlignConfig, ExtractConfig
+import param_defaults as dflt
+from mpfas.core.config import AlignConfig
 from mpfas.data import Label, write_index
 from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector, box_iou
@@ -129,7 +130,7 @@ def test_mtcnn_runs_on_one_cpu_thread_and_restores_the_callers_count(detector, m
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    assert detector.threads == 1 and detector_for(AlignConfig()).threads == 1  # the align stage's detector
+    assert detector.threads == 1 and detector_for(dflt.align()).threads == 1  # the align stage's detector
     with pytest.raises(ValueError, match="threads"):
         FaceDetector(threads=0)
 
@@ -153,9 +154,9 @@ def _dataset(root: Path) -> list:
 def test_stage_writes_faces_failures_metrics_and_sheet(tmp_path, detector):
     root = tmp_path / "raw"
     records = _dataset(root)
-    ecfg = ExtractConfig(frames_per_video=3, workers=1, max_failure_rate=0.5)
+    ecfg = dflt.extract(frames_per_video=3, max_failure_rate=0.5)
     run_extract(records, root, tmp_path / "frames", ecfg, rel_to=tmp_path, dataset="O", progress=False)
-    cfg = AlignConfig(crop_size=CROP, max_failed_videos={"O": 0.2})
+    cfg = dflt.align(crop_size=CROP, max_failed_videos={"O": 0.2})
     metrics, sheet = tmp_path / "metrics/align_O.json", tmp_path / "plots/faces_O.png"
     summary = run_align(records, tmp_path / "frames/frames.csv", tmp_path / "faces", cfg, rel_to=tmp_path,
                         metrics_path=metrics, sheet_path=sheet, detector=detector, dataset="O", progress=False)
@@ -229,7 +230,7 @@ def _align(base: Path, code: str, records: list, cfg: AlignConfig, detector) -> 
 def test_frames_without_a_face_never_fail_the_stage(tmp_path, detector):
     """Two thirds of the frames have no face, yet every video has one: the stage passes even at a 0 limit."""
     records = _frame_dataset(tmp_path, "I", {n: [False, True, False] for n in "abc"})
-    m = _align(tmp_path, "I", records, AlignConfig(crop_size=CROP, max_failed_videos={"I": 0.0}), detector)
+    m = _align(tmp_path, "I", records, dflt.align(crop_size=CROP, max_failed_videos={"I": 0.0}), detector)
     assert (m["frames"], m["faces"], m["frames_without_face"]) == (9, 3, 6)
     assert m["frames_without_face_rate"] == pytest.approx(2 / 3, abs=1e-6)
     assert (m["videos_with_faces"], m["videos_without_face"], m["videos_without_face_rate"]) == (3, 0, 0.0)
@@ -244,7 +245,7 @@ def test_frames_without_a_face_never_fail_the_stage(tmp_path, detector):
 def test_faceless_videos_fail_only_past_their_datasets_limit(tmp_path, detector):
     """One video in five without any face (20 %): under I's limit of 0.25, over O's of 0.1."""
     plan = {"a": [True], "b": [True], "c": [True, False], "d": [True], "e": [False, False]}
-    cfg = AlignConfig(crop_size=CROP, max_failed_videos={"O": 0.1, "I": 0.25})
+    cfg = dflt.align(crop_size=CROP, max_failed_videos={"O": 0.1, "I": 0.25})
     records = _frame_dataset(tmp_path, "I", plan)
     m = _align(tmp_path, "I", records, cfg, detector)
     assert (m["videos"], m["videos_with_faces"], m["videos_without_face"]) == (5, 4, 1)
@@ -276,14 +277,14 @@ def two_extracted_videos(tmp_path: Path) -> list:
     records = [record("s/a.avi", Label.LIVE), record("s/b.avi", Label.PRINT)]
     for r in records:
         make_video(root / r.relpath, frames=8)
-    run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
+    run_extract(records, root, tmp_path / "frames", dflt.extract(frames_per_video=2),
                 rel_to=tmp_path, progress=False)
     return records
 
 
 def test_resume_and_param_change(tmp_path, detector):
     records = two_extracted_videos(tmp_path)
-    cfg = AlignConfig(crop_size=CROP)
+    cfg = dflt.align(crop_size=CROP)
     args = (records, tmp_path / "frames/frames.csv", tmp_path / "faces")
     first = run_align(*args, cfg, rel_to=tmp_path, detector=detector, progress=False)
     before = tree(tmp_path / "faces")
@@ -296,7 +297,7 @@ def test_resume_and_param_change(tmp_path, detector):
     # re-extracted frames (new checksums) redo the align of that video only
     root = tmp_path / "raw"
     make_video(root / "s/b.avi", frames=5)
-    run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=2, workers=1),
+    run_extract(records, root, tmp_path / "frames", dflt.extract(frames_per_video=2),
                 rel_to=tmp_path, progress=False)
     redo = run_align(*args, replace(cfg, padding=0.6), rel_to=tmp_path, detector=detector, progress=False)
     assert (redo.processed, redo.skipped) == (1, 1)
@@ -318,7 +319,7 @@ _KILLABLE = textwrap.dedent("""
         return _write(path, data)
     atomic.write_bytes = slow_write
     base, index = map(Path, sys.argv[1:3])
-    run_align(read_index(index), base / "frames/frames.csv", base / "faces", AlignConfig(crop_size=64),
+    run_align(read_index(index), base / "frames/frames.csv", base / "faces", dflt.align(crop_size=64),
               rel_to=base, progress=False)
 """)
 
@@ -333,8 +334,8 @@ def test_sigkill_then_rerun_gives_identical_files(tmp_path):
         make_video(root / r.relpath, frames=6)
     index = tmp_path / "index.csv"
     write_index(records, index)
-    ecfg = ExtractConfig(frames_per_video=2, workers=1)
-    cfg = AlignConfig(crop_size=CROP)
+    ecfg = dflt.extract(frames_per_video=2)
+    cfg = dflt.align(crop_size=CROP)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # same as the killed run: identical floats, identical PNGs
     try:

@@ -8,8 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from mpfas.experiments.cleanup import _inodes, freed_between, kept_models, stale_checkpoints
 from mpfas.core.config import load_params
+from mpfas.experiments.cleanup import _inodes, freed_between, kept_models, stale_checkpoints
 
 
 def _blob(path, n=100_000):

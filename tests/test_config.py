@@ -4,7 +4,9 @@ import pytest
 import yaml
 
 from mpfas.core.config import ConfigError, Params, load_params
-from mpfas.core.params_view import flatten
+from mpfas.data import check_params
+from mpfas.models.backbones import check_backbone
+from mpfas.tracking import flat_params
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,19 +41,27 @@ def test_repo_params_load():
     (lambda d: d["model"].update(backbone="vgg16"), "model.backbone"),
     (lambda d: d["manifests"]["protocols"].update({"OCX-M": {"sources": ["O", "C", "X"], "target": "M"}}),
      "manifests.protocols.OCX-M"),
-    (lambda d: d["train"].update(protocols=["OCI-Z"]), "data.protocols"),
+    (lambda d: d["data"].update(protocols=["OCI-Z"]), "data.protocols"),
     (lambda d: d["data"].update(source="real"), "data.roots.O"),
     (lambda d: d["data"].update(datasets=["O", "C", "I", "X"]), "data.datasets"),
     (lambda d: d["data"].update(datasets=["O", "C", "I", "M", "O"]), "data.datasets"),
     (lambda d: d["data"].update(datasets=["O", "C", "I"]), "data.datasets"),  # data.protocols use M
     (lambda d: d["extract"].update(max_failure_rate=2), "extract.max_failure_rate"),
     (lambda d: d["train"].update(first_order="yes"), "train.first_order"),
+    (lambda d: d["train"].pop("eval_every"), "train.eval_every"),  # params.yaml is the one source of values
+    (lambda d: d["train"].update(meta_lr=float("nan")), "train.meta_lr"),
+    (lambda d: d["train"].update(meta_lr="inf"), "train.meta_lr"),
+    (lambda d: d["train"].update(seed=2**32), "train.seed"),
+    (lambda d: d["runtime"].update(experiment=""), "runtime.experiment"),
+    (lambda d: d["align"]["max_failed_videos"].pop("Y"), "align.max_failed_videos"),
 ])
 def test_bad_params_name_the_key(tmp_path, mutate, key):
+    """The parser (names and values) and the registry checks the stages run before any work."""
     with pytest.raises(ConfigError) as info:
-        load_params(write(tmp_path, mutate))
+        params = load_params(write(tmp_path, mutate))
+        check_params(params)
+        check_backbone(params.model.backbone)
     assert key in str(info.value)
-    assert "params.yaml" in str(info.value)
 
 
 def test_missing_file_and_bad_yaml(tmp_path):
@@ -63,15 +73,16 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 
 def test_flatten_for_mlflow():
-    flat = flatten(load_params(ROOT / "params.yaml"))
-    assert flat["train.inner_loops"] == 4
+    flat = flat_params(load_params(ROOT / "params.yaml"))
+    assert flat["train.inner_loops"] == "4"
     assert flat["manifests.protocols.OCI-M.target"] == "M"
+    assert flat["data.roots.O"] == ""
 
 
 def test_datasets_need_only_cover_the_trained_protocols(tmp_path):
     """data.datasets may leave out a dataset no protocol in data.protocols uses."""
     def mutate(d):
         d["data"]["datasets"] = ["M", "I", "C"]
-        d["train"]["protocols"] = ["MI-C"]
+        d["data"]["protocols"] = ["MI-C"]
 
     assert load_params(write(tmp_path, mutate)).data.datasets == ["M", "I", "C"]

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpfas.core.config import ModelConfig
+import param_defaults as dflt
 from mpfas.models import build_model
 from mpfas.train import distributed
 from stage_cmd import stage_argv
@@ -158,7 +158,7 @@ def test_torchrun_two_ranks_stay_identical_and_only_rank0_writes(tmp_path):
     resume = last["resume"]
     assert resume["world_size"] == 2 and len(resume["ranks"]) == 2
     assert resume["ranks"][0]["sampler"]["rng"] != resume["ranks"][1]["sampler"]["rng"]
-    model = build_model(ModelConfig(**last["model_config"]))
+    model = build_model(dflt.model(**last["model_config"]))
     model.load_state_dict(last["model"])
     assert digest(model.named_parameters()) == r0["final"]  # the saved model is the shared one
     summary = json.loads((tmp_path / "metrics/train_OCI-M.json").read_text())

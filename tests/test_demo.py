@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mpfas.core.config import DemoConfig
+import param_defaults as dflt
 from mpfas.data import BUILT_IN, Label, adapter_for, dataset_name
 from mpfas.data.contact_sheet import CELL_H, CELL_W, LABEL_H, dataset_sheet
 from mpfas.data.datasets.msu import read_subject_list
@@ -23,7 +23,7 @@ from name_trees import TREES
 
 DATASET_CODES = BUILT_IN
 DATASET_NAMES = {code: dataset_name(code) for code in DATASET_CODES}
-SMALL = DemoConfig(seed=3, subjects=4, frames=6, fps=12, scale=1.0)
+SMALL = dflt.demo(seed=3, subjects=4, frames=6, fps=12, scale=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -88,11 +88,11 @@ def _all_frames(root: Path) -> dict[str, list[np.ndarray]]:
 
 @pytest.mark.slow  # writes and reads a second demo: ~10 s
 def test_same_seed_same_frames_other_seed_differs(demo, tmp_path):
-    small = DemoConfig(seed=SMALL.seed, subjects=2, frames=3, fps=12)
+    small = dflt.demo(seed=SMALL.seed, subjects=2, frames=3, fps=12)
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     synthesize_demo(small, a, progress=False)
     synthesize_demo(small, b, progress=False, workers=1)  # worker count must not matter
-    synthesize_demo(DemoConfig(seed=SMALL.seed + 1, subjects=2, frames=3, fps=12), c, progress=False)
+    synthesize_demo(dflt.demo(seed=SMALL.seed + 1, subjects=2, frames=3, fps=12), c, progress=False)
     fa, fb, fc = _all_frames(a), _all_frames(b), _all_frames(c)
     assert fa.keys() == fb.keys() and len(fa) == len(DATASET_CODES) * 5 * 2
     for key in fa:
@@ -106,7 +106,7 @@ def test_same_seed_same_frames_other_seed_differs(demo, tmp_path):
 
 @pytest.mark.slow  # writes the demo twice: ~9 s
 def test_rerun_replaces_a_demo_but_refuses_foreign_data(tmp_path):
-    small = DemoConfig(seed=0, subjects=2, frames=2, fps=12)
+    small = dflt.demo(seed=0, subjects=2, frames=2, fps=12)
     synthesize_demo(small, tmp_path, progress=False, workers=1)
     stale = tmp_path / DATASET_NAMES["O"] / "Train_files" / "9_9_99_1.avi"
     stale.write_bytes(b"old")
@@ -182,12 +182,12 @@ def test_contact_sheet(demo, tmp_path):
 
 def test_too_many_subjects_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"demo\.subjects"):
-        synthesize_demo(DemoConfig(subjects=40), tmp_path, progress=False)
+        synthesize_demo(dflt.demo(subjects=40), tmp_path, progress=False)
 
 
 # --- demo.size: full (planned, and written with a stub renderer: 10527 real videos take minutes)
 
-FULL = DemoConfig(size="full")
+FULL = dflt.demo(size="full")
 OFFICIAL = {  # live, print, replay per split, from the datasets' full file lists
     "O": {"train": (360, 720, 720), "dev": (270, 540, 540), "test": (360, 720, 720)},
     "C": {"train": (60, 120, 60), "test": (90, 180, 90)},
@@ -241,7 +241,7 @@ def test_full_plan_has_the_official_names(full_plan, tmp_path, code):
 
 
 def test_full_plan_renders_each_kind_as_the_small_demo(full_plan):
-    small = synth.plan_demo(DemoConfig(subjects=12))
+    small = synth.plan_demo(dflt.demo(subjects=12))
     kinds = {(v.code, v.label, v.medium, v.device, v.support if v.medium != "live" else "")
              for p in small.values() for v in p.videos}
     full_kinds = {(v.code, v.label, v.medium, v.device, v.support if v.medium != "live" else "")
@@ -281,7 +281,7 @@ def test_full_identities_are_distinct_within_a_domain(full_plan):
     assert len(uses) == len(pool)
     again = synth.plan_demo(FULL)
     assert [p.identities for p in again.values()] == [p.identities for p in full_plan.values()]
-    other = synth.plan_demo(DemoConfig(size="full", seed=1, subjects=40))  # subjects is ignored
+    other = synth.plan_demo(dflt.demo(size="full", seed=1, subjects=40))  # subjects is ignored
     assert [p.videos for p in other.values()] == [p.videos for p in full_plan.values()]
     assert [p.identities for p in other.values()] != [p.identities for p in full_plan.values()]
 
@@ -293,7 +293,7 @@ def test_full_demo_written_and_parsed_with_the_official_counts(tmp_path, monkeyp
         return job.dest
 
     monkeypatch.setattr(synth, "_run", touch)
-    synthesize_demo(DemoConfig(size="full", frames=2), tmp_path, progress=False, workers=1)
+    synthesize_demo(dflt.demo(size="full", frames=2), tmp_path, progress=False, workers=1)
     for code in DATASET_CODES:
         result = _scan(tmp_path, code)
         assert result.unmatched == []
@@ -310,7 +310,7 @@ def test_small_plan_is_unchanged():
     digests = {}
     for seed, subjects in ((0, 6), (3, 4)):
         h = hashlib.sha256()
-        for code, p in synth.plan_demo(DemoConfig(seed=seed, subjects=subjects)).items():
+        for code, p in synth.plan_demo(dflt.demo(seed=seed, subjects=subjects)).items():
             if code not in "OCIM":  # datasets added later are appended: these four stay as they were
                 continue
             h.update(repr((p.videos, sorted(p.side_files.items()), [i.name for i in p.identities])).encode())
@@ -332,7 +332,7 @@ def test_rose_youtu_leaves_the_other_full_plans_unchanged(full_plan, monkeypatch
 
 def test_rose_youtu_small_plan_covers_every_class_and_kind():
     """Per subject: two live takes, a paper print, a paper mask and a screen replay, one phone."""
-    videos = synth.plan_demo(DemoConfig(subjects=12))["Y"].videos
+    videos = synth.plan_demo(dflt.demo(subjects=12))["Y"].videos
     assert len(videos) == 12 * 5
     kinds = {Path(v.relpath).name.split("_")[0] for v in videos}
     assert {"G", "Vl", "Vm"} <= kinds and kinds & {"Ps", "Pq"} and kinds & {"Mc", "Mf", "Mu"}

@@ -1,62 +1,35 @@
-"""dvc.yaml is exact: each stage declares the code it runs and the params it reads, nothing else.
+"""dvc.yaml tracks what each stage runs and reads: code by folder, params by section.
 
-Code: the files a stage runs are its script plus every ``mpfas`` module it imports,
-transitively, at module level or inside functions (imports under ``if TYPE_CHECKING`` do
-not run), each with the package ``__init__.py`` files that importing it executes. A
-stage's code deps in dvc.yaml (paths under ``src/`` and ``stages/``) must name exactly
-those files; a listed folder stands for every ``.py`` file under it, so a folder may be
-listed only when the stage runs all of it.
+Code: a stage's code deps are its script, ``src/mpfas/core`` and the folders it uses; every
+``mpfas`` file the script imports, transitively (at module level or inside functions; imports
+under ``if TYPE_CHECKING`` do not run), must lie under one of them. A superset is fine (an edit
+there re-runs the stage for nothing); a miss is not (an edit there would leave it stale).
+Preprocessing never depends on model, demo, training or evaluation code, training never on
+the demo.
 
-Params: each stage script declares its keys (``stage_main(reads=..., untracked=...)``) and
-can use no other (``mpfas.core.params_view``); its dvc.yaml ``params:`` must equal ``reads``
-(compared field by field: ``model`` equals its six fields), and no ``untracked`` key may
-be a DVC param. The slow check runs the tiny pipeline and shows every declared key is
-actually read; keys only real data reads are listed in ``REAL_DATA_ONLY``.
+Params: the sections a stage script declares (``stage_main(sections=...)``), which are all it
+can read, are the sections its dvc.yaml params name (whole, or keys within them); no stage
+lists ``runtime``, the knobs that cannot change outputs.
 """
 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import importlib.util
 import json
 import subprocess
 import sys
-import typing
-from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mpfas.core.config import Params, load_params
-from mpfas.core.params_view import ITEM, UndeclaredParamError, covers
+from mpfas.core.config import RUNTIME_SECTIONS, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 CODE_ROOTS = ("src/", "stages/")
-REAL_DATA_ONLY = {"raw": {"data.roots", "data.incomplete"}, "extract": {f"data.roots.{ITEM}"}}
-"""Declared keys a demo run does not read: the real dataset roots and what to do when a copy
-lacks videos of its release (tests/test_oulu_training.py's real-mode run reads both)."""
-
-
-def leaf_keys(keys: Iterable[str]) -> set[str]:
-    """Keys as the fields they cover (``model`` -> ``model.backbone``, ...), so that two
-    spellings of the same declaration compare equal; mapping entries stay as given."""
-    out: set[str] = set()
-    for key in keys:
-        section, _, rest = key.partition(".")
-        cls = typing.get_type_hints(Params).get(section)
-        if cls is None:
-            raise UndeclaredParamError(f"params key {key!r}: no section {section!r} in params.yaml")
-        fields = [f.name for f in dataclasses.fields(cls)]
-        if not rest:
-            out.update(f"{section}.{f}" for f in fields)
-        elif rest.split(".")[0] not in fields:
-            raise UndeclaredParamError(f"params key {key!r}: no field {rest.split('.')[0]!r} in {section}")
-        else:
-            out.add(key)
-    return out
+ITEM = "${item}"
 
 
 # ---------------------------------------------------------------- static import closure
@@ -150,9 +123,9 @@ def stage_module(name: str):
     return module
 
 
-def declaration(name: str):
-    """The ``stage_main`` declaration of ``stages/<name>.py``."""
-    return stage_module(name).main.declaration
+def sections(name: str) -> tuple[str, ...]:
+    """The params sections ``stages/<name>.py`` declares."""
+    return stage_module(name).main.sections
 
 
 STAGES = sorted(dvc_stages())
@@ -163,23 +136,40 @@ def test_every_stage_script_is_a_dvc_stage():
 
 
 @pytest.mark.parametrize("name", STAGES)
-def test_code_deps_are_exactly_the_files_the_stage_imports(name):
+def test_every_file_a_stage_imports_lies_under_its_deps(name):
     deps = [d for d in dvc_stages()[name]["deps"] if d.startswith(CODE_ROOTS)]
     declared, used = declared_code(deps), code_closure(REPO / "stages" / f"{name}.py")
-    assert not used - declared, f"dvc.yaml stage {name}: add code deps {sorted(used - declared)}"
-    assert not declared - used, (f"dvc.yaml stage {name}: {sorted(declared - used)} are not imported by "
-                                 f"stages/{name}.py; list the files it imports instead")
+    used.discard("src/mpfas/__init__.py")  # the package root: __version__ only, which no output records
+    assert not used - declared, f"dvc.yaml stage {name}: add code deps above {sorted(used - declared)}"
+    assert f"stages/{name}.py" in deps and "src/mpfas/core" in deps
+
+
+FORBIDDEN_CODE = {
+    "extract": ("models", "demo", "train", "evaluate"), "align": ("models", "demo", "train", "evaluate"),
+    "train": ("demo",), "train_oulu": ("demo",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORBIDDEN_CODE))
+def test_stages_do_not_depend_on_code_they_never_need(name):
+    deps = dvc_stages()[name]["deps"]
+    assert not [d for d in deps for f in FORBIDDEN_CODE[name] if _under(d, f"src/mpfas/{f}")], deps
+
+
+def test_the_import_check_sees_a_miss():
+    """A stage whose deps lack a folder it imports is caught (the check can fail)."""
+    used = code_closure(REPO / "stages" / "train.py")
+    assert "src/mpfas/models/checkpoint.py" in used
+    assert "src/mpfas/models/checkpoint.py" not in declared_code(["stages/train.py", "src/mpfas/core"])
 
 
 @pytest.mark.parametrize("name", STAGES)
-def test_params_are_exactly_the_keys_the_stage_declares(name):
-    dvc_params = leaf_keys(dvc_stages()[name].get("params", []))
-    decl = declaration(name)
-    reads, untracked = leaf_keys(decl.reads), leaf_keys(decl.untracked)
-    assert reads == dvc_params, (f"stage {name}: dvc.yaml params lack {sorted(reads - dvc_params)}, "
-                                 f"and list {sorted(dvc_params - reads)} that stages/{name}.py does not read")
-    tracked = [k for k in untracked if covers(dvc_params, k) or any(covers([k], d) for d in dvc_params)]
-    assert not tracked, f"stage {name}: untracked keys {tracked} are DVC params in dvc.yaml"
+def test_params_name_the_sections_the_stage_declares(name):
+    dvc_sections = {p.split(".")[0] for p in dvc_stages()[name].get("params", [])}
+    declared = set(sections(name))
+    assert dvc_sections == declared, (f"stage {name}: dvc.yaml params name sections {sorted(dvc_sections)}, "
+                                      f"stages/{name}.py declares {sorted(declared)}")
+    assert not dvc_sections & set(RUNTIME_SECTIONS)
 
 
 # ---------------------------------------------------------------- paths live in dvc.yaml only
@@ -234,12 +224,12 @@ def test_per_dataset_stages_follow_data_datasets():
     assert load_params(REPO / "params.yaml").data.datasets == ["O", "C", "I", "M", "Y"]
 
 
-def test_output_neutral_knobs_do_not_retrain():
-    """Resume, checkpoint cadence, loader threads and MLflow's experiment leave best.pt alone."""
-    train = leaf_keys(dvc_stages()["train"]["params"])
-    neutral = {"train.resume", "train.checkpoint_every", "train.workers", "tracking.experiment"}
-    assert not neutral & train
-    assert neutral <= leaf_keys(declaration("train").untracked)
+def test_the_report_reads_the_paper_presets_sections():
+    """The report lists every paper-preset knob set otherwise, so it depends on their sections."""
+    from mpfas.core.presets import PAPER
+
+    needed = {k.split(".")[0] for k in PAPER.values} - set(RUNTIME_SECTIONS)
+    assert needed <= set(sections("report"))
 
 
 def test_report_depends_on_what_it_reads():
@@ -259,7 +249,7 @@ def test_oulu_stages_run_only_when_asked_for():
     assert stages_to_run(REPO) == set(STAGES) - {"train_oulu", "evaluate_oulu"}
 
 
-# ---------------------------------------------------------------- the keys are really read
+# ---------------------------------------------------------------- runtime edits re-run nothing
 
 def stages_to_run(repo: Path) -> set[str]:
     """The stages of ``repo``'s dvc.yaml that have something to run under its params.yaml: all but
@@ -277,32 +267,18 @@ def stages_to_run(repo: Path) -> set[str]:
     return out
 
 
-def check_traced_run(repo: Path, trace: Path, stages: tuple[str, ...] = ()) -> None:
-    """Called by tests/test_pipeline.py on its tiny ``dvc repro``, run with MPFAS_PARAMS_TRACE
-    (one shared run keeps CI short): every stage with something to run ran, and none declares a
-    key it never reads (over-declaring re-runs stages for nothing); then the output-neutral knobs
-    are edited and nothing is stale. With ``stages`` (tests/test_oulu_training.py: the OULU-NPU
-    ones) only those are checked, and only they and what they depend on must be up to date."""
+def check_runtime_edits_rerun_nothing(repo: Path, stages: tuple[str, ...] = ()) -> None:
+    """Called by tests/test_pipeline.py on its tiny ``dvc repro`` (one shared run keeps CI short):
+    edits to the ``runtime`` section leave everything up to date. With ``stages``
+    (tests/test_oulu_training.py: the OULU-NPU ones) only they and what they depend on are checked."""
     from pipeline_copy import env
-
-    traces = {p.stem: json.loads(p.read_text()) for p in trace.glob("*.json")}
-    ran = {name.split("@")[0] for name in traces}
-    if stages:
-        assert set(stages) <= ran, sorted(ran)
-        traces = {name: t for name, t in traces.items() if name.split("@")[0] in stages}
-    else:
-        assert ran == stages_to_run(repo)
-    for name, t in traces.items():
-        stage, _, item = name.partition("@")
-        skip = {k.replace(ITEM, item) for k in REAL_DATA_ONLY.get(stage, ())}
-        unread = sorted(k for k in leaf_keys(t["reads"] + t["untracked"]) - skip
-                        if not any(covers([k], s) or covers([s], k) for s in t["seen"]))
-        assert not unread, f"{name}: declared but never read: {unread}"
 
     original = text = (repo / "params.yaml").read_text()
     params = load_params(repo / "params.yaml")
-    for old, new in ((f"workers: {params.train.workers}\n", "workers: 1\n"), ("resume: auto", "resume: never"),
-                     ("experiment: mpfas", "experiment: elsewhere")):
+    for old, new in ((f"train_workers: {params.runtime.train_workers}\n", "train_workers: 1\n"),
+                     ("resume: auto", "resume: never"), ("experiment: mpfas", "experiment: elsewhere"),
+                     (f"checkpoint_every: {params.runtime.checkpoint_every}\n", "checkpoint_every: 7\n"),
+                     ("device: auto", "device: cpu")):
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     (repo / "params.yaml").write_text(text)

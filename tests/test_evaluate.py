@@ -15,25 +15,26 @@ import pytest
 import torch
 from PIL import Image
 
-from mpfas.models.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
-from mpfas.core.config import EvaluateConfig, ModelConfig, Params, load_params
+import param_defaults as dflt
+from mpfas.core.config import load_params
+from mpfas.core.metrics import roc_auc
+from mpfas.core.presets import differences
+from mpfas.evaluate.report import ReportError, build_summary, render_markdown, write_report
 from mpfas.evaluate.scoring import (
     SCORE_COLUMNS,
     EvaluationError,
     evaluate,
     write_outputs,
 )
-from mpfas.core.metrics import roc_auc
-from mpfas.evaluate.report import ReportError, build_summary, render_markdown, write_report
-from mpfas.models.inference import load_faces, score_frames
 from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
-from mpfas.core.presets import differences
+from mpfas.models.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
+from mpfas.models.inference import load_faces, score_frames
 from mpfas.tracking import flat_metrics, log_evaluation
 from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
 BRIGHTNESS = {"live": 200, "print": 60, "replay": 110}
-CFG = EvaluateConfig(bootstrap=200, seed=0, faces_per_video=2, batch_size=8)
+CFG = dflt.evaluate(bootstrap=200, seed=0, faces_per_video=2, batch_size=8)
 
 
 def _write_faces(root: Path, video: str, label: str, n: int, seed: int, size: int = 64) -> list[str]:
@@ -155,13 +156,13 @@ def _tiny_checkpoint(path: Path) -> torch.nn.Module:
     from mpfas.models import build_model
 
     torch.manual_seed(0)
-    cfg = ModelConfig(backbone="resnet18", input_size=64, pattern="meta")
+    cfg = dflt.model(backbone="resnet18", input_size=64, pattern="meta")
     with pytest.warns(Warning):  # random init is announced
         model = build_model(cfg)
     model.eval()
     path.parent.mkdir(parents=True, exist_ok=True)
     save(Checkpoint(kind="best", model=model.state_dict(), model_config=dataclasses.asdict(cfg),
-                    preprocess=Preprocess.from_params(Params()), protocol="OCI-M", iteration=5,
+                    preprocess=Preprocess.from_params(dflt.params()), protocol="OCI-M", iteration=5,
                     selection="source_val", val={}, threshold=None, threshold_rule="none", run_id="",
                     fingerprint=""), path)
     return model
@@ -198,7 +199,7 @@ def test_unversioned_checkpoint_asks_to_retrain(workdir):
     """The dict training wrote before checkpoints had a schema: one line, the file, re-train."""
     path = Path("models/OCI-M/best.pt")
     model = _tiny_checkpoint(path)
-    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(ModelConfig(input_size=64)),
+    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(dflt.model(input_size=64)),
                 "iteration": 5, "protocol": "OCI-M", "select": "source_val", "val": {}}, path)
     with pytest.raises(CheckpointError) as info:
         load_model(path, "cpu")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpfas.core.config import ConfigError, ModelConfig, TrainConfig, load_params
+import param_defaults as dflt
+from mpfas.core.config import ConfigError, TrainConfig, load_params
 from mpfas.models import build_model
 from mpfas.models.hfn import _mean
 from mpfas.train.data import DomainBatch
@@ -32,7 +33,7 @@ def _train(cfg: TrainConfig, batches: dict[str, list[DomainBatch]]) -> tuple[tor
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_model(ModelConfig(backbone="resnet18", input_size=SIZE))
+        model = build_model(dflt.model(backbone="resnet18", input_size=SIZE))
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
     model = prepare_model(model, cfg, torch.device("cpu"))
     model.train()
@@ -54,14 +55,14 @@ def batches() -> dict[str, list[DomainBatch]]:
 
 
 def _cfg(**settings) -> TrainConfig:
-    return TrainConfig(inner_loops=2, meta_lr=0.01, **settings)
+    return dflt.train(inner_loops=2, meta_lr=0.01, **settings)
 
 
 def test_default_runs_nchw_on_cpu_and_nhwc_on_cuda():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert not channels_last(TrainConfig(), cpu) and channels_last(TrainConfig(), cuda)  # as before the setting
-    assert channels_last(TrainConfig(channels_last=True), cpu)
-    assert not channels_last(TrainConfig(channels_last=False), cuda)
+    assert not channels_last(dflt.train(), cpu) and channels_last(dflt.train(), cuda)  # as before the setting
+    assert channels_last(dflt.train(channels_last=True), cpu)
+    assert not channels_last(dflt.train(channels_last=False), cuda)
     params = load_params(REPO / "params.yaml")
     assert params.train.channels_last == "auto"
 

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from mpfas.core.config import ExtractConfig
+import param_defaults as dflt
+from mpfas.core.sampling import even_indices
 from mpfas.data import Label, VideoRecord
 from mpfas.preprocess.extract import ExtractError, run_extract
 from mpfas.preprocess.frames import read_sampled_frames
 from mpfas.preprocess.jobs import MARKER
-from mpfas.core.sampling import even_indices
 
 REPO = Path(__file__).resolve().parents[1]
 _FACE = cv2.cvtColor(data.astronaut()[20:240, 140:310], cv2.COLOR_RGB2BGR)  # a real face (BGR)
@@ -112,8 +112,8 @@ def _bad_inputs(root: Path) -> list[VideoRecord]:
 def test_bad_inputs_are_listed_and_the_rate_is_enforced(tmp_path):
     root, out = tmp_path / "raw", tmp_path / "frames"
     records = _bad_inputs(root)
-    cfg = ExtractConfig(frames_per_video=4, workers=2, max_failure_rate=0.5)
-    summary = run_extract(records, root, out, cfg, rel_to=tmp_path, dataset="O", progress=False)
+    cfg = dflt.extract(frames_per_video=4, max_failure_rate=0.5)
+    summary = run_extract(records, root, out, cfg, 2, rel_to=tmp_path, dataset="O", progress=False)
 
     failures = read_csv(out / "failures.csv")
     by_video = {(f["video_id"], f["reason"]): f for f in failures}
@@ -153,17 +153,17 @@ def test_resume_skips_done_videos_and_redoes_changed_ones(tmp_path):
     for r in records:
         make_video(root / r.relpath, frames=12)
     out_a, out_b = tmp_path / "a", tmp_path / "b"
-    cfg = ExtractConfig(frames_per_video=3, workers=2)
+    cfg = dflt.extract(frames_per_video=3)
 
-    first = run_extract(records, root, out_a, cfg, rel_to=out_a, progress=False)
+    first = run_extract(records, root, out_a, cfg, 2, rel_to=out_a, progress=False)
     assert (first.processed, first.skipped) == (4, 0)
     before = tree(out_a)
-    again = run_extract(records, root, out_a, cfg, rel_to=out_a, progress=False)
+    again = run_extract(records, root, out_a, cfg, 2, rel_to=out_a, progress=False)
     assert (again.processed, again.skipped) == (0, 4)
     assert tree(out_a) == before
 
     # one worker, same bytes as two
-    run_extract(records, root, out_b, replace(cfg, workers=1), rel_to=out_b, progress=False)
+    run_extract(records, root, out_b, cfg, 1, rel_to=out_b, progress=False)
     assert tree(out_b) == before
 
     # a param change redoes every video and leaves no frame of the old setting behind
@@ -188,7 +188,7 @@ def test_image_ext_jpg_writes_real_jpegs_and_redoes_png_output(tmp_path):
     records = [record(f"s/v{i}.avi") for i in range(2)]
     for r in records:
         make_video(root / r.relpath, frames=9)
-    cfg = ExtractConfig(frames_per_video=3, workers=1)
+    cfg = dflt.extract(frames_per_video=3)
     run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
     png = {r["path"]: cv2.imread(str(tmp_path / r["path"])) for r in read_csv(out / "frames.csv")}
     jpg = run_extract(records, root, out, replace(cfg, image_ext="jpg"), rel_to=tmp_path, progress=False)
@@ -218,7 +218,7 @@ _KILLABLE = textwrap.dedent("""
         return _write(path, data)
     atomic.write_bytes = slow_write
     root, out, index = map(Path, sys.argv[1:4])
-    run_extract(read_index(index), root, out, ExtractConfig(frames_per_video=4, workers=1),
+    run_extract(read_index(index), root, out, dflt.extract(frames_per_video=4),
                 rel_to=out.parent, progress=False)
 """)
 
@@ -232,7 +232,7 @@ def test_sigkill_then_rerun_gives_identical_files(tmp_path):
         make_video(root / r.relpath, frames=16)
     index = tmp_path / "index.csv"
     write_index(records, index)
-    cfg = ExtractConfig(frames_per_video=4, workers=1)
+    cfg = dflt.extract(frames_per_video=4)
 
     clean = tmp_path / "clean" / "frames"
     run_extract(records, root, clean, cfg, rel_to=clean.parent, progress=False)
@@ -261,7 +261,7 @@ def test_two_videos_that_would_share_a_folder_are_refused(tmp_path):
     from mpfas.core.errors import MpfasError
 
     with pytest.raises(MpfasError, match="would share the output folder 's/v'"):
-        run_extract([record("s/v.avi"), record("s/v.mp4")], tmp_path, tmp_path / "out", ExtractConfig(),
+        run_extract([record("s/v.avi"), record("s/v.mp4")], tmp_path, tmp_path / "out", dflt.extract(),
                     progress=False)
 
 
@@ -290,7 +290,7 @@ def test_frames_that_cannot_fit_stop_extract_before_any_work(tmp_path, monkeypat
     assert need == pytest.approx(12 * space.pixels * 1.41) and space.bytes("jpg") < need / 5
 
     _free_space(monkeypatch, 0.4 * need)  # under even the low estimate (half)
-    cfg = ExtractConfig(frames_per_video=3, workers=1)
+    cfg = dflt.extract(frames_per_video=3)
     with pytest.raises(DiskSpaceError) as info:
         run_extract(recs, tmp_path / "root", tmp_path / "out", cfg, dataset="O", progress=False)
     msg = str(info.value)
@@ -304,6 +304,6 @@ def test_frames_that_may_not_fit_warn_and_extract(tmp_path, monkeypatch, caplog)
         make_video(tmp_path / "root" / r.relpath, frames=6)
     need = 2 * 3 * 320 * 240 * 1.41
     _free_space(monkeypatch, 0.8 * need)  # between the low and the typical estimate
-    summary = run_extract(recs, tmp_path / "root", tmp_path / "out", ExtractConfig(frames_per_video=3, workers=1),
+    summary = run_extract(recs, tmp_path / "root", tmp_path / "out", dflt.extract(frames_per_video=3),
                           dataset="O", progress=False)
     assert summary.frames == 6 and "it may not fit" in caplog.text

@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 import torch
 
+import param_defaults as dflt
 from foreign_pickle import save_foreign
 from mpfas.preprocess.jobs import MARKER
 from pipeline_copy import REPO, TINY, copy_repo, dvc, env
@@ -384,13 +385,12 @@ def _variable_rate(src: Path, dst: Path, entries: list[tuple[int, int]]) -> Path
 
 
 def _extract(tmp_path: Path, names: list[str], decode: str) -> dict[str, list[dict]]:
-    from mpfas.core.config import ExtractConfig
     from mpfas.data import Label, VideoRecord
     from mpfas.preprocess.extract import run_extract
 
     records = [VideoRecord("O", n, subject=n, split="train", label=Label.LIVE) for n in names]
     out = tmp_path / f"frames-{decode}"
-    cfg = ExtractConfig(frames_per_video=5, workers=1, max_failure_rate=0.0, decode=decode)
+    cfg = dflt.extract(frames_per_video=5, max_failure_rate=0.0, decode=decode)
     run_extract(records, tmp_path / "raw", out, cfg, rel_to=tmp_path, dataset="O", progress=False)
     import csv
 
@@ -451,11 +451,10 @@ def _bad_checkpoints(folder: Path, good: Path) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A well-formed best.pt (untrained tiny model) whose bytes are then damaged."""
-    from mpfas.core.config import ModelConfig
     from mpfas.models import build_model
 
     path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    cfg = ModelConfig(input_size=64)
+    cfg = dflt.model(input_size=64)
     import dataclasses
     import warnings
 
@@ -463,10 +462,9 @@ def trained(tmp_path_factory):
         warnings.simplefilter("ignore")
         model = build_model(cfg)
     from mpfas.models.checkpoint import Checkpoint, Preprocess, save
-    from mpfas.core.config import Params
 
     save(Checkpoint(kind="best", model=model.state_dict(), model_config=dataclasses.asdict(cfg),
-                    preprocess=Preprocess.from_params(Params()), protocol=PROTOCOL, iteration=1,
+                    preprocess=Preprocess.from_params(dflt.params()), protocol=PROTOCOL, iteration=1,
                     selection="source_val", val={}, threshold=None, threshold_rule="none", run_id="",
                     fingerprint=""), path)
     return path

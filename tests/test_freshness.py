@@ -21,7 +21,8 @@ import torch
 import yaml
 from PIL import Image
 
-from mpfas.core.config import AlignConfig, ExtractConfig, load_params
+import param_defaults as dflt
+from mpfas.core.config import ExtractConfig, load_params
 from mpfas.core.errors import MpfasError
 from mpfas.models.inference import FaceReadError, load_face
 from mpfas.preprocess.align import AlignError, run_align
@@ -47,7 +48,7 @@ def _extracted(tmp_path: Path, n: int = 3, fourcc: str = "MJPG") -> tuple[list, 
     records = [record(f"s/v{i}.avi") for i in range(n)]
     for r in records:
         make_video(root / r.relpath, frames=12, size=(160, 120), fourcc=fourcc)
-    cfg = ExtractConfig(frames_per_video=3, workers=1)
+    cfg = dflt.extract(frames_per_video=3)
     first = run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
     assert (first.processed, first.repaired) == (n, 0)
     return records, root, out, cfg
@@ -59,7 +60,7 @@ def test_extract_remakes_corrupt_and_missing_frames(tmp_path):
     _truncate(out / "s/v0/f00006.png")
     (out / "s/v1/f00011.png").unlink()
 
-    again = run_extract(records, root, out, replace(cfg, workers=2), rel_to=tmp_path, progress=False).as_dict()
+    again = run_extract(records, root, out, cfg, 2, rel_to=tmp_path, progress=False).as_dict()
     assert tree(out) == before
     assert (again["skipped"], again["processed"], again["repaired"], again["repaired_files"]) == (1, 2, 2, 2)
     clean = run_extract(records, root, out, cfg, rel_to=tmp_path, progress=False)
@@ -107,7 +108,7 @@ def _aligned(tmp_path: Path, detector: FaceDetector) -> tuple[list, dict]:
 
 
 def _align(base: Path, records: list, detector: FaceDetector | None) -> dict:
-    run_align(records, base / "frames/frames.csv", base / "faces", AlignConfig(crop_size=CROP), rel_to=base,
+    run_align(records, base / "frames/frames.csv", base / "faces", dflt.align(crop_size=CROP), rel_to=base,
               metrics_path=base / "metrics/align_O.json", detector=detector, dataset="O", progress=False)
     return json.loads((base / "metrics/align_O.json").read_text())
 

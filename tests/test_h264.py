@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mpfas.core.config import ExtractConfig
+import param_defaults as dflt
 from mpfas.data import Label, VideoRecord
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.frames import _read_once, read_packets, read_sampled_frames
@@ -166,7 +166,7 @@ def test_extract_stage_writes_the_full_decode_frames(tmp_path, clips, decoded, d
     """Through ``run_extract`` (PNG: lossless), the written files hold the full-decode pictures."""
     name = "long_gop.mp4"
     rec = VideoRecord("O", name, subject="s", split="train", label=Label.LIVE)
-    cfg = ExtractConfig(frames_per_video=K, workers=1, max_failure_rate=0.0, decode=decode, image_ext="png")
+    cfg = dflt.extract(frames_per_video=K, max_failure_rate=0.0, decode=decode, image_ext="png")
     out = tmp_path / "frames"
     run_extract([rec], clips[name].parent, out, cfg, rel_to=tmp_path, dataset="O", progress=False)
     with (out / "frames.csv").open(newline="") as fh:

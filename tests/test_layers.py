@@ -1,7 +1,7 @@
 """Imports in ``src/mpfas`` run one way: down the layers below, never up, and never in a cycle.
 
-The layers follow the data (issue 12): base helpers, the dataset and backbone registries
-(config validates names against them), config, the demo, preprocessing, manifests,
+The layers follow the data: base helpers, the params parser (a leaf), the stage wrapper,
+the dataset and backbone registries, the demo, preprocessing, manifests,
 models, checkpoints, inference, metrics, tracking, then training and evaluation side by
 side, serving, and the stage harness, the dvc calls (``mpfas.experiments.sweeps``) and the CLI on
 top. A module may import its own layer entry and any lower rank; two different entries
@@ -23,33 +23,35 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: dict[str, int] = {
     "mpfas": 0,  # the package root (its __version__)
+    "mpfas.core": 0,  # the folder's empty __init__
     "mpfas.core.errors": 0,
     "mpfas.core.atomic": 1,
     "mpfas.core.paths": 1,
     "mpfas.core.rows": 1,
     "mpfas.core.telemetry": 1,
     "mpfas.core.sampling": 1,
+    "mpfas.core.metrics": 1,
+    "mpfas.core.config": 2,  # a leaf: errors only (no registry)
     "mpfas.experiments.plots_page": 2,  # the offline page template of `dvc plots` (atomic writes only)
-    "mpfas.data": 2,
-    "mpfas.models.backbones": 2,
-    "mpfas.core.config": 3,
-    "mpfas.core.params_view": 4,
-    "mpfas.core.device": 4,
-    "mpfas.core.presets": 4,
+    "mpfas.core.device": 3,
+    "mpfas.core.presets": 3,
+    "mpfas.core.stage": 3,
+    "mpfas.data": 4,
+    "mpfas.models.backbones": 4,
     "mpfas.demo": 5,
     "mpfas.preprocess": 6,
     "mpfas.data.raw": 6,
+    "mpfas.manifests": 7,
     "mpfas.manifests.build": 7,
-    "mpfas.manifests.build.export": 8,  # reads and writes manifests: just above them
+    "mpfas.manifests.export": 8,  # reads and writes manifests: just above them
     "mpfas.models": 8,
     "mpfas.models.checkpoint": 9,
     "mpfas.models.inference": 10,
-    "mpfas.core.metrics": 11,
     "mpfas.tracking": 12,
     "mpfas.train": 13,
     "mpfas.evaluate": 13,
     "mpfas.serve": 14,
-    "mpfas.core.stage": 15,
+    "mpfas.experiments": 15,  # multi-seed aggregation over `dvc exp show` output
     "mpfas.experiments.sweeps": 16,  # the dvc subprocess calls of `mpfas seeds`
     "mpfas.experiments.cleanup": 17,  # `mpfas clean`: dvc gc and mlflow gc (through mpfas.experiments.sweeps.run_dvc)
     "mpfas.__main__": 18,
@@ -226,9 +228,9 @@ def test_no_import_cycles(graph):
     assert cycles(graph) == []
 
 
-def test_config_and_params_view_do_not_import_each_other(graph):
-    assert "mpfas.core.params_view" not in graph["mpfas.core.config"]
-    assert "mpfas.core.config" in graph["mpfas.core.params_view"]  # the view is of Params: one way only
+def test_the_params_parser_is_a_leaf(graph):
+    """Editing a dataset, a backbone or the demo never touches the code every stage depends on."""
+    assert graph["mpfas.core.config"] <= {"mpfas.core.errors"}
 
 
 def test_only_tracking_talks_to_mlflow():
@@ -253,7 +255,7 @@ def test_one_place_turns_telemetry_off():
 
 def test_checker_finds_upward_peer_forbidden_and_unranked_imports():
     fake = {
-        "mpfas.core.config": {"mpfas.core.errors", "mpfas.core.params_view"},  # up: config is below params_view
+        "mpfas.core.config": {"mpfas.core.errors", "mpfas.core.stage"},  # up: config is below the stage wrapper
         "mpfas.train.loop": {"mpfas.core.metrics", "mpfas.evaluate.scoring"},  # peers
         "mpfas.evaluate.report": {"mpfas.core.presets"},  # down, but forbidden
         "mpfas.models.inference": {"mpfas.serve.predict"},  # up
@@ -262,12 +264,13 @@ def test_checker_finds_upward_peer_forbidden_and_unranked_imports():
     }
     found = violations(fake)
     assert len(found) == 5, found
-    assert any(v.startswith("mpfas.core.config (layer mpfas.core.config, rank 3) imports mpfas.core.params_view") for v in found)
+    assert any(v.startswith("mpfas.core.config (layer mpfas.core.config, rank 2) imports mpfas.core.stage")
+               for v in found)
     assert "mpfas.train.loop imports mpfas.evaluate.scoring: mpfas.train and mpfas.evaluate are peers" \
         in found
     assert any(v.startswith("mpfas.evaluate.report imports mpfas.core.presets: forbidden") for v in found)
-    assert any(v.startswith("mpfas.models.inference (layer mpfas.models.inference, rank 10) imports mpfas.serve.predict")
-               for v in found)
+    assert any(v.startswith("mpfas.models.inference (layer mpfas.models.inference, rank 10) imports "
+                            "mpfas.serve.predict") for v in found)
     assert "mpfas.newthing: no layer (add it to LAYERS)" in found
     assert violations({"mpfas.train.loop": {"mpfas.core.metrics", "mpfas.models.inference"}}) == []
 

@@ -3,7 +3,8 @@ from dataclasses import replace
 
 import pytest
 
-from mpfas.core.config import ManifestsConfig, Protocol
+import param_defaults as dflt
+from mpfas.core.config import Protocol
 from mpfas.data import Label, VideoRecord
 from mpfas.manifests.build import (
     ManifestError,
@@ -31,7 +32,7 @@ def make_videos(subjects=10):
     return videos, faces
 
 
-CFG = ManifestsConfig(protocols={"OCI-M": Protocol(["O", "C", "I"], "M")}, val_fraction=0.3)
+CFG = dflt.manifests(protocols={"OCI-M": Protocol(["O", "C", "I"], "M")}, val_fraction=0.3)
 
 
 def test_roles_are_disjoint_and_complete():

@@ -7,7 +7,6 @@ import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
-from mpfas.evaluate.bootstrap import bootstrap_ci
 from mpfas.core.metrics import (
     best_hter,
     eer,
@@ -17,6 +16,7 @@ from mpfas.core.metrics import (
     roc_curve,
     tpr_at_fpr,
 )
+from mpfas.evaluate.bootstrap import bootstrap_ci
 
 
 def _random(seed: int, n: int = 200, tied: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 import torchvision
 from torch.func import functional_call
 
+import param_defaults as dflt
 from foreign_pickle import save_foreign
-from mpfas.core.config import ConfigError, ModelConfig
+from mpfas.core.config import ConfigError
 from mpfas.models import (
     HSVPattern,
     LBPPattern,
@@ -48,7 +49,7 @@ def _hfn_loss(out: ModelOutput, is_live: torch.Tensor) -> torch.Tensor:
 
 def test_paper_config_parameter_count():
     with torch.device("meta"), pytest.warns(RandomInitWarning):
-        model = build_model(ModelConfig(backbone="resnet50", input_size=256, pattern="meta"))
+        model = build_model(dflt.model(backbone="resnet50", input_size=256, pattern="meta"))
     n_hfn = _count(model.hfn_parameters())
     assert abs(n_hfn - 62.1e6) / 62.1e6 < 0.01, n_hfn
     # Two identical streams; map head (conv3x3 256->128, conv1x1 128->1) + Linear(256, 2).
@@ -152,7 +153,7 @@ def test_wrong_input_size_is_rejected():
     with pytest.raises(ValueError, match=r"model\.input_size"):
         _model()(torch.rand(1, 3, SMALL + 32, SMALL + 32))
     with pytest.raises(ConfigError, match=r"model\.input_size"):
-        build_model(ModelConfig(input_size=100))
+        build_model(dflt.model(input_size=100))
 
 
 def test_hfn_stream_count_must_match_pattern():
@@ -265,7 +266,7 @@ def test_load_pretrained_round_trip(tmp_path):
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     path = tmp_path / "resnet18-imagenet.pth"
     torch.save(state, path)
-    cfg = ModelConfig(backbone="resnet18", input_size=SMALL, pattern="meta", pretrained=str(path))
+    cfg = dflt.model(backbone="resnet18", input_size=SMALL, pattern="meta", pretrained=str(path))
     model = build_model(cfg)
     assert model.pretrained_sha256 == sha256_of(path)
     for stream in model.hfn.streams:
@@ -326,11 +327,11 @@ def test_not_a_state_dict_is_rejected(tmp_path):
 def test_missing_weights_file_names_the_param(tmp_path):
     missing = tmp_path / "nope.pth"
     with pytest.raises(FileNotFoundError, match=r"model\.pretrained.*nope\.pth"):
-        build_model(ModelConfig(input_size=SMALL, pretrained=str(missing)))
+        build_model(dflt.model(input_size=SMALL, pretrained=str(missing)))
 
 
 def test_random_init_is_loud(caplog):
     with pytest.warns(RandomInitWarning, match="RANDOM"):
-        model = build_model(ModelConfig(input_size=SMALL))
+        model = build_model(dflt.model(input_size=SMALL))
     assert "RANDOM" in caplog.text
     assert model.pretrained_sha256 == ""

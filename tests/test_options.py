@@ -15,7 +15,8 @@ import torch
 import yaml
 from skimage import data
 
-from mpfas.core.config import AlignConfig, Protocol, load_params
+import param_defaults as dflt
+from mpfas.core.config import Protocol, load_params
 from mpfas.manifests.build import plan_manifest
 from mpfas.preprocess.align import detector_for
 from mpfas.train import DomainSampler, TrainResult, train
@@ -53,12 +54,12 @@ def _two_faces() -> np.ndarray:
 
 def test_select_confident_picks_the_surest_face_not_the_largest():
     frame = _two_faces()
-    largest = detector_for(AlignConfig(select="largest"))
+    largest = detector_for(dflt.align(select="largest"))
     faces = largest.detect_all([frame])[0]
     assert len(faces) == 2
     big, small = sorted(faces, key=lambda f: -f.area)
     assert big.prob < small.prob, "the test needs the larger face to be the less confident one"
-    confident = detector_for(AlignConfig(select="confident"))
+    confident = detector_for(dflt.align(select="confident"))
     assert largest.detect([frame])[0].box == big.box
     assert confident.detect([frame])[0].box == pytest.approx(small.box, abs=1.0)
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from mpfas.core.config import load_params
-from mpfas.evaluate.scoring import ScoreSet, level_metrics
 from mpfas.core.metrics import IsoRates
 from mpfas.evaluate.oulu_npu import fold_rates, mean_std, over_folds
 from mpfas.evaluate.report import ReportError, build_summary, oulu_summary, render_markdown
+from mpfas.evaluate.scoring import ScoreSet, level_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 

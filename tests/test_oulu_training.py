@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mpfas.data.protocols import phone_domain, resolve_protocol
 
 from mpfas.core.config import ConfigError, load_params
 from mpfas.data import adapter_for
 from mpfas.data.oulu_protocols import oulu_folds
 from mpfas.evaluate.report import oulu_summary, render_oulu
 from mpfas.manifests.build import OULU_DOMAINS, ManifestRow, plan_oulu_manifest, write_manifest
-from mpfas.data.protocols import phone_domain, resolve_protocol
 from name_trees import oulu_tree
 from test_dvc_yaml import stage_module
 from test_training import _face
@@ -198,7 +198,7 @@ def render_oulu_tree(root: Path, names: list[str], frames: int = 4, seed: int = 
 @pytest.mark.heavy  # about 90 s on 2 cores (render, extract, align, train, evaluate): `make test-all`
 def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
     from pipeline_copy import copy_repo, dvc
-    from test_dvc_yaml import check_traced_run
+    from test_dvc_yaml import check_runtime_edits_rerun_nothing
 
     tree = tmp_path / "OULU-NPU"
     render_oulu_tree(tree, FILES)
@@ -238,4 +238,4 @@ def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
     assert "## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)" in md
     assert re.search(r"\| P1 \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", md), md
     # every OULU stage reads what it declares; the output-neutral knobs leave them up to date
-    check_traced_run(repo, trace, stages=("train_oulu", "evaluate_oulu"))
+    check_runtime_edits_rerun_nothing(repo, stages=("train_oulu", "evaluate_oulu"))

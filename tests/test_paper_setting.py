@@ -14,11 +14,12 @@ import torch
 import torchvision
 import yaml
 
-from mpfas.core.config import ConfigError, ModelConfig, load_params
-from mpfas.models.inference import score_frames
+import param_defaults as dflt
+from mpfas.core.config import ConfigError, load_params
+from mpfas.core.presets import PAPER, apply_preset, differences, dvc_set_args
 from mpfas.models import build_model
 from mpfas.models import weights as weights_mod
-from mpfas.core.presets import PAPER, apply_preset, differences, dvc_set_args
+from mpfas.models.inference import score_frames
 from test_training import make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,13 +98,13 @@ def test_relative_weights_path_resolves_from_a_dvc_experiment_copy(resnet18_file
     copy = root / ".dvc" / "tmp" / "exps" / "tmpabc123"  # where `dvc exp run --temp/--queue` runs
     copy.mkdir(parents=True)
     monkeypatch.chdir(copy)
-    model = build_model(ModelConfig(pretrained="weights/resnet18-test.pth", input_size=64))
+    model = build_model(dflt.model(pretrained="weights/resnet18-test.pth", input_size=64))
     assert model.pretrained_sha256 == weights_mod.sha256_of(resnet18_file)
     assert torch.equal(model.hfn.rgb_stream.body.conv1.weight,
                        torch.load(resnet18_file, weights_only=True)["conv1.weight"])
     monkeypatch.chdir(root.parent)
     with pytest.raises(FileNotFoundError, match=r"model\.pretrained"):
-        build_model(ModelConfig(pretrained="weights/missing.pth", input_size=64))
+        build_model(dflt.model(pretrained="weights/missing.pth", input_size=64))
 
 
 def test_known_torchvision_files_are_named_by_their_hash_prefix():
@@ -121,20 +122,20 @@ def test_v2_weights_load_with_a_warning_naming_v1(resnet18_file, monkeypatch):
     monkeypatch.setitem(weights_mod.KNOWN_WEIGHTS, sha[:8],
                         weights_mod.KnownWeights("resnet18", "IMAGENET1K_V2", f"resnet18-{sha[:8]}.pth"))
     with pytest.warns(weights_mod.NotPaperWeightsWarning, match="IMAGENET1K_V1.*resnet18-f37072fd.pth"):
-        build_model(ModelConfig(pretrained=str(resnet18_file), input_size=64))
+        build_model(dflt.model(pretrained=str(resnet18_file), input_size=64))
     monkeypatch.setitem(weights_mod.KNOWN_WEIGHTS, sha[:8],
                         weights_mod.KnownWeights("resnet18", "IMAGENET1K_V1", f"resnet18-{sha[:8]}.pth"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", weights_mod.NotPaperWeightsWarning)
-        build_model(ModelConfig(pretrained=str(resnet18_file), input_size=64))
+        build_model(dflt.model(pretrained=str(resnet18_file), input_size=64))
 
 
 # ------------------------------------------------------------------ fidelity switches
 
 def test_bgr_reverses_the_channels_at_the_input():
     torch.manual_seed(0)
-    rgb_model = build_model(ModelConfig(input_size=64, pretrained="random")).eval()
-    bgr_model = build_model(ModelConfig(input_size=64, pretrained="random", channel_order="bgr")).eval()
+    rgb_model = build_model(dflt.model(input_size=64, pretrained="random")).eval()
+    bgr_model = build_model(dflt.model(input_size=64, pretrained="random", channel_order="bgr")).eval()
     bgr_model.load_state_dict(rgb_model.state_dict())
     x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
@@ -146,8 +147,8 @@ def test_bgr_reverses_the_channels_at_the_input():
 
 def test_official_pyramid_init_is_default_and_shared_by_both_streams():
     torch.manual_seed(0)
-    official = build_model(ModelConfig(input_size=64, pretrained="random", pyramid_init="official"))
-    normal = build_model(ModelConfig(input_size=64, pretrained="random"))
+    official = build_model(dflt.model(input_size=64, pretrained="random", pyramid_init="official"))
+    normal = build_model(dflt.model(input_size=64, pretrained="random"))
     for m, shared in ((official, True), (normal, False)):
         for a, b in zip(m.hfn.rgb_stream.pyramid_convs(), m.hfn.pattern_stream.pyramid_convs()):
             assert torch.equal(a.weight, b.weight) == shared
@@ -165,7 +166,7 @@ def test_precision_is_fp32_by_default_and_bf16_is_a_cpu_no_op(tmp_path):
     for i in range(3):
         paths.append(tmp_path / f"{i}.png")
         Image.new("RGB", (64, 64), (40 * i, 90, 200 - 30 * i)).save(paths[-1])
-    model = build_model(ModelConfig(input_size=64, pretrained="random"))
+    model = build_model(dflt.model(input_size=64, pretrained="random"))
     fp32 = score_frames(model, paths, 64, 2, "cpu")
     assert fp32.dtype == "float64" and torch.isfinite(torch.from_numpy(fp32)).all()
     assert (score_frames(model, paths, 64, 2, "cpu", "bf16") == fp32).all()
@@ -198,11 +199,10 @@ def test_source_val_selection_needs_source_val_videos(tmp_path):
 @pytest.mark.slow  # train(), evaluate and report end to end
 def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_path, monkeypatch):
     """val_fraction 0: no source-val rows; select 'last'; evaluate and report cope."""
-    from mpfas.models.checkpoint import load_model
-    from mpfas.core.config import Params
-    from mpfas.evaluate.scoring import evaluate
     from mpfas.evaluate.report import build_summary, render_markdown
+    from mpfas.evaluate.scoring import evaluate
     from mpfas.manifests.build import read_manifest
+    from mpfas.models.checkpoint import load_model
     from mpfas.train import train
 
     make_workspace(tmp_path, val_videos=0, overrides={
@@ -227,7 +227,7 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
 
     Path("metrics/evaluate").mkdir(parents=True)
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps(ev.metrics, default=float))
-    summary = build_summary(Params(**{**params.__dict__}), Path("metrics"),
+    summary = build_summary(dflt.params(**{**params.__dict__}), Path("metrics"),
                             preset_differences=differences(params))
     page = render_markdown(summary)
     assert summary["protocols"]["OCI-M"]["leakage_free"] is False

@@ -24,20 +24,20 @@ import torch
 import yaml
 from skimage import data
 
+import param_defaults as dflt
 from mpfas.__main__ import main
-from mpfas.models.checkpoint import Checkpoint, Preprocess, save
-from mpfas.core.config import AlignConfig, DemoConfig, EvaluateConfig, ExtractConfig, ModelConfig, Params
 from mpfas.data import Label, adapter_for
-from mpfas.models.inference import score_frames
 from mpfas.models import RandomInitWarning, build_model
+from mpfas.models.checkpoint import Checkpoint, Preprocess, save
+from mpfas.models.inference import score_frames
 from mpfas.serve.predict import CSV_COLUMNS, load_model
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 64  # crop and model input: small keeps the tests fast
-ALIGN = AlignConfig(crop_size=SIZE)
-EXTRACT = ExtractConfig(frames_per_video=3, workers=1)
+ALIGN = dflt.align(crop_size=SIZE)
+EXTRACT = dflt.extract(frames_per_video=3)
 # what make_checkpoint records its faces were made with: the `project` fixture's params.yaml
-TRAINED_ON = Preprocess.from_params(Params(align=ALIGN, extract=EXTRACT, evaluate=EvaluateConfig(faces_per_video=2)))
+TRAINED_ON = Preprocess.from_params(dflt.params(align=ALIGN, extract=EXTRACT, score=dflt.score(faces_per_video=2)))
 _CACHE: dict[str, object] = {}
 # a real face photo, downscaled so MTCNN's pyramid stays cheap (BGR, as written to disk)
 ASTRONAUT = cv2.resize(cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), (256, 256), interpolation=cv2.INTER_AREA)
@@ -51,7 +51,7 @@ def demo_root(factory: pytest.TempPathFactory) -> Path:
         from mpfas.demo import synthesize_demo
 
         root = factory.mktemp("demo")
-        synthesize_demo(DemoConfig(seed=0, subjects=4, frames=4), root, progress=False, workers=1)
+        synthesize_demo(dflt.demo(seed=0, subjects=4, frames=4), root, progress=False, workers=1)
         _CACHE["demo"] = root
     return _CACHE["demo"]  # type: ignore[return-value]
 
@@ -93,7 +93,7 @@ def make_checkpoint(path: Path, *, threshold: float | None = 0.5, seed: int = 0,
     """A randomly initialised eval-mode model saved in the training checkpoint format
     (``preprocess=None``: the dict today's training wrote before checkpoints had a schema)."""
     torch.manual_seed(seed)
-    cfg = ModelConfig(backbone=backbone, input_size=SIZE, pattern="meta")
+    cfg = dflt.model(backbone=backbone, input_size=SIZE, pattern="meta")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RandomInitWarning)
         model = build_model(cfg)
@@ -158,9 +158,9 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
 
 def test_video_scores_equal_the_pipeline(project, demo, monkeypatch, capsys):
     """Per-face and video scores of `predict` on raw videos = extract + align + score_frames."""
+    from mpfas.core.sampling import pick_evenly
     from mpfas.preprocess.align import run_align
     from mpfas.preprocess.extract import run_extract
-    from mpfas.core.sampling import pick_evenly
 
     monkeypatch.chdir(project)
     videos = demo_videos(demo, "M")

@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import pytest
 
-from mpfas.core.config import DataConfig, Params
-from mpfas.data import DatasetError
+import param_defaults as dflt
+from mpfas.data import DatasetError, dataset_root
 from mpfas.data.raw import build_raw, index_datasets
 from name_trees import TREES, oulu_protocol_lists
 
@@ -13,7 +13,7 @@ from name_trees import TREES, oulu_protocol_lists
 def real_params(tmp_path, **roots):
     base = {code: str(tmp_path / code) for code in "OCIM"}
     base.update(roots)
-    return Params(data=DataConfig(source="real", roots=base, demo_root=str(tmp_path / "raw")))
+    return dflt.params(data=dflt.data(source="real", roots=base, demo_root=str(tmp_path / "raw")))
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_bad_root_names_dataset_and_param(trees, tmp_path, problem):
 
 
 def test_demo_mode_needs_no_roots():
-    assert replace(Params().data, source="demo").root("O").as_posix() == "data/raw/OULU-NPU"
+    assert dataset_root(dflt.data(source="demo"), "O").as_posix() == "data/raw/OULU-NPU"
 
 
 def test_only_data_datasets_are_indexed(trees, tmp_path):
@@ -129,7 +129,7 @@ def test_files_outside_the_release_are_named(trees, tmp_path, caplog):
 def test_demo_is_not_checked_against_releases(tmp_path):
     from mpfas.data.raw import check_copies
 
-    assert check_copies(Params(), {"O": []}, tmp_path) == {}
+    assert check_copies(dflt.params(), {"O": []}, tmp_path) == {}
 
 
 @pytest.mark.parametrize("where", ["one level too high", "at one split folder"])
@@ -204,7 +204,7 @@ def test_relative_root_is_found_from_a_dvc_experiment_copy(trees, tmp_path, monk
     monkeypatch.chdir(repo / ".dvc" / "tmp" / "exps" / "run1")
     params = real_params(trees, M="datasets/MSU-MFSD")
     params = replace(params, data=replace(params.data, datasets=["M"]))
-    assert params.data.root("M") == repo / "datasets" / "MSU-MFSD"
+    assert dataset_root(params.data, "M") == repo / "datasets" / "MSU-MFSD"
     assert len(index_datasets(params)["M"]) == 280
 
 

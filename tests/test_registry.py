@@ -19,25 +19,27 @@ import torch
 import yaml
 from torch import nn
 
-from mpfas.models.backbones import backbone_names, register_backbone, unregister_backbone
-from mpfas.core.config import AlignConfig, ConfigError, DataConfig, DemoConfig, ExtractConfig, Params, parse_params
+import param_defaults as dflt
+from mpfas.core.config import ConfigError, parse_params
 from mpfas.data import (
     DatasetAdapter,
     DatasetSpec,
     Label,
     VideoRecord,
     dataset_codes,
+    dataset_root,
     demo_codes,
     read_index,
     registered,
     write_index,
 )
 from mpfas.data.demo_plan import Camera, DemoPlan, Place, VideoSpec
+from mpfas.data.raw import build_raw, index_datasets
 from mpfas.demo import synth
 from mpfas.models import MetaPatternFAS, frame_score
+from mpfas.models.backbones import backbone_names, register_backbone, unregister_backbone
 from mpfas.preprocess.align import run_align
 from mpfas.preprocess.extract import run_extract
-from mpfas.data.raw import build_raw, index_datasets
 from name_trees import TREES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,8 +103,8 @@ def test_builtins_are_registered_in_order():
 def test_toy_image_dataset_is_synthesised_and_indexed(toy, tmp_path):
     """Registering the spec is all it takes: the demo draws it as one-frame images, the raw
     stage indexes it next to O, C, I, M, and the index reads back."""
-    cfg = DemoConfig(subjects=2, frames=2, scale=0.5)
-    params = Params(data=DataConfig(demo_root=str(tmp_path / "raw")), demo=cfg)
+    cfg = dflt.demo(subjects=2, frames=2, scale=0.5)
+    params = dflt.params(data=dflt.data(demo_root=str(tmp_path / "raw")), demo=cfg)
     counts = build_raw(params, tmp_path / "index")
     assert list(counts["datasets"]) == ["O", "C", "I", "M", "Y", "T"]
     assert counts["datasets"]["T"] == {"videos": 6, "live": 2, "print": 2, "replay": 2,
@@ -120,11 +122,11 @@ def test_toy_images_go_through_extract_and_align_as_one_frame_videos(toy, tmp_pa
     """An image is a one-frame video: extract reads it with cv2.imread (frame 0, no warning),
     and the real MTCNN finds and aligns the demo face in it."""
     monkeypatch.setattr(synth, "demo_codes", lambda: ("T",))
-    synth.synthesize_demo(DemoConfig(subjects=2, frames=2), tmp_path / "raw", progress=False, workers=1)
+    synth.synthesize_demo(dflt.demo(subjects=2, frames=2), tmp_path / "raw", progress=False, workers=1)
     root = tmp_path / "raw" / "Toy-Spoof"
     records = ToySpoof().scan(root).records
     assert len(records) == 6
-    summary = run_extract(records, root, tmp_path / "frames", ExtractConfig(frames_per_video=3, workers=1),
+    summary = run_extract(records, root, tmp_path / "frames", dflt.extract(frames_per_video=3),
                           rel_to=tmp_path, progress=False)
     assert (summary.frames, summary.errors, summary.warnings) == (6, 0, 0)
     with open(tmp_path / "frames" / "frames.csv", newline="") as fh:
@@ -133,7 +135,7 @@ def test_toy_images_go_through_extract_and_align_as_one_frame_videos(toy, tmp_pa
     for rec, row in zip(records, rows):  # the frame is the image's pixels (png: lossless)
         stored = cv2.imread(str(tmp_path / row["path"]))
         assert np.array_equal(stored, cv2.imread(str(root / rec.relpath)))
-    aligned = run_align(records, tmp_path / "frames" / "frames.csv", tmp_path / "faces", AlignConfig(crop_size=64),
+    aligned = run_align(records, tmp_path / "frames" / "frames.csv", tmp_path / "faces", dflt.align(crop_size=64),
                         rel_to=tmp_path, progress=False)
     assert aligned.frames == 6 and aligned.faces == 6 and aligned.videos_without_face == 0
     face = cv2.imread(str(next((tmp_path / "faces").rglob("f00000.png"))))
@@ -142,7 +144,7 @@ def test_toy_images_go_through_extract_and_align_as_one_frame_videos(toy, tmp_pa
 
 def test_adding_a_dataset_leaves_the_others_unchanged(toy):
     """Identities and random streams of O, C, I, M do not move when a dataset is added."""
-    cfg = DemoConfig(subjects=3)
+    cfg = dflt.demo(subjects=3)
     with_toy = synth.plan_demo(cfg)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(synth, "demo_codes", lambda: ("O", "C", "I", "M"))
@@ -187,7 +189,7 @@ def test_real_mode_indexes_the_roots_that_are_set(tmp_path):
     for code in "CIM":
         TREES[code](tmp_path / code)
     roots = {"O": "", **{c: str(tmp_path / c) for c in "CIM"}}
-    params = Params(data=DataConfig(source="real", roots=roots, demo_root=str(tmp_path / "raw")))
+    params = dflt.params(data=dflt.data(source="real", roots=roots, demo_root=str(tmp_path / "raw")))
     assert sorted(index_datasets(params)) == ["C", "I", "M"]
 
 
@@ -196,7 +198,7 @@ def test_config_accepts_a_registered_dataset_only(toy):
     text["manifests"]["protocols"]["OCI-T"] = {"sources": ["O", "C", "I"], "target": "T"}
     text["align"]["max_failed_videos"]["T"] = 0.5
     params = parse_params(yaml.safe_dump(text))
-    assert params.data.root("T").as_posix() == "data/raw/Toy-Spoof"
+    assert dataset_root(params.data, "T").as_posix() == "data/raw/Toy-Spoof"
 
 
 def test_config_refuses_an_unregistered_dataset():

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mpfas.core.config import ExtractConfig, Protocol
-from mpfas.data import Label, VideoRecord, read_index, write_index
+import param_defaults as dflt
+from mpfas.core.config import Protocol
 from mpfas.core.errors import MpfasError
+from mpfas.data import Label, VideoRecord, read_index, write_index
 from mpfas.manifests.build import ManifestError, plan_manifest, read_faces_index, read_manifest, write_manifest
 from mpfas.preprocess.align import read_frames_index
 from mpfas.preprocess.extract import run_extract
@@ -181,7 +182,7 @@ def test_index_row_climbing_out_deletes_nothing_and_names_the_row(tmp_path):
     error = ""
     try:
         run_extract(read_index(index), repo / "data/raw/OULU-NPU", repo / "data/frames/O",
-                    ExtractConfig(frames_per_video=2, workers=1), rel_to=repo, progress=False)
+                    dflt.extract(frames_per_video=2), rel_to=repo, progress=False)
     except MpfasError as exc:
         error = str(exc)
     assert sentinel.read_text() == "keep"
@@ -198,7 +199,7 @@ def test_symlinked_video_folder_out_of_the_output_deletes_nothing(tmp_path):
     (out / "s").symlink_to(tmp_path / "victim", target_is_directory=True)
     with pytest.raises(MpfasError, match=r"O/s/v\.avi: 's/v' is outside the output folder .* a symlinked folder"):
         run_extract([VideoRecord("O", "s/v.avi", "1", "train", Label.LIVE)], tmp_path / "raw", out,
-                    ExtractConfig(frames_per_video=2, workers=1), rel_to=tmp_path, progress=False)
+                    dflt.extract(frames_per_video=2), rel_to=tmp_path, progress=False)
     assert sentinel.read_text() == "keep"
 
 

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from mpfas.core.config import ExtractConfig, load_params
 from mpfas.core.params_view import UndeclaredParamError, flatten, view
+
+import param_defaults as dflt
+from mpfas.core.config import load_params
 from mpfas.core.presets import differences
 from mpfas.core.stage import stage_main
 
@@ -62,7 +63,7 @@ def test_mapping_entries_are_declared_one_by_one():
 def test_a_view_section_pickles_as_the_plain_dataclass():
     """Extract hands its section to spawned worker processes."""
     section = view(load_params(REPO / "params.yaml"), ["extract"]).extract
-    assert pickle.loads(pickle.dumps(section)) == ExtractConfig(**dataclasses.asdict(section))
+    assert pickle.loads(pickle.dumps(section)) == dflt.extract(**dataclasses.asdict(section))
 
 
 def test_stage_reading_an_undeclared_key_fails_with_one_line(params_file, capsys):

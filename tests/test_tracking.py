@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import param_defaults as dflt
 from mpfas import tracking
-from mpfas.core.config import Params
 
 EXP_COPY = Path(".dvc", "tmp", "exps", "tmpabc123")  # where DVC runs a temp or queued experiment
 
@@ -67,7 +67,7 @@ def test_pipeline_run_tag(repo, monkeypatch):
     monkeypatch.setenv("DVC_EXP_NAME", "fuzzy-owl")
     monkeypatch.setenv("DVC_EXP_BASELINE_REV", "f" * 40)
     assert tracking.pipeline_run_name(params_file, "abc") == "fuzzy-owl"
-    tags = tracking.run_tags("OCI-M", Params(), params_file, "abc")
+    tags = tracking.run_tags("OCI-M", dflt.params(), params_file, "abc")
     assert tags["protocol"] == "OCI-M" and tags["pretrained"] == "random-init"
     assert tags["dvc_exp_name"] == "fuzzy-owl" and tags["dvc_exp_baseline_rev"] == "f" * 40
 
@@ -76,7 +76,7 @@ def test_run_resumes_by_id_and_records_failure(repo, monkeypatch):
     from mlflow.tracking import MlflowClient
 
     monkeypatch.chdir(repo / EXP_COPY)
-    params = tracking.flat_params(Params())
+    params = tracking.flat_params(dflt.params())
     tracker = tracking.Tracker("exp")
     info = tracker.start({"protocol": "OCI-M", "mlflow.runName": "OCI-M"}, params)
     assert (repo / "mlflow.db").is_file() and not Path("mlflow.db").exists()

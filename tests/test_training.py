@@ -22,12 +22,13 @@ import torch
 import yaml
 from PIL import Image, ImageFilter
 
-from mpfas.models.checkpoint import SCHEMA_VERSION, Preprocess
+import param_defaults as dflt
 from mpfas.core.config import ConfigError, load_params
-from mpfas.models.inference import load_faces, score_videos
+from mpfas.core.sampling import pick_evenly
 from mpfas.manifests.build import ManifestRow, write_manifest
 from mpfas.models import build_model
-from mpfas.core.sampling import pick_evenly
+from mpfas.models.checkpoint import SCHEMA_VERSION, Preprocess
+from mpfas.models.inference import load_faces, score_videos
 from mpfas.train import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.train.algorithms import split_parameters
 from stage_cmd import stage_argv
@@ -196,11 +197,10 @@ def test_photometric_jitter_parts():
 def test_color_augment_is_a_difference_from_the_paper():
     import dataclasses
 
-    from mpfas.core.config import Params
     from mpfas.core.presets import PAPER, differences
 
     assert PAPER.values["train.augment"] == "flip"
-    params = Params()
+    params = dflt.params()
     params = dataclasses.replace(params, train=dataclasses.replace(params.train, augment="color"))
     assert differences(params)["train.augment"] == {"ours": "color", "preset": "flip"}
     with pytest.raises(ConfigError, match=r"train\.augment"):

@@ -12,12 +12,12 @@ import pkgutil
 
 from mpfas.data import datasets as _datasets
 from mpfas.data.base import DatasetAdapter, DatasetError, MediaKind, ScanResult
+from mpfas.data.checks import check_params
 from mpfas.data.index import INDEX_COLUMNS, read_index, write_index
 from mpfas.data.records import Label, VideoRecord
 from mpfas.data.registry import (
     DatasetSpec,
     adapter_for,
-    check_params,
     dataset_codes,
     dataset_name,
     dataset_root,

@@ -9,7 +9,16 @@ from pathlib import Path
 from mpfas.core.atomic import write_text
 from mpfas.core.config import Params
 from mpfas.core.errors import first_of
-from mpfas.data import DatasetError, VideoRecord, adapter_for, dataset_codes, dataset_name, demo_codes, write_index
+from mpfas.data import (
+    DatasetError,
+    VideoRecord,
+    adapter_for,
+    dataset_codes,
+    dataset_name,
+    dataset_root,
+    demo_codes,
+    write_index,
+)
 from mpfas.data.oulu_lists import check_oulu_lists
 from mpfas.data.release import check_release
 
@@ -40,7 +49,7 @@ def index_datasets(params: Params) -> dict[str, list[VideoRecord]]:
     for code in indexed_codes(params):
         hint = (f"set data.roots.{code} in params.yaml to the {dataset_name(code)} root"
                 if params.data.source == "real" else "re-run the raw stage to rebuild the demo")
-        root = params.data.root(code)
+        root = dataset_root(params.data, code)
         adapter = adapter_for(code)
         try:
             result = adapter.scan(root)
@@ -92,7 +101,7 @@ def check_copies(params: Params, records: dict[str, list[VideoRecord]], index_di
                         "protocols use every video: restore them under data.roots")
     out: dict[str, dict] = {code: {"release": check.summary()} for code, check in releases.items()}
     if "O" in records:  # OULU-NPU ships its protocols as lists; the other datasets' splits are folders
-        oulu = check_oulu_lists(params.data.root("O"), records["O"])
+        oulu = check_oulu_lists(dataset_root(params.data, "O"), records["O"])
         out.setdefault("O", {})["protocol_lists"] = oulu.summary()
         if oulu.folder is None:
             log.info("OULU-NPU: no Protocols/Protocol_1 folder under the root; folds not compared with it")
@@ -120,7 +129,7 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
     if contact_sheet_png is not None:
         from mpfas.data.contact_sheet import dataset_sheet
 
-        dataset_sheet(records, {code: params.data.root(code) for code in records}, contact_sheet_png)
+        dataset_sheet(records, {code: dataset_root(params.data, code) for code in records}, contact_sheet_png)
     counts = {}
     for code, recs in records.items():
         write_index(recs, index_dir / f"{code}.csv")
