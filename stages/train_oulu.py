@@ -6,7 +6,7 @@ P is one of ``manifests.oulu_protocols`` (P1-P4); its folds (one for P1 and P2, 
 and P4: ``OULU-P3-<left-out phone>``) train one after another through the same loop as
 ``stages/train.py``, each from ``<manifests>/<fold>.csv`` into its own ``<out>/<fold>/`` (best.pt,
 last.pt, run.json) with its own MLflow run, on the Train split's phones as pseudo-domains
-(mpfas.data.protocols). A killed run resumes at the fold and iteration it reached: folds
+(mpfas.train.protocols). A killed run resumes at the fold and iteration it reached: folds
 already complete resume at their last iteration and train no further.
 """
 

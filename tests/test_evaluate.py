@@ -34,7 +34,7 @@ from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
 BRIGHTNESS = {"live": 200, "print": 60, "replay": 110}
-CFG = dflt.evaluate(bootstrap=200, seed=0, faces_per_video=2, batch_size=8)
+CFG = dflt.evaluate(bootstrap=200, seed=0)
 
 
 def _write_faces(root: Path, video: str, label: str, n: int, seed: int, size: int = 64) -> list[str]:
@@ -78,7 +78,7 @@ def workdir(tmp_path, monkeypatch):
 
 def test_evaluate_metrics_and_outputs(workdir):
     rows = _manifest(workdir)
-    ev = evaluate("OCI-M", rows, brightness_scorer, CFG, {"selection": "source_val", "iteration": 7})
+    ev = evaluate("OCI-M", rows, brightness_scorer, 2, CFG, {"selection": "source_val", "iteration": 7})
     m = ev.metrics
     assert m["selection"] == "source_val" and m["iteration"] == 7
     # live is clearly brighter than both attacks: perfect separation at video and frame level
@@ -131,7 +131,7 @@ def test_overlapping_scores_give_nontrivial_metrics(workdir):
     rows = _manifest(workdir)
     rng = np.random.default_rng(1)
     noisy = lambda paths: brightness_scorer(paths) + rng.normal(0, 0.6, len(paths))  # noqa: E731
-    m = evaluate("OCI-M", rows, noisy, CFG).metrics["video"]
+    m = evaluate("OCI-M", rows, noisy, 2, CFG).metrics["video"]
     assert 0 < m["hter_oracle"] <= m["hter_eer"]
     assert 0 <= m["auc"] < 1
     assert m["auc_ci"][0] < m["auc_ci"][1]
@@ -140,16 +140,16 @@ def test_overlapping_scores_give_nontrivial_metrics(workdir):
 def test_single_class_target_is_a_clear_error(workdir):
     rows = _manifest(workdir, target_labels=("live",) * 4)
     with pytest.raises(EvaluationError, match=r"OCI-M video-level target: needs both live and attack"):
-        evaluate("OCI-M", rows, brightness_scorer, CFG)
+        evaluate("OCI-M", rows, brightness_scorer, 2, CFG)
     rows = _manifest(workdir, val_labels=("print", "replay"))
     with pytest.raises(EvaluationError, match=r"OCI-M video-level source-val: needs both"):
-        evaluate("OCI-M", rows, brightness_scorer, CFG)
+        evaluate("OCI-M", rows, brightness_scorer, 2, CFG)
 
 
 def test_nan_scores_are_refused(workdir):
     rows = _manifest(workdir)
     with pytest.raises(EvaluationError, match="NaN"):
-        evaluate("OCI-M", rows, lambda p: np.full(len(p), np.nan), CFG)
+        evaluate("OCI-M", rows, lambda p: np.full(len(p), np.nan), 2, CFG)
 
 
 def _tiny_checkpoint(path: Path) -> torch.nn.Module:
@@ -179,7 +179,7 @@ def test_checkpoint_model_scores_the_manifest(workdir):
     faces = rows[0].faces[:2]
     np.testing.assert_allclose(score_frames(model, faces, 64, 4, "cpu"),
                                score_frames(original, faces, 64, 4, "cpu"), rtol=1e-5)
-    ev = evaluate("OCI-M", rows, lambda p: score_frames(model, p, 64, 8, "cpu"), CFG, info)
+    ev = evaluate("OCI-M", rows, lambda p: score_frames(model, p, 64, 8, "cpu"), 2, CFG, info)
     for level in ("video", "frame"):
         v = ev.metrics[level]
         assert 0 <= v["auc"] <= 1 and 0 <= v["hter_val"] <= 1
@@ -220,7 +220,7 @@ def test_log_evaluation_adds_eval_metrics_and_artifacts(workdir, monkeypatch):
     Path("models/OCI-M").mkdir(parents=True)
     Path("models/OCI-M/run.json").write_text(json.dumps({"run_id": run_id, "experiment_id": exp}))
     rows = _manifest(workdir)
-    ev = evaluate("OCI-M", rows, brightness_scorer, dataclasses.replace(CFG, bootstrap=0),
+    ev = evaluate("OCI-M", rows, brightness_scorer, 2, dataclasses.replace(CFG, bootstrap=0),
                   {"selection": "source_val"})
     arts = write_outputs(ev, scores_csv=Path("s.csv"), metrics_json=Path("m.json"),
                          roc_json=Path("roc.json"), plot_dir=Path("p"))

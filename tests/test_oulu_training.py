@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from mpfas.data.protocols import phone_domain, resolve_protocol
 
 from mpfas.core.config import ConfigError, load_params
 from mpfas.data import adapter_for
 from mpfas.data.oulu_protocols import oulu_folds
 from mpfas.evaluate.report import oulu_summary, render_oulu
 from mpfas.manifests.build import OULU_DOMAINS, ManifestRow, plan_oulu_manifest, write_manifest
+from mpfas.train.protocols import phone_domain, resolve_protocol
 from name_trees import oulu_tree
 from test_dvc_yaml import stage_module
 from test_training import _face

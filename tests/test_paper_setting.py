@@ -53,7 +53,7 @@ def test_paper_preset_sets_every_knob_and_keeps_comments(tmp_path):
     assert (p.train.batch_live, p.train.batch_spoof, p.train.faces_per_video, p.train.seed) == (4, 4, 2, 666)
     assert p.train.eval_every == 200 and p.train.select == "target_oracle" and p.train.precision == "fp32"
     assert p.manifests.val_fraction == 0.0 and p.manifests.target_set == "all"
-    assert p.evaluate.precision == "fp32" and p.evaluate.faces_per_video == 2
+    assert p.score.precision == "fp32" and p.score.faces_per_video == 2
     assert differences(p) == {}
     # the user's data settings and the file's comments survive
     assert p.data == before.data

@@ -338,7 +338,7 @@ def test_predict_applies_the_checkpoints_preprocessing(project, demo, tmp_path, 
     (warning,) = _meta_warnings(caplog)
     for key, ours, theirs in (("align.crop_size", SIZE, 96), ("align.padding", 0.37, 0.2),
                               ("align.detect_max_side", 640, 320), ("align.min_face_size", 20, 40),
-                              ("extract.frames_per_video", 3, 2), ("evaluate.faces_per_video", 2, 0)):
+                              ("extract.frames_per_video", 3, 2), ("score.faces_per_video", 2, 0)):
         assert f"{key} checkpoint {ours!r} vs params.yaml {theirs!r}" in warning, warning
     assert "align.select" not in warning and len(warning.splitlines()) == 1
     assert got["model"]["preprocess"] == TRAINED_ON.as_dict()

@@ -4,7 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from mpfas.manifests.build.export import (
+
+from mpfas.__main__ import main
+from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
+from mpfas.manifests.export import (
     METAPATTERN_LABELS,
     VideoLine,
     export_splits,
@@ -12,9 +15,6 @@ from mpfas.manifests.build.export import (
     read_plain,
     read_ssdg,
 )
-
-from mpfas.__main__ import main
-from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
 
 
 def _row(domain: str, name: str, subject: str, label: str, role: str, n: int) -> ManifestRow:

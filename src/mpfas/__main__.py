@@ -210,7 +210,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_export_splits(args: argparse.Namespace) -> int:
-    from mpfas.manifests.build.export import export_splits, frame_counts, read_manifests
+    from mpfas.manifests.export import export_splits, frame_counts, read_manifests
 
     manifests = read_manifests(Path(args.manifests), Path(args.faces))
     frames_of = frame_counts(Path(args.frames)) if args.frames else None

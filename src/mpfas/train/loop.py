@@ -43,13 +43,13 @@ from mpfas.core.device import resolve_device
 from mpfas.core.errors import MpfasError
 from mpfas.core.metrics import best_hter, eer, error_rates, roc_auc
 from mpfas.core.sampling import pick_evenly
-from mpfas.data.protocols import resolve_protocol
 from mpfas.models.checkpoint import Preprocess
 from mpfas.models.inference import score_video_frames
 from mpfas.train import distributed, rng
 from mpfas.train.curves import Curves
 from mpfas.train.data import DomainSampler
 from mpfas.train.execution import prepare_model
+from mpfas.train.protocols import resolve_protocol
 from mpfas.train.run import Best, RunContext, TrainResult, resume
 from mpfas.train.step import Optimisers, domain_roles, meta_iteration
 
