@@ -66,7 +66,7 @@ class Preprocess:
     frames_per_video: int = _section("extract")
     image_ext: str = _section("extract")
     decode: str = _section("extract")
-    faces_per_video: int = _section("evaluate")
+    faces_per_video: int = _section("score")
 
     @classmethod
     def from_params(cls, params: Params) -> Preprocess:
