@@ -17,7 +17,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-import param_defaults as dflt
+from helpers import REPO
+from helpers import param_defaults as dflt
+from helpers.videos import make_video, read_csv, record, tree, two_extracted_videos
 from mpfas.core.config import AlignConfig
 from mpfas.data import Label, write_index
 from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
@@ -25,7 +27,6 @@ from mpfas.preprocess.detect import FaceDetector, box_iou
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.jobs import MARKER
 from mpfas.preprocess.warp import EYE_CENTRE, alignment_matrix, similarity_transform, template_points, warp_face
-from test_extract import REPO, make_video, read_csv, record, tree
 
 CROP = 64  # small crops keep the tests fast; the warp is size-independent
 
@@ -271,17 +272,6 @@ def test_faceless_videos_fail_only_past_their_datasets_limit(tmp_path, detector)
     assert (m["videos_without_face"], m["max_failed_videos"]) == (1, 0.1)
 
 
-def two_extracted_videos(tmp_path: Path) -> list:
-    """A live and a print video of the demo's face, two frames each extracted under tmp_path."""
-    root = tmp_path / "raw"
-    records = [record("s/a.avi", Label.LIVE), record("s/b.avi", Label.PRINT)]
-    for r in records:
-        make_video(root / r.relpath, frames=8)
-    run_extract(records, root, tmp_path / "frames", dflt.extract(frames_per_video=2),
-                rel_to=tmp_path, progress=False)
-    return records
-
-
 def test_resume_and_param_change(tmp_path, detector):
     records = two_extracted_videos(tmp_path)
     cfg = dflt.align(crop_size=CROP)
@@ -308,7 +298,8 @@ _KILLABLE = textwrap.dedent("""
     from pathlib import Path
     import torch
     import mpfas.core.atomic as atomic
-    from mpfas.core.config import AlignConfig
+    from dataclasses import replace
+    from mpfas.core.config import load_params
     from mpfas.data import read_index
     from mpfas.preprocess.align import run_align
 
@@ -318,8 +309,9 @@ _KILLABLE = textwrap.dedent("""
         time.sleep(0.1)
         return _write(path, data)
     atomic.write_bytes = slow_write
+    cfg = replace(load_params('params.yaml').align, crop_size=64)  # the repository's, run from its root
     base, index = map(Path, sys.argv[1:3])
-    run_align(read_index(index), base / "frames/frames.csv", base / "faces", dflt.align(crop_size=64),
+    run_align(read_index(index), base / "frames/frames.csv", base / "faces", cfg,
               rel_to=base, progress=False)
 """)
 

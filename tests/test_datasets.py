@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
+from helpers.name_trees import TREES
 from mpfas.data import DatasetError, Label, adapter_for, read_index, write_index
-from name_trees import TREES
 
 EXPECTED = {  # total, live, print, replay on the full official file lists
     "O": (4950, 990, 1980, 1980),

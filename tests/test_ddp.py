@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.faces import make_workspace
+from helpers.stage_cmd import stage_argv
 from mpfas.models import build_model
 from mpfas.train import distributed
-from stage_cmd import stage_argv
-from test_training import make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,9 +126,9 @@ def test_torchrun_two_ranks_stay_identical_and_only_rank0_writes(tmp_path):
     from mlflow.tracking import MlflowClient
 
     make_workspace(tmp_path, overrides={
-        "train": {"protocols": ["OCI-M"], "iterations": 3, "inner_loops": 2, "batch_live": 2, "batch_spoof": 2,
-                  "eval_every": 3, "checkpoint_every": 3, "device": "cpu", "seed": 666},
-        "tracking": {"experiment": "test-ddp"},
+        "data": {"protocols": ["OCI-M"]},
+        "train": {"iterations": 3, "inner_loops": 2, "batch_live": 2, "batch_spoof": 2, "eval_every": 3, "seed": 666},
+        "runtime": {"device": "cpu", "checkpoint_every": 3, "experiment": "test-ddp"},
     })
     (tmp_path / "runner.py").write_text(textwrap.dedent(RUNNER))
     uri = f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}"

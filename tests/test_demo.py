@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.name_trees import TREES
 from mpfas.data import BUILT_IN, Label, adapter_for, dataset_name
 from mpfas.data.contact_sheet import CELL_H, CELL_W, LABEL_H, dataset_sheet
 from mpfas.data.datasets.msu import read_subject_list
@@ -19,7 +20,6 @@ from mpfas.demo.check import read_frames
 from mpfas.demo.faces import identity_pool
 from mpfas.demo.layout import MSU_TEST, MSU_TRAIN
 from mpfas.demo.render import render_video
-from name_trees import TREES
 
 DATASET_CODES = BUILT_IN
 DATASET_NAMES = {code: dataset_name(code) for code in DATASET_CODES}

@@ -15,15 +15,13 @@ lists ``runtime``, the knobs that cannot change outputs.
 from __future__ import annotations
 
 import ast
-import importlib.util
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers.pipeline_copy import stages_to_run
+from helpers.stage_cmd import stage_module
 from mpfas.core.config import RUNTIME_SECTIONS, load_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,14 +111,6 @@ def dvc_stages() -> dict[str, dict]:
         assert script == f"stages/{name}.py", f"dvc.yaml: stage {name} runs {script}"
         out[name] = body
     return out
-
-
-def stage_module(name: str):
-    """``stages/<name>.py`` imported, not run."""
-    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def sections(name: str) -> tuple[str, ...]:
@@ -251,41 +241,4 @@ def test_oulu_stages_run_only_when_asked_for():
 
 # ---------------------------------------------------------------- runtime edits re-run nothing
 
-def stages_to_run(repo: Path) -> set[str]:
-    """The stages of ``repo``'s dvc.yaml that have something to run under its params.yaml: all but
-    a ``foreach`` over an empty list (the OULU-NPU stages by default: ``manifests.oulu_protocols: []``)."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    out = set()
-    for name, stage in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"].items():
-        items = stage.get("foreach", [name])
-        if isinstance(items, str):
-            assert items.startswith("${") and items.endswith("}"), items
-            for part in items[2:-1].split("."):
-                items = items[part] if isinstance(items, dict) else params[part]
-        if items:
-            out.add(name)
-    return out
 
-
-def check_runtime_edits_rerun_nothing(repo: Path, stages: tuple[str, ...] = ()) -> None:
-    """Called by tests/test_pipeline.py on its tiny ``dvc repro`` (one shared run keeps CI short):
-    edits to the ``runtime`` section leave everything up to date. With ``stages``
-    (tests/test_oulu_training.py: the OULU-NPU ones) only they and what they depend on are checked."""
-    from pipeline_copy import env
-
-    original = text = (repo / "params.yaml").read_text()
-    params = load_params(repo / "params.yaml")
-    for old, new in ((f"train_workers: {params.runtime.train_workers}\n", "train_workers: 1\n"),
-                     ("resume: auto", "resume: never"), ("experiment: mpfas", "experiment: elsewhere"),
-                     (f"checkpoint_every: {params.runtime.checkpoint_every}\n", "checkpoint_every: 7\n"),
-                     ("device: auto", "device: cpu")):
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    (repo / "params.yaml").write_text(text)
-    try:
-        dvc = str(Path(sys.executable).parent / "dvc")
-        status = subprocess.run([dvc, "status", "--json", *(["--with-deps", *stages] if stages else [])],
-                                cwd=repo, env=env(), capture_output=True, text=True, timeout=300)
-        assert status.returncode == 0 and json.loads(status.stdout) == {}, status.stdout
-    finally:
-        (repo / "params.yaml").write_text(original)

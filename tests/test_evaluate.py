@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.stage_cmd import stage_argv
 from mpfas.core.config import load_params
 from mpfas.core.metrics import roc_auc
 from mpfas.core.presets import differences
@@ -30,7 +31,6 @@ from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
 from mpfas.models.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
 from mpfas.models.inference import load_faces, score_frames
 from mpfas.tracking import flat_metrics, log_evaluation
-from stage_cmd import stage_argv
 
 REPO = Path(__file__).resolve().parents[1]
 BRIGHTNESS = {"live": 200, "print": 60, "replay": 110}
@@ -247,7 +247,7 @@ def _metrics_file(path: Path, auc: float, hter: float) -> None:
 
 def test_report_table_and_published_numbers(workdir):
     params = load_params(REPO / "params.yaml")
-    params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=["OCI-M", "MI-C"]))
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, protocols=["OCI-M", "MI-C"]))
     _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
     with pytest.raises(ReportError, match=r"metrics/evaluate/MI-C.json"):
         build_summary(params, Path("metrics"), preset_differences=differences(params))
@@ -285,7 +285,7 @@ def test_report_detection_table_shows_release_completeness(workdir):
     """Real roots: the detection table says how much of each official release the raw stage
     indexed (metrics/raw.json); a dataset the raw stage did not check reads "—"."""
     params = load_params(REPO / "params.yaml")
-    params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=["OCI-M"]))
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, protocols=["OCI-M"]))
     _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
     for code, videos in {"O": 4948, "C": 600, "I": 1200, "M": 280}.items():
         Path("metrics/align").mkdir(parents=True, exist_ok=True)
@@ -332,7 +332,7 @@ def test_evaluate_stage_script_end_to_end(workdir):
 def test_worse_than_chance_model_writes_strict_json(workdir):
     """The oracle of an inverted scorer is "reject everything" (+inf): null in JSON, with a note."""
     rows = _manifest(workdir)
-    ev = evaluate("OCI-M", rows, lambda p: -brightness_scorer(p), dataclasses.replace(CFG, bootstrap=20))
+    ev = evaluate("OCI-M", rows, lambda p: -brightness_scorer(p), 2, dataclasses.replace(CFG, bootstrap=20))
     assert ev.metrics["video"]["auc"] == 0.0
     assert ev.metrics["video"]["oracle_threshold"] == np.inf
     assert ev.metrics["video"]["hter_oracle"] == 0.5

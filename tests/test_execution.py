@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
 from mpfas.core.config import ConfigError, TrainConfig, load_params
 from mpfas.models import build_model
 from mpfas.models.hfn import _mean

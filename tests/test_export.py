@@ -15,11 +15,12 @@ import pytest
 import torch
 import yaml
 
+from helpers import REPO
+from helpers.checkpoints import SIZE, TRAINED_ON, make_checkpoint, real_faces
 from mpfas.__main__ import main
 from mpfas.models.inference import load_faces, score_frames
 from mpfas.serve.export import OUTPUT_NAMES, export_onnx, run_onnx, torch_outputs
 from mpfas.serve.predict import load_model
-from test_predict import REPO, SIZE, TRAINED_ON, make_checkpoint, real_faces
 
 TOLERANCE = 1e-4
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import subprocess
@@ -15,54 +14,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from skimage import data
 
-import param_defaults as dflt
+from helpers import REPO
+from helpers import param_defaults as dflt
+from helpers.videos import make_video, read_csv, record, tree
 from mpfas.core.sampling import even_indices
-from mpfas.data import Label, VideoRecord
+from mpfas.data import VideoRecord
 from mpfas.preprocess.extract import ExtractError, run_extract
 from mpfas.preprocess.frames import read_sampled_frames
 from mpfas.preprocess.jobs import MARKER
-
-REPO = Path(__file__).resolve().parents[1]
-_FACE = cv2.cvtColor(data.astronaut()[20:240, 140:310], cv2.COLOR_RGB2BGR)  # a real face (BGR)
-
-
-def make_video(path: Path, frames: int = 24, size: tuple[int, int] = (320, 240), fourcc: str = "MJPG",
-               face: bool = True, fps: int = 12) -> Path:
-    """A real video: the astronaut's face drifting slightly over a plain background."""
-    w, h = size
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
-    assert writer.isOpened(), f"cannot write {path}"
-    fh, fw = _FACE.shape[:2]
-    s = 0.8 * h / fh
-    sprite = cv2.resize(_FACE, (int(fw * s), int(fh * s)), interpolation=cv2.INTER_AREA)
-    for i in range(frames):
-        img = np.full((h, w, 3), (70, 90, 110), np.uint8)
-        cv2.putText(img, str(i), (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1)
-        if face:
-            y = (h - sprite.shape[0]) // 2
-            x = (w - sprite.shape[1]) // 2 + round(0.03 * w * np.sin(i / 3))
-            img[y:y + sprite.shape[0], x:x + sprite.shape[1]] = sprite
-        writer.write(img)
-    writer.release()
-    return path
-
-
-def record(rel: str, label: Label = Label.LIVE, dataset: str = "O") -> VideoRecord:
-    return VideoRecord(dataset, rel, subject=rel.split("/")[-1], split="train", label=label)
-
-
-def read_csv(path: Path) -> list[dict]:
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
-def tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` by relative path, with its bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
 
 # ---------------------------------------------------------------- frame sampling (rule: test_sampling.py)
 
@@ -208,7 +168,8 @@ _KILLABLE = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     import mpfas.core.atomic as atomic
-    from mpfas.core.config import ExtractConfig
+    from dataclasses import replace
+    from mpfas.core.config import load_params
     from mpfas.data import read_index
     from mpfas.preprocess.extract import run_extract
 
@@ -217,8 +178,9 @@ _KILLABLE = textwrap.dedent("""
         time.sleep(0.05)
         return _write(path, data)
     atomic.write_bytes = slow_write
+    cfg = replace(load_params('params.yaml').extract, frames_per_video=4)  # the repository's, run from its root
     root, out, index = map(Path, sys.argv[1:4])
-    run_extract(read_index(index), root, out, dflt.extract(frames_per_video=4),
+    run_extract(read_index(index), root, out, cfg,
                 rel_to=out.parent, progress=False)
 """)
 

@@ -26,17 +26,18 @@ import numpy as np
 import pytest
 import torch
 
-import param_defaults as dflt
-from foreign_pickle import save_foreign
+from helpers import param_defaults as dflt
+from helpers.foreign_pickle import save_foreign
+from helpers.pipeline_copy import REPO, TINY, copy_repo, dvc, env
+from helpers.stage_cmd import stage_argv
 from mpfas.preprocess.jobs import MARKER
-from pipeline_copy import REPO, TINY, copy_repo, dvc, env
-from stage_cmd import stage_argv
 
 PROTOCOL = "OCI-M"
 # a few more iterations, a checkpoint each, validation every 2: a kill can land after the
 # first checkpoint and after the first best.pt
 FAULT_PARAMS = copy.deepcopy(TINY)
-FAULT_PARAMS["train"].update({"iterations": 4, "checkpoint_every": 1, "eval_every": 2})
+FAULT_PARAMS["train"].update({"iterations": 4, "eval_every": 2})
+FAULT_PARAMS["runtime"].update({"checkpoint_every": 1})
 OUTPUT_DIRS = ("data", "models", "metrics")
 # metrics fields that legitimately differ between two runs of the same params: ids, timing,
 # and resume bookkeeping (videos done by this attempt vs kept from a killed one)

@@ -21,17 +21,15 @@ import torch
 import yaml
 from PIL import Image
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.pipeline_copy import TINY, copy_repo, dvc
+from helpers.videos import make_video, read_csv, record, tree, two_extracted_videos
 from mpfas.core.config import ExtractConfig, load_params
 from mpfas.core.errors import MpfasError
 from mpfas.models.inference import FaceReadError, load_face
 from mpfas.preprocess.align import AlignError, run_align
 from mpfas.preprocess.detect import FaceDetector
 from mpfas.preprocess.extract import ExtractError, run_extract
-from pipeline_copy import TINY, copy_repo, dvc
-from test_align import two_extracted_videos
-from test_extract import make_video, read_csv, record, tree
-from test_training import make_workspace, mlflow_uri, workspace  # noqa: F401 (fixtures)
 
 CROP = 64
 
@@ -173,7 +171,7 @@ def _weights(path: Path, seed: int) -> Path:
 
 
 @pytest.mark.slow  # four train() runs: ~9 s
-def test_resume_needs_the_same_faces_and_weights_file(workspace):  # noqa: F811 (fixture)
+def test_resume_needs_the_same_faces_and_weights_file(workspace):
     root = workspace
     _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
     assert _train(root).start_iteration == 0
@@ -191,7 +189,7 @@ def test_resume_needs_the_same_faces_and_weights_file(workspace):  # noqa: F811 
     assert any(not torch.equal(best["model"][k], retrained["model"][k]) for k in best["model"])
 
 
-def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):  # noqa: F811 (fixture)
+def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):
     from mpfas.train.loop import fingerprint
 
     root = workspace
@@ -203,12 +201,14 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
         changed = replace(params, **{s: replace(getattr(params, s), **kv) for s, kv in sections.items()})
         return fingerprint(changed, "OCI-M", manifest, [str(face)], "ab")
 
-    neutral = [{"evaluate": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"tracking": {"experiment": "x"}},
-               {"train": {"resume": "never"}}, {"train": {"checkpoint_every": 1}}, {"train": {"workers": 2}},
-               {"train": {"device": "cpu"}}, {"train": {"iterations": 50}}, {"train": {"channels_last": True}}]
-    # the memory format resumes like another device (training/execution.py)
+    neutral = [{"score": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"runtime": {"experiment": "x"}},
+               {"runtime": {"resume": "never"}}, {"runtime": {"checkpoint_every": 1}},
+               {"runtime": {"train_workers": 2}}, {"runtime": {"device": "cpu"}},
+               {"train": {"iterations": 50}}, {"train": {"channels_last": True}}]
+    # the memory format resumes like another device (train/execution.py)
     assert [fp_with(**n) for n in neutral] == [base] * len(neutral)
-    shaping = [{"evaluate": {"faces_per_video": 3}}, {"evaluate": {"precision": "bf16"}}, {"train": {"seed": 1}},
+    shaping = [{"score": {"faces_per_video": 3}}, {"score": {"precision": "bf16"}},
+               {"train": {"seed": 1}}, {"train": {"eval_every": 7}},
                {"align": {"select": "confident"}}, {"extract": {"image_ext": "jpg"}}]  # recorded in best.pt
     assert base not in {fp_with(**s) for s in shaping}
     assert fingerprint(params, "OCI-M", manifest, [str(face)], "cd") != base
@@ -216,7 +216,7 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
     assert fingerprint(params, "OCI-M", manifest, [str(face)], "ab") != base
 
 
-def test_sampler_batches_do_not_depend_on_workers(workspace):  # noqa: F811 (fixture)
+def test_sampler_batches_do_not_depend_on_workers(workspace):
     """Why ``train.workers`` may change on resume: threads load, the order stays the sampler's."""
     from mpfas.manifests.build import read_manifest
     from mpfas.train import DomainSampler
@@ -234,7 +234,7 @@ def test_sampler_batches_do_not_depend_on_workers(workspace):  # noqa: F811 (fix
             s.close()
 
 
-def test_a_corrupt_face_is_named_in_one_line(workspace):  # noqa: F811 (fixture)
+def test_a_corrupt_face_is_named_in_one_line(workspace):
     root = workspace
     face = _picked_face(root, "source-val")  # validation (at iteration 2) scores it
     _truncate(face)

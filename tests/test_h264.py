@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
 from mpfas.data import Label, VideoRecord
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.frames import _read_once, read_packets, read_sampled_frames

@@ -15,7 +15,6 @@ import pytest
 
 from mpfas import tracking
 from mpfas.tracking import lineage, registry
-from test_tracking import empty_db, repo  # noqa: F401 - fixtures
 
 MANIFEST = """dataset,domain,video_id,subject,split,label,is_live,attack,role,faces
 OULU-NPU,O,O/a.avi,1,train,live,1,,source-train,f/a.png
@@ -28,7 +27,7 @@ MSU-MFSD,M,M/f.avi,4,test,replay,0,replay,target,f/f.png
 
 
 @pytest.fixture
-def store(repo, monkeypatch, empty_db) -> Path:  # noqa: F811
+def store(repo, monkeypatch, empty_db) -> Path:
     """``repo`` with a fresh copy of the empty tracking DB, as the working directory."""
     shutil.copy(empty_db, repo / "mlflow.db")
     monkeypatch.chdir(repo)
@@ -150,8 +149,8 @@ def test_the_summary_goes_into_the_pipeline_runs_parent(store, monkeypatch):
 
 
 def _checkpoint(path: Path, auc: float, hter: float) -> Path:
+    from helpers.checkpoints import make_checkpoint
     from mpfas.models.checkpoint import load, save
-    from test_predict import make_checkpoint
 
     make_checkpoint(path, threshold=0.5)
     ckpt = load(path)

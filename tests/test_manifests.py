@@ -3,9 +3,8 @@ from dataclasses import replace
 
 import pytest
 
-import param_defaults as dflt
-from mpfas.core.config import Protocol
-from mpfas.data import Label, VideoRecord
+from helpers.records import CFG, make_videos
+from mpfas.data import Label
 from mpfas.manifests.build import (
     ManifestError,
     check_manifest,
@@ -14,25 +13,6 @@ from mpfas.manifests.build import (
     read_manifest,
     write_manifest,
 )
-
-SPLITS = {"O": ["train", "dev", "test"], "C": ["train", "test"], "I": ["train", "dev", "test"],
-          "M": ["train", "test"]}
-
-
-def make_videos(subjects=10):
-    videos, faces = {}, {}
-    for code, splits in SPLITS.items():
-        recs = []
-        for s in range(subjects):
-            for label in Label:
-                r = VideoRecord(code, f"s{s}/{label.value}.avi", str(s), splits[s % len(splits)], label)
-                recs.append(r)
-                faces[r.video_id] = [f"data/faces/{code}/s{s}/{label.value}/f{i}.png" for i in (0, 5)]
-        videos[code] = recs
-    return videos, faces
-
-
-CFG = dflt.manifests(protocols={"OCI-M": Protocol(["O", "C", "I"], "M")}, val_fraction=0.3)
 
 
 def test_roles_are_disjoint_and_complete():

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium
-from mlflow_ui import load_page, mlflow_server
+from helpers.browser import chromium
+from helpers.mlflow_ui import load_page, mlflow_server
 from mpfas import tracking
 from mpfas.tracking import lineage
 

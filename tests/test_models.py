@@ -10,8 +10,8 @@ import torch.nn.functional as F
 import torchvision
 from torch.func import functional_call
 
-import param_defaults as dflt
-from foreign_pickle import save_foreign
+from helpers import param_defaults as dflt
+from helpers.foreign_pickle import save_foreign
 from mpfas.core.config import ConfigError
 from mpfas.models import (
     HSVPattern,

@@ -15,13 +15,13 @@ import torch
 import yaml
 from skimage import data
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.faces import manifest_rows
+from helpers.records import CFG, make_videos
 from mpfas.core.config import Protocol, load_params
 from mpfas.manifests.build import plan_manifest
 from mpfas.preprocess.align import detector_for
 from mpfas.train import DomainSampler, TrainResult, train
-from test_manifests import CFG, make_videos
-from test_training import _rows, mlflow_uri, workspace  # noqa: F401  (fixtures)
 
 # ---------------------------------------------------------------- manifests.target_set
 
@@ -66,9 +66,9 @@ def test_select_confident_picks_the_surest_face_not_the_largest():
 
 # ---------------------------------------------------------------- train.workers
 
-def test_loader_threads_give_the_same_batches(workspace):  # noqa: F811
+def test_loader_threads_give_the_same_batches(workspace):
     """``train.workers > 0`` loads faces in threads: same batches, same order as inline."""
-    rows = [r for r in _rows(workspace) if r.role == "source-train"]
+    rows = [r for r in manifest_rows(workspace) if r.role == "source-train"]
 
     def make(workers):
         return DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5, workers=workers)
@@ -100,7 +100,7 @@ def _train() -> tuple[TrainResult, list[int]]:
 
 
 @pytest.mark.slow  # three train() runs
-def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):  # noqa: F811
+def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):
     _set_train(iterations=2, checkpoint_every=1, eval_every=2, inner_loops=1)
     first, saved = _train()
     assert first.start_iteration == 0 and saved == [1, 2]

@@ -105,7 +105,7 @@ def test_report_table(tmp_path):
     assert out["P3"]["folds"]["OULU-P3-2"]["apcer_replay_pct"] == 2.0
 
     params = load_params(REPO / "params.yaml")
-    params = dataclasses.replace(params, train=dataclasses.replace(params.train, protocols=[]))
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, protocols=[]))
     assert "oulu" not in build_summary(params, metrics, preset_differences={})  # default: no OULU table
     assert "OULU-NPU" not in render_markdown(build_summary(params, metrics, preset_differences={}))
     params = dataclasses.replace(params, manifests=dataclasses.replace(params.manifests, oulu_protocols=["P1", "P3"]))

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from helpers.name_trees import TREES, oulu_tree
+from helpers.stage_cmd import stage_argv
 from mpfas.core.atomic import write_csv
 from mpfas.core.config import ConfigError, parse_params
-from mpfas.data import adapter_for, write_index
+from mpfas.data import adapter_for, check_params, write_index
 from mpfas.data.datasets.oulu import oulu_name
 from mpfas.data.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds, oulu_folds
 from mpfas.manifests.build import OULU_DOMAINS, ManifestError, check_manifest, plan_oulu_manifest, read_manifest
-from name_trees import TREES, oulu_tree
-from stage_cmd import stage_argv
 
 # videos per split as (live, print, replay); the same for every fold of P3 and P4
 SIZES = {
@@ -110,21 +110,28 @@ def test_faceless_videos_are_left_out_and_a_missing_class_fails(oulu_records):
 
 
 def test_config():
+    """The parser checks the list's shape; ``check_params`` (run by every stage) the names."""
+
+    def checked(text: str):
+        params = parse_params(text)
+        check_params(params)
+        return params
+
     base = (REPO / "params.yaml").read_text()
     assert parse_params(base).manifests.oulu_protocols == []  # the default pipeline has no OULU manifest
     chosen = base.replace("oulu_protocols: []", "oulu_protocols: [P1, P3]")
     assert parse_params(chosen).manifests.oulu_protocols == ["P1", "P3"]
     for bad, match in (("[P5]", "unknown protocol 'P5'"), ("[P1, P1]", "listed twice")):
         with pytest.raises(ConfigError, match=match):
-            parse_params(base.replace("oulu_protocols: []", f"oulu_protocols: {bad}"))
+            checked(base.replace("oulu_protocols: []", f"oulu_protocols: {bad}"))
     assert "datasets: [O, C, I, M, Y]" in chosen and "protocols: [OCI-M, OMI-C, OCM-I, ICM-O]" in chosen
     without_o = (chosen.replace("datasets: [O, C, I, M, Y]", "datasets: [C, I, M, Y]")
                  .replace("protocols: [OCI-M, OMI-C, OCM-I, ICM-O]", "protocols: [MI-C]"))
     with pytest.raises(ConfigError, match=r"oulu_protocols: OULU-NPU \(O\) is not in data.datasets"):
-        parse_params(without_o)
+        checked(without_o)
     clash = base.replace("MI-O: {sources: [M, I], target: O}", "OULU-P1: {sources: [M, I], target: O}")
     with pytest.raises(ConfigError, match="OULU-NPU fold's manifest name"):
-        parse_params(clash.replace("oulu_protocols: []", "oulu_protocols: [P1]"))
+        checked(clash.replace("oulu_protocols: []", "oulu_protocols: [P1]"))
 
 
 def test_manifests_stage_writes_the_folds(tmp_path, monkeypatch):

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers.faces import face_image
+from helpers.name_trees import oulu_tree
+from helpers.stage_cmd import stage_module
 from mpfas.core.config import ConfigError, load_params
 from mpfas.data import adapter_for
 from mpfas.data.oulu_protocols import oulu_folds
 from mpfas.evaluate.report import oulu_summary, render_oulu
 from mpfas.manifests.build import OULU_DOMAINS, ManifestRow, plan_oulu_manifest, write_manifest
 from mpfas.train.protocols import phone_domain, resolve_protocol
-from name_trees import oulu_tree
-from test_dvc_yaml import stage_module
-from test_training import _face
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,10 +80,9 @@ FILES = [f"Train_files/{phone}_1_01_{f}.avi" for phone in range(1, 7) for f in (
     f"Test_files/3_3_36_{f}.avi" for f in range(1, 6)]
 TINY = {"model": {"input_size": 32, "pretrained": ""},
         "manifests": {"oulu_protocols": ["P1"]},
-        "train": {"iterations": 2, "eval_every": 1, "checkpoint_every": 1, "inner_loops": 1, "batch_live": 1,
-                  "batch_spoof": 1, "device": "cpu"},
+        "train": {"iterations": 2, "eval_every": 1, "inner_loops": 1, "batch_live": 1, "batch_spoof": 1},
         "evaluate": {"bootstrap": 0},
-        "tracking": {"experiment": "test-oulu"}}
+        "runtime": {"device": "cpu", "checkpoint_every": 1, "experiment": "test-oulu"}}
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +99,7 @@ def oulu_workspace(tmp_path_factory):
         for i in range(2):
             rel = f"data/faces/{r.video_id}/{i}.png"
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            _face(rng, "O", r.label.value == "live").resize((32, 32)).save(root / rel)
+            face_image(rng, "O", r.label.value == "live").resize((32, 32)).save(root / rel)
             faces[r.video_id].append(rel)
     fold = oulu_folds("P1")[0]
     write_manifest(plan_oulu_manifest(fold, records, faces).rows, root / "data/manifests/OULU-P1.csv")
@@ -123,7 +122,7 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
     monkeypatch.chdir(oulu_workspace)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     caplog.set_level(logging.INFO, logger="mpfas.train.loop")
-    from stage_cmd import stage_argv
+    from helpers.stage_cmd import stage_argv
 
     # cut short after iteration 1 (train.iterations is not in the resume fingerprint), then resumed
     cut = yaml.safe_load(Path("params.yaml").read_text())
@@ -197,26 +196,25 @@ def render_oulu_tree(root: Path, names: list[str], frames: int = 4, seed: int = 
 @pytest.mark.slow
 @pytest.mark.heavy  # about 90 s on 2 cores (render, extract, align, train, evaluate): `make test-all`
 def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
-    from pipeline_copy import copy_repo, dvc
-    from test_dvc_yaml import check_runtime_edits_rerun_nothing
+    from helpers.pipeline_copy import check_runtime_edits_rerun_nothing, copy_repo, dvc
 
     tree = tmp_path / "OULU-NPU"
     render_oulu_tree(tree, FILES)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     overrides = {
         "data": {"source": "real", "datasets": ["O"], "roots": {**params["data"]["roots"], "O": str(tree)},
-                 "incomplete": "warn"},  # 29 of the 4950 official videos
+                 "incomplete": "warn", "protocols": []},  # 29 of the 4950 official videos
         "extract": {"frames_per_video": 2},
         "align": {"crop_size": 64},
         "manifests": {"oulu_protocols": ["P1"]},
         "model": {"input_size": 32, "pretrained": "random"},
-        "train": {"protocols": [], "iterations": 2, "eval_every": 1, "checkpoint_every": 1, "inner_loops": 1,
-                  "batch_live": 1, "batch_spoof": 1},
+        "train": {"iterations": 2, "eval_every": 1, "inner_loops": 1, "batch_live": 1, "batch_spoof": 1},
         "evaluate": {"bootstrap": 0},
+        "runtime": {"checkpoint_every": 1},
     }
-    repo, trace = copy_repo(tmp_path / "repo", overrides), tmp_path / "trace"
+    repo = copy_repo(tmp_path / "repo", overrides)
     # the whole pipeline: the report needs only the datasets in data.datasets
-    result = dvc(repo, "repro", extra_env={"MPFAS_PARAMS_TRACE": str(trace)})
+    result = dvc(repo, "repro")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert (repo / "models/OULU-P1/OULU-P1/best.pt").is_file() and (repo / "models/OULU-P1/OULU-P1/last.pt").is_file()
     shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
@@ -237,5 +235,5 @@ def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
     md = (repo / "reports/summary.md").read_text()
     assert "## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)" in md
     assert re.search(r"\| P1 \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", md), md
-    # every OULU stage reads what it declares; the output-neutral knobs leave them up to date
+    # the output-neutral knobs leave the OULU stages up to date
     check_runtime_edits_rerun_nothing(repo, stages=("train_oulu", "evaluate_oulu"))

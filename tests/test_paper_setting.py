@@ -14,13 +14,13 @@ import torch
 import torchvision
 import yaml
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.faces import make_workspace
 from mpfas.core.config import ConfigError, load_params
 from mpfas.core.presets import PAPER, apply_preset, differences, dvc_set_args
 from mpfas.models import build_model
 from mpfas.models import weights as weights_mod
 from mpfas.models.inference import score_frames
-from test_training import make_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,8 +147,9 @@ def test_bgr_reverses_the_channels_at_the_input():
 
 def test_official_pyramid_init_is_default_and_shared_by_both_streams():
     torch.manual_seed(0)
-    official = build_model(dflt.model(input_size=64, pretrained="random", pyramid_init="official"))
-    normal = build_model(dflt.model(input_size=64, pretrained="random"))
+    assert dflt.model().pyramid_init == "official"  # params.yaml's default
+    official = build_model(dflt.model(input_size=64, pretrained="random"))
+    normal = build_model(dflt.model(input_size=64, pretrained="random", pyramid_init="normal"))
     for m, shared in ((official, True), (normal, False)):
         for a, b in zip(m.hfn.rgb_stream.pyramid_convs(), m.hfn.pattern_stream.pyramid_convs()):
             assert torch.equal(a.weight, b.weight) == shared
@@ -218,7 +219,8 @@ def test_all_source_training_selects_last_and_evaluates_without_source_val(tmp_p
     model, ckpt = load_model(Path("models/OCI-M/best.pt"), "cpu")
     info = ckpt.info(Path("models/OCI-M/best.pt"))
     rows = read_manifest(Path("data/manifests/OCI-M.csv"), faces_root=tmp_path / "data/faces")
-    ev = evaluate("OCI-M", rows, lambda p: score_frames(model, p, 64, 8, "cpu"), params.evaluate, info)
+    ev = evaluate("OCI-M", rows, lambda p: score_frames(model, p, 64, 8, "cpu"), params.score.faces_per_video,
+                  params.evaluate, info)
     video = ev.metrics["video"]
     assert video["hter_val"] is None and video["val_threshold"] is None and "hter_val_ci" not in video
     assert video["auc"] is not None and video["hter_oracle"] is not None
@@ -258,5 +260,4 @@ def test_target_oracle_selects_on_frame_level_min_hter(tmp_path, monkeypatch):
 
 
 def _tiny_train() -> dict:
-    return {"protocols": ["OCI-M"], "iterations": 2, "inner_loops": 1, "batch_live": 2, "batch_spoof": 2,
-            "eval_every": 1, "checkpoint_every": 1, "device": "cpu", "seed": 666}
+    return {"iterations": 2, "inner_loops": 1, "batch_live": 2, "batch_spoof": 2, "eval_every": 1, "seed": 666}

@@ -1,6 +1,6 @@
 """The real `dvc repro` on a tiny demo: every stage, DVC metrics, MLflow, caching, experiments.
 
-One traced run serves every test here (a full tiny run costs a minute or two on 2 cores);
+One run serves every test here (a full tiny run costs a minute or two on 2 cores);
 the tests run in file order, and the ones that change the workspace come last.
 """
 
@@ -14,25 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_copy import copy_repo, dvc
-from test_dvc_yaml import check_runtime_edits_rerun_nothing
-from test_sweeps import run_sweep
+from helpers.pipeline_copy import check_runtime_edits_rerun_nothing, copy_repo, dvc
+from helpers.sweeps import run_sweep
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def traced(tmp_path_factory):
-    """The tiny pipeline, run once with MPFAS_PARAMS_TRACE: (repo, trace folder)."""
-    repo, trace = copy_repo(tmp_path_factory.mktemp("pipeline")), tmp_path_factory.mktemp("trace")
-    result = dvc(repo, "repro", extra_env={"MPFAS_PARAMS_TRACE": str(trace)})
+def repo(tmp_path_factory):
+    """The tiny pipeline, run once."""
+    repo = copy_repo(tmp_path_factory.mktemp("pipeline"))
+    result = dvc(repo, "repro")
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return repo, trace
-
-
-@pytest.fixture(scope="module")
-def repo(traced):
-    return traced[0]
+    return repo
 
 
 def load(repo, rel):
@@ -117,8 +111,8 @@ def test_second_repro_is_a_no_op(repo):
     assert time.monotonic() - start < 60
 
 
-def test_every_declared_key_is_read_and_neutral_knobs_do_not_rerun(traced):
-    check_runtime_edits_rerun_nothing(traced[0])
+def test_runtime_edits_rerun_nothing(repo):
+    check_runtime_edits_rerun_nothing(repo)
 
 
 def test_experiment_reruns_only_what_depends_on_the_param(repo):
@@ -167,7 +161,7 @@ def _is_drawn(block: str) -> bool:
 def test_dvc_plots_show_and_diff_render_with_no_network(repo, tmp_path):
     from dvc_render.html import PAGE_HTML
 
-    from browser import dump_dom
+    from helpers.browser import dump_dom
 
     # the control: DVC's own page (Vega from a CDN) is blank in this browser, as on a cluster
     default = tmp_path / "dvc_default.html"
@@ -265,7 +259,7 @@ def test_clean_frees_leftovers_and_keeps_what_kept_experiments_need(repo):
 
     from mlflow.exceptions import MlflowException
 
-    from test_sweeps import mpfas_cli
+    from helpers.sweeps import mpfas_cli
 
     size = 1_000_000
     g = _garbage(repo, size)

@@ -4,10 +4,10 @@ from dataclasses import replace
 
 import pytest
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.name_trees import TREES, oulu_protocol_lists
 from mpfas.data import DatasetError, dataset_root
 from mpfas.data.raw import build_raw, index_datasets
-from name_trees import TREES, oulu_protocol_lists
 
 
 def real_params(tmp_path, **roots):

@@ -19,13 +19,15 @@ import torch
 import yaml
 from torch import nn
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.name_trees import TREES
 from mpfas.core.config import ConfigError, parse_params
 from mpfas.data import (
     DatasetAdapter,
     DatasetSpec,
     Label,
     VideoRecord,
+    check_params,
     dataset_codes,
     dataset_root,
     demo_codes,
@@ -37,10 +39,9 @@ from mpfas.data.demo_plan import Camera, DemoPlan, Place, VideoSpec
 from mpfas.data.raw import build_raw, index_datasets
 from mpfas.demo import synth
 from mpfas.models import MetaPatternFAS, frame_score
-from mpfas.models.backbones import backbone_names, register_backbone, unregister_backbone
+from mpfas.models.backbones import backbone_names, check_backbone, register_backbone, unregister_backbone
 from mpfas.preprocess.align import run_align
 from mpfas.preprocess.extract import run_extract
-from name_trees import TREES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,7 +105,8 @@ def test_toy_image_dataset_is_synthesised_and_indexed(toy, tmp_path):
     """Registering the spec is all it takes: the demo draws it as one-frame images, the raw
     stage indexes it next to O, C, I, M, and the index reads back."""
     cfg = dflt.demo(subjects=2, frames=2, scale=0.5)
-    params = dflt.params(data=dflt.data(demo_root=str(tmp_path / "raw")), demo=cfg)
+    params = dflt.params(data=dflt.data(demo_root=str(tmp_path / "raw"), datasets=["O", "C", "I", "M", "Y", "T"]),
+                         demo=cfg)
     counts = build_raw(params, tmp_path / "index")
     assert list(counts["datasets"]) == ["O", "C", "I", "M", "Y", "T"]
     assert counts["datasets"]["T"] == {"videos": 6, "live": 2, "print": 2, "replay": 2,
@@ -135,8 +137,9 @@ def test_toy_images_go_through_extract_and_align_as_one_frame_videos(toy, tmp_pa
     for rec, row in zip(records, rows):  # the frame is the image's pixels (png: lossless)
         stored = cv2.imread(str(tmp_path / row["path"]))
         assert np.array_equal(stored, cv2.imread(str(root / rec.relpath)))
-    aligned = run_align(records, tmp_path / "frames" / "frames.csv", tmp_path / "faces", dflt.align(crop_size=64),
-                        rel_to=tmp_path, progress=False)
+    limits = {**dflt.align().max_failed_videos, "T": 0.05}
+    aligned = run_align(records, tmp_path / "frames" / "frames.csv", tmp_path / "faces",
+                        dflt.align(crop_size=64, max_failed_videos=limits), rel_to=tmp_path, progress=False)
     assert aligned.frames == 6 and aligned.faces == 6 and aligned.videos_without_face == 0
     face = cv2.imread(str(next((tmp_path / "faces").rglob("f00000.png"))))
     assert face is not None and face.shape == (64, 64, 3)
@@ -172,16 +175,17 @@ def _params_text(**data) -> str:
 
 def _with_protocols(text: str, protocols: list[str]) -> str:
     raw = yaml.safe_load(text)
-    raw["train"]["protocols"] = protocols
+    raw["data"]["protocols"] = protocols
     return yaml.safe_dump(raw)
 
 
 def test_real_mode_needs_only_the_chosen_protocols_roots():
     roots = {"O": "", "C": "/data/casia", "I": "/data/idiap", "M": "/data/msu"}
     params = parse_params(_with_protocols(_params_text(source="real", roots=roots), ["MI-C"]))
-    assert params.used_datasets() == ["C", "I", "M"]  # O's root may stay empty
+    assert params.used_datasets() == ["C", "I", "M"]
+    check_params(params)  # O's root may stay empty
     with pytest.raises(ConfigError, match=r"data\.roots\.C") as info:
-        parse_params(_with_protocols(_params_text(source="real", roots={**roots, "C": ""}), ["MI-C"]))
+        check_params(parse_params(_with_protocols(_params_text(source="real", roots={**roots, "C": ""}), ["MI-C"])))
     assert "CASIA-FASD" in str(info.value)
 
 
@@ -202,8 +206,10 @@ def test_config_accepts_a_registered_dataset_only(toy):
 
 
 def test_config_refuses_an_unregistered_dataset():
-    with pytest.raises(ConfigError, match=r"data\.roots"):
-        parse_params(_params_text(roots={"O": "", "C": "", "I": "", "M": "", "T": ""}))
+    """The parser knows no registry; ``check_params``, which every stage runs first, does."""
+    params = parse_params(_params_text(roots={"O": "", "C": "", "I": "", "M": "", "T": ""}))
+    with pytest.raises(ConfigError, match=r"data\.roots: unknown dataset code\(s\) \['T'\]"):
+        check_params(params)
 
 
 # ---------------------------------------------------------------- a toy backbone
@@ -245,10 +251,11 @@ def test_toy_backbone_builds_an_hfn(toy_backbone, pattern):
 def test_config_reads_the_backbone_registry(toy_backbone):
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["model"]["backbone"] = "toy"
-    assert parse_params(yaml.safe_dump(raw)).model.backbone == "toy"
+    name = parse_params(yaml.safe_dump(raw)).model.backbone
+    check_backbone(name)
     unregister_backbone("toy")
     with pytest.raises(ConfigError, match=r"model\.backbone.*'toy'"):
-        parse_params(yaml.safe_dump(raw))
+        check_backbone(name)
 
 
 def test_backbone_names_are_unique():

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
+from helpers.records import CFG, make_videos
+from helpers.stage_cmd import stage_argv
 from mpfas.core.config import Protocol
 from mpfas.core.errors import MpfasError
 from mpfas.data import Label, VideoRecord, read_index, write_index
 from mpfas.manifests.build import ManifestError, plan_manifest, read_faces_index, read_manifest, write_manifest
 from mpfas.preprocess.align import read_frames_index
 from mpfas.preprocess.extract import run_extract
-from stage_cmd import stage_argv
-from test_manifests import CFG, make_videos
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL = CFG.protocols["OCI-M"]
@@ -149,7 +149,7 @@ def test_face_path_through_a_symlink_out_of_the_root_is_refused(manifest, tmp_pa
 @pytest.mark.slow  # runs stages/train.py in a fresh interpreter: ~7 s
 def test_train_stage_refuses_a_hand_broken_manifest(tmp_path):
     """`python stages/train.py OCI-M` on a manifest with a leaked subject: exit 2, one line, no model."""
-    from test_training import make_workspace
+    from helpers.faces import make_workspace
 
     make_workspace(tmp_path)
     path = tmp_path / "data/manifests/OCI-M.csv"

@@ -32,8 +32,7 @@ def _data(seed, *, inner=4, protocols=("OCI-M", "ICM-O"), auc=0.8, hter_val=0.3,
             "video": {"auc": auc - d, "hter_val": hter_val + d, "hter_eer": hter_eer + d},
             "frame": {"hter_oracle": oracle + d, "auc": 0.5}}}
         metrics[f"metrics/train_{p}.json"] = {"data": {"source_val": {"hter": sv_hter + d, "auc": 0.9}}}
-    params = {"data": {"source": "demo"}, "train": {"seed": seed, "inner_loops": inner,
-                                                    "protocols": list(protocols)}}
+    params = {"data": {"source": "demo", "protocols": list(protocols)}, "train": {"seed": seed, "inner_loops": inner}}
     return {"rev": "x", "params": {"params.yaml": {"data": params}}, "metrics": metrics}
 
 

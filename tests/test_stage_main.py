@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-import param_defaults as dflt
+from helpers import param_defaults as dflt
 from mpfas.core.stage import UndeclaredSectionError, stage_main, view
 
 

@@ -5,29 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-import param_defaults as dflt
+from helpers import EXP_COPY
+from helpers import param_defaults as dflt
 from mpfas import tracking
-
-EXP_COPY = Path(".dvc", "tmp", "exps", "tmpabc123")  # where DVC runs a temp or queued experiment
-
-
-@pytest.fixture
-def repo(tmp_path, monkeypatch) -> Path:
-    """A fake main repository with a DVC experiment copy inside it."""
-    root = tmp_path / "main"
-    (root / ".git").mkdir(parents=True)
-    (root / ".dvc").mkdir()
-    exp = root / EXP_COPY
-    (exp / ".dvc").mkdir(parents=True)
-    (exp / "stages").mkdir()
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for key in ("DVC_EXP_NAME", "DVC_EXP_BASELINE_REV", "MPFAS_PIPELINE_RUN"):
-        monkeypatch.delenv(key, raising=False)
-    return root
 
 
 def test_uri_resolves_to_main_root_from_a_dvc_exp_copy(repo, monkeypatch):
@@ -105,15 +90,6 @@ def test_run_resumes_by_id_and_records_failure(repo, monkeypatch):
 
 
 # ---------------------------------------------------------------- robustness (issue 11, item 6)
-
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory) -> Path:
-    """An empty tracking DB made once by MLflow (its migrations take seconds), copied per test."""
-    from mlflow.tracking import MlflowClient
-
-    db = tmp_path_factory.mktemp("seed") / "mlflow.db"
-    MlflowClient(f"sqlite:///{db.as_posix()}").search_experiments()
-    return db
 
 
 def _started(root: Path, monkeypatch, empty_db: Path) -> tracking.Tracker:
@@ -266,3 +242,44 @@ def test_process_tracking_uri_gives_back_the_uri_and_the_environment(monkeypatch
     with process_tracking_uri(f"sqlite:///{tmp_path / 'b.db'}"):
         assert mlflow.get_tracking_uri().endswith("b.db") and os.environ["MLFLOW_TRACKING_URI"].endswith("b.db")
     assert os.environ["MLFLOW_TRACKING_URI"].endswith("a.db") and mlflow.get_tracking_uri() == before
+
+
+# ---------------------------------------------------------------- a locked DB
+
+HOLD = 21.5  # seconds the test holds the DB lock: past MLflow's 20 s busy timeout
+
+
+@pytest.mark.slow  # holds the lock past MLflow's own 20 s busy wait
+def test_tracking_waits_out_a_locked_db(tmp_path, monkeypatch, caplog):
+    """Another process holding the SQLite write lock longer than MLflow's own busy wait
+    (``PRAGMA busy_timeout = 20000`` in MLflow 3): the metrics still land (retried) instead of
+    the stage failing with 'database is locked'. ~22 s."""
+    import sqlite3
+    import threading
+
+    from mlflow.tracking import MlflowClient
+
+    from mpfas import tracking
+
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db.as_posix()}")
+    tracker = tracking.Tracker("locked")
+    info = tracker.start({"protocol": "OCI-M"}, {"train.iterations": "3"})
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")  # what a concurrent writer's transaction looks like
+    release = threading.Timer(HOLD, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        t0 = time.monotonic()
+        with caplog.at_level("WARNING", logger="mpfas.tracking"):
+            tracker.log_metrics({"loss": 0.5}, step=1)
+        waited = time.monotonic() - t0
+    finally:
+        release.join()
+        holder.close()
+    assert waited >= HOLD - 0.5  # it really had to wait for the lock
+    assert any("retrying" in r.getMessage() and "locked" in r.getMessage() for r in caplog.records)
+    tracker.end()
+    client = MlflowClient(info.tracking_uri)
+    assert [m.value for m in client.get_metric_history(info.run_id, "loss")] == [0.5]
+    assert client.get_run(info.run_id).info.status == "FINISHED"

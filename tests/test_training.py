@@ -20,98 +20,26 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image, ImageFilter
 
-import param_defaults as dflt
+from helpers import REPO
+from helpers import param_defaults as dflt
+from helpers.faces import manifest_rows
+from helpers.stage_cmd import stage_argv
 from mpfas.core.config import ConfigError, load_params
 from mpfas.core.sampling import pick_evenly
-from mpfas.manifests.build import ManifestRow, write_manifest
 from mpfas.models import build_model
 from mpfas.models.checkpoint import SCHEMA_VERSION, Preprocess
 from mpfas.models.inference import load_faces, score_videos
 from mpfas.train import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
 from mpfas.train.algorithms import split_parameters
-from stage_cmd import stage_argv
-
-REPO = Path(__file__).resolve().parents[1]
-CAST = {"O": (1.0, 0.95, 0.9), "C": (0.9, 1.0, 1.05), "I": (1.05, 1.0, 0.85), "M": (0.95, 0.9, 1.0)}
-TINY = {
-    "model": {"backbone": "resnet18", "input_size": 64, "pattern": "meta", "pretrained": ""},
-    "train": {"protocols": ["OCI-M"], "iterations": 3, "inner_loops": 2, "batch_live": 2, "batch_spoof": 2,
-              "eval_every": 2, "checkpoint_every": 2, "device": "cpu", "seed": 666},
-    "tracking": {"experiment": "test-training"},
-}
-
 
 # ------------------------------------------------------------------ synthetic data
-
-def _face(rng: np.random.Generator, domain: str, live: bool) -> Image.Image:
-    from skimage.data import astronaut
-
-    img = astronaut()[20:240, 150:370].astype(np.float32) / 255.0
-    dy, dx = rng.integers(0, 12, size=2)
-    img = img[dy : dy + 200, dx : dx + 200] * np.array(CAST[domain]) * rng.uniform(0.85, 1.1)
-    if not live:
-        grey = img.mean(axis=2, keepdims=True)
-        img = 0.5 * img + 0.5 * grey
-        stripes = 0.08 * np.sin(np.arange(200) / 1.7)[:, None, None]
-        img = img + stripes + rng.normal(0, 0.03, img.shape)
-    out = Image.fromarray((np.clip(img, 0, 1) * 255).astype(np.uint8)).resize((64, 64))
-    return out.filter(ImageFilter.GaussianBlur(1.2)) if not live else out
-
-
-def make_workspace(root: Path, protocol: str = "OCI-M", sources=("O", "C", "I"), target="M",
-                   train_videos: int = 3, val_videos: int = 2, frames: int = 3, overrides=None) -> Path:
-    """Faces under root/data/faces, the manifest under root/data/manifests, a tiny params.yaml."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for domain in (*sources, target):
-        roles = [("target", train_videos + val_videos)] if domain == target else [
-            ("source-train", train_videos), ("source-val", val_videos)]
-        for role, n in roles:
-            for v in range(n):
-                for live in (1, 0):
-                    vid = f"{role}_{v}_{'live' if live else 'spoof'}"
-                    faces = []
-                    for f in range(frames):
-                        rel = f"data/faces/{domain}/{vid}/f{f:05d}.png"
-                        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-                        _face(rng, domain, bool(live)).save(root / rel)
-                        faces.append(rel)
-                    rows.append(ManifestRow(dataset=domain, domain=domain, video_id=f"{domain}/{vid}",
-                                            subject=f"{role}{v}", split="train", label="live" if live else "print",
-                                            is_live=live, attack="" if live else "print", role=role, faces=faces))
-    write_manifest(rows, root / f"data/manifests/{protocol}.csv")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in {**TINY, **(overrides or {})}.items():
-        params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    return root
-
-
-@pytest.fixture(scope="module")
-def mlflow_uri(tmp_path_factory) -> str:
-    return f"sqlite:///{(tmp_path_factory.mktemp('mlflow') / 'mlflow.db').as_posix()}"
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch, mlflow_uri) -> Path:
-    make_workspace(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    return tmp_path
-
-
-def _rows(root: Path):
-    from mpfas.manifests.build import read_manifest
-
-    return read_manifest(root / "data/manifests/OCI-M.csv", faces_root=root / "data/faces")
 
 
 # ------------------------------------------------------------------ inference and data
 
 def test_load_faces_and_video_scores(workspace):
-    rows = _rows(workspace)
+    rows = manifest_rows(workspace)
     batch = load_faces(rows[0].faces, 32)
     assert batch.shape == (3, 3, 32, 32) and batch.dtype == torch.float32
     assert batch.min() >= 0.0 and batch.max() <= 1.0 and batch.max() > 0.5
@@ -129,7 +57,7 @@ def test_load_faces_and_video_scores(workspace):
 
 
 def test_sampler_is_balanced_seeded_and_resumable(workspace):
-    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    train = [r for r in manifest_rows(workspace) if r.role == "source-train"]
 
     def make(seed):
         return DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=seed)
@@ -155,7 +83,7 @@ def test_sampler_is_balanced_seeded_and_resumable(workspace):
 
 
 def test_color_augment_jitters_the_same_frames_seeded_and_resumable(workspace):
-    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    train = [r for r in manifest_rows(workspace) if r.role == "source-train"]
 
     def make(color):
         return DomainSampler(train, num_frames=2, batch_live=3, batch_spoof=2, size=32, seed=1, color=color)
@@ -206,7 +134,9 @@ def test_color_augment_is_a_difference_from_the_paper():
     with pytest.raises(ConfigError, match=r"train\.augment"):
         from mpfas.core.config import parse_params
 
-        parse_params("train:\n  augment: colour\n", "params.yaml")
+        text = (REPO / "params.yaml").read_text()
+        assert text.count("augment: flip") == 1
+        parse_params(text.replace("augment: flip", "augment: colour"), "params.yaml")
 
 
 # ------------------------------------------------------------------ the two algorithms
@@ -224,7 +154,7 @@ def tiny(workspace):
     params = load_params("params.yaml")
     torch.manual_seed(0)
     model = build_model(params.model)
-    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    train = [r for r in manifest_rows(workspace) if r.role == "source-train"]
     # one live + one spoof face per domain batch: the smallest batch the losses and BatchNorm accept
     sampler = DomainSampler(train, num_frames=2, batch_live=1, batch_spoof=1, size=64, seed=0)
     return model, sampler
@@ -256,7 +186,7 @@ def test_no_learnable_pattern_trains_hfn_only(workspace):
     params = load_params("params.yaml")
     model = build_model(type(params.model)(**{**params.model.__dict__, "pattern": "hsv"}))
     assert model.pattern_parameters() == []
-    train = [r for r in _rows(workspace) if r.role == "source-train"]
+    train = [r for r in manifest_rows(workspace) if r.role == "source-train"]
     sampler = DomainSampler(train, num_frames=2, batch_live=2, batch_spoof=2, size=64, seed=0)
     hfn_opt = torch.optim.SGD(model.hfn_parameters(), lr=0.1)
     stats = alternating_step(model, None, hfn_opt, [sampler.batch(d) for d in "OCI"], [], torch.device("cpu"))
@@ -289,7 +219,6 @@ def test_bilevel_mp_gets_gradient_through_the_virtual_step(tiny):
 @pytest.mark.parametrize("section,key,value,match", [
     ("train", "inner_loops", 0, "train.inner_loops"),
     ("train", "meta_lr", -0.001, "train.meta_lr"),
-    ("model", "backbone", "resnet99", "model.backbone"),
     ("train", "algorithm", "maml", "train.algorithm"),
 ])
 def test_bad_params_fail_naming_the_key(tmp_path, section, key, value, match):
@@ -300,13 +229,17 @@ def test_bad_params_fail_naming_the_key(tmp_path, section, key, value, match):
         load_params(tmp_path / "params.yaml")
 
 
-def test_stage_refuses_bad_params_before_any_work(workspace):
+@pytest.mark.parametrize("section,key,value", [
+    ("train", "inner_loops", 0),  # the parser's check
+    ("model", "backbone", "resnet99"),  # the backbone registry's, run by the stage before its body
+])
+def test_stage_refuses_bad_params_before_any_work(workspace, section, key, value):
     params = yaml.safe_load(Path("params.yaml").read_text())
-    params["train"]["inner_loops"] = 0
+    params[section][key] = value
     Path("params.yaml").write_text(yaml.safe_dump(params))
     proc = subprocess.run([sys.executable, *stage_argv("train", "OCI-M")], capture_output=True,
                           text=True, timeout=120)
-    assert proc.returncode == 2 and "train.inner_loops" in proc.stderr
+    assert proc.returncode == 2 and f"{section}.{key}" in proc.stderr and "Traceback" not in proc.stderr
     assert not Path("models").exists()
 
 
@@ -381,7 +314,7 @@ def test_failed_run_is_marked_failed(workspace, mlflow_uri):
     from mpfas.models.inference import FaceReadError
     from mpfas.train import train
 
-    victim = next(r for r in _rows(workspace) if r.role == "source-train" and r.domain == "C")
+    victim = next(r for r in manifest_rows(workspace) if r.role == "source-train" and r.domain == "C")
     for face in victim.faces:  # undecodable, found only when drawn (a missing face fails before the run)
         Path(face).write_bytes(Path(face).read_bytes()[:100])
     with pytest.raises(FaceReadError):

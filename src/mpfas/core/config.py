@@ -43,15 +43,6 @@ class DataConfig:
         if len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"data.datasets: {self.datasets} names a dataset twice")
 
-    def require_roots(self, codes: list[str]) -> None:
-        """In real mode every dataset in ``codes`` needs its root; others may stay empty."""
-        if self.source != "real":
-            return
-        for code in codes:
-            if not self.roots.get(code):
-                raise ConfigError(f"data.roots.{code}: empty, but data.source is 'real' and the chosen "
-                                  f"protocols use {code}; set it to that dataset's root")
-
 
 @dataclass(frozen=True)
 class DemoConfig:
@@ -283,7 +274,6 @@ class Params:
         if missing:
             raise ConfigError(f"data.datasets: lacks {missing}, which the protocols in data.protocols use; "
                               f"add them (data.datasets: {[*self.data.datasets, *missing]})")
-        self.data.require_roots(self.used_datasets())
         if self.manifests.oulu_protocols and "O" not in self.data.datasets:
             raise ConfigError("manifests.oulu_protocols: OULU-NPU (O) is not in data.datasets; add it or "
                               "empty the list")

@@ -1,4 +1,5 @@
-"""What the params parser cannot check: that the dataset codes and OULU-NPU protocols named exist."""
+"""What the params parser cannot check: that the dataset codes and OULU-NPU protocols named exist,
+and that the real datasets in use have roots (named as the registry names them)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from collections.abc import Iterable
 
 from mpfas.core.config import ConfigError, Params
 from mpfas.data.oulu_protocols import OULU_PROTOCOLS, all_oulu_folds
-from mpfas.data.registry import dataset_codes
+from mpfas.data.registry import dataset_codes, dataset_name
 
 
 def check_params(params: Params) -> None:
-    """The dataset codes ``params`` names are registered (the params parser knows no registry)."""
+    """The dataset codes ``params`` names are registered and, with real data, the used ones have roots
+    (the params parser knows no registry)."""
     codes = dataset_codes()
 
     def known(key: str, names: Iterable[str]) -> None:
@@ -23,6 +25,11 @@ def check_params(params: Params) -> None:
     known("align.max_failed_videos", params.align.max_failed_videos)
     for name, protocol in params.manifests.protocols.items():
         known(f"manifests.protocols.{name}", protocol.domains)
+    if params.data.source == "real":  # every dataset the chosen protocols use needs its root; others may stay empty
+        for code in params.used_datasets():
+            if not params.data.roots.get(code):
+                raise ConfigError(f"data.roots.{code}: empty, but data.source is 'real' and the chosen protocols use "
+                                  f"{code}; set it to the {dataset_name(code)} root")
     lacking = [c for c in params.data.datasets if c not in params.align.max_failed_videos]
     if lacking:
         raise ConfigError(f"align.max_failed_videos: no limit for {lacking}; give one per dataset in data.datasets")

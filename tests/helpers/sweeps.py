@@ -1,4 +1,4 @@
-"""A real `dvc exp run --queue` sweep over seeds (run by tests/test_pipeline.py on its tiny pipeline copy).
+"""A real `dvc exp run --queue` sweep over seeds (test_pipeline runs it on its tiny pipeline copy).
 
 Queued with ``python -m mpfas seeds queue`` (which runs ``dvc exp run --queue -S train.seed=...``)
 and aggregated with ``python -m mpfas seeds aggregate``. Queued experiments run in copies in
@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_copy import dvc, env
+from helpers.pipeline_copy import dvc, env
 
 SEEDS = ("1", "2")  # unlike the train.seed every pipeline test ran before, so both train
+
+
 INNER_LOOPS = "3"  # passed through `-S`: every experiment gets it
-HOLD = 21.5  # seconds the test holds the DB lock: past MLflow's 20 s busy timeout
 
 
 def _queue_states(text: str) -> list[str]:
@@ -107,39 +108,3 @@ def check_aggregate(repo: Path, runs: dict) -> None:
         assert rows[0]["stats"][key]["std"] == pytest.approx(statistics.stdev(values)), key
     assert "| OCI-M | all | 2 |" in (out / "seeds.md").read_text() == done.stdout
     assert (out / "seeds.png").stat().st_size > 5000
-
-
-@pytest.mark.slow  # holds the lock past MLflow's own 20 s busy wait
-def test_tracking_waits_out_a_locked_db(tmp_path, monkeypatch, caplog):
-    """Another process holding the SQLite write lock longer than MLflow's own busy wait
-    (``PRAGMA busy_timeout = 20000`` in MLflow 3): the metrics still land (retried) instead of
-    the stage failing with 'database is locked'. ~22 s."""
-    import sqlite3
-    import threading
-
-    from mlflow.tracking import MlflowClient
-
-    from mpfas import tracking
-
-    db = tmp_path / "mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db.as_posix()}")
-    tracker = tracking.Tracker("locked")
-    info = tracker.start({"protocol": "OCI-M"}, {"train.iterations": "3"})
-    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    holder.execute("BEGIN EXCLUSIVE")  # what a concurrent writer's transaction looks like
-    release = threading.Timer(HOLD, lambda: holder.execute("COMMIT"))
-    release.start()
-    try:
-        t0 = time.monotonic()
-        with caplog.at_level("WARNING", logger="mpfas.tracking"):
-            tracker.log_metrics({"loss": 0.5}, step=1)
-        waited = time.monotonic() - t0
-    finally:
-        release.join()
-        holder.close()
-    assert waited >= HOLD - 0.5  # it really had to wait for the lock
-    assert any("retrying" in r.getMessage() and "locked" in r.getMessage() for r in caplog.records)
-    tracker.end()
-    client = MlflowClient(info.tracking_uri)
-    assert [m.value for m in client.get_metric_history(info.run_id, "loss")] == [0.5]
-    assert client.get_run(info.run_id).info.status == "FINISHED"

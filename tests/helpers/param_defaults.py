@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mpfas.core import config as _config
 
-PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
+PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
 DEFAULTS = _config.load_params(PARAMS_FILE)
 
 

@@ -3,11 +3,12 @@ for tests that run one stage script by hand in a repo-like folder."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def stage_argv(name: str, item: str = "") -> list[str]:
@@ -17,3 +18,11 @@ def stage_argv(name: str, item: str = "") -> list[str]:
     words = stage.get("do", stage)["cmd"].replace("${item}", item).split()
     assert words[0] == "python" and "${" not in " ".join(words), words
     return [str(REPO / words[1]), *words[2:]]
+
+
+def stage_module(name: str):
+    """``stages/<name>.py`` imported, not run."""
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

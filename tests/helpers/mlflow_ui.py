@@ -1,5 +1,5 @@
 """`mlflow server` on a tracking DB and headless Chromium on its pages (the browser test and
-the README's screenshot, ``python tests/mlflow_ui.py --help``)."""
+the README's screenshot, ``cd tests && python -m helpers.mlflow_ui --help``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import browser
+from helpers import browser
 
 
 def free_port() -> int:
@@ -63,7 +63,7 @@ def mlflow_server(db_uri: str, cwd: Path, timeout: float = 180.0) -> Iterator[st
 
 def load_page(url: str, *, screenshot: Path | None = None, budget_ms: int = 20000) -> str:
     """The DOM of ``url`` after ``budget_ms`` of virtual time in headless Chromium (no network but
-    localhost; ``tests/browser.py``); with ``screenshot``, a second load saves a PNG of it."""
+    localhost; ``tests/helpers/browser.py``); with ``screenshot``, a second load saves a PNG of it."""
     if browser.find_chromium() is None:
         raise FileNotFoundError("no chromium binary on PATH")
     dom = browser.dump_dom(url, budget_ms=budget_ms, timeout=180)
