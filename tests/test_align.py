@@ -22,7 +22,7 @@ from helpers import param_defaults as dflt
 from helpers.videos import make_video, read_csv, record, tree, two_extracted_videos
 from mpfas.core.config import AlignConfig
 from mpfas.data import Label, write_index
-from mpfas.preprocess.align import FACES_COLUMNS, AlignError, run_align
+from mpfas.preprocess.align import FACES_COLUMNS, AlignError, detector_for, run_align
 from mpfas.preprocess.detect import FaceDetector, box_iou
 from mpfas.preprocess.extract import run_extract
 from mpfas.preprocess.jobs import MARKER
@@ -356,3 +356,27 @@ def test_sigkill_then_rerun_gives_identical_files(tmp_path):
     assert resumed.skipped == done
     assert tree(killed / "faces") == tree(bases["clean"] / "faces")
     assert not list(killed.rglob("*.tmp"))
+
+
+# ---------------------------------------------------------------- align.select
+
+def _two_faces() -> np.ndarray:
+    """A large blurred, low-contrast face (MTCNN less sure) and a small sharp one."""
+    face = data.astronaut()[20:240, 140:310]  # RGB
+    canvas = np.full((360, 640, 3), 100, np.uint8)
+    big = cv2.GaussianBlur(cv2.resize(face, (255, 330)), (31, 31), 0)
+    canvas[15:345, 20:275] = (big.astype(np.float32) * 0.5 + 60).astype(np.uint8)
+    canvas[100:255, 400:520] = cv2.resize(face, (120, 155))
+    return canvas
+
+
+def test_select_confident_picks_the_surest_face_not_the_largest():
+    frame = _two_faces()
+    largest = detector_for(dflt.align(select="largest"))
+    faces = largest.detect_all([frame])[0]
+    assert len(faces) == 2
+    big, small = sorted(faces, key=lambda f: -f.area)
+    assert big.prob < small.prob, "the test needs the larger face to be the less confident one"
+    confident = detector_for(dflt.align(select="confident"))
+    assert largest.detect([frame])[0].box == big.box
+    assert confident.detect([frame])[0].box == pytest.approx(small.box, abs=1.0)

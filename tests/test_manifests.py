@@ -4,6 +4,7 @@ from dataclasses import replace
 import pytest
 
 from helpers.records import CFG, make_videos
+from mpfas.core.config import Protocol
 from mpfas.data import Label
 from mpfas.manifests.build import (
     ManifestError,
@@ -122,3 +123,18 @@ def test_counts():
     assert counts["target"]["M"] == {"live": 10, "print": 10, "replay": 10, "faces": 60}
     total = sum(c[k] for doms in counts.values() for c in doms.values() for k in ("live", "print", "replay"))
     assert total == len(rows)
+
+
+def test_target_set_train_plus_test_leaves_out_the_dev_split():
+    """Target O has train, dev and test videos: ``train+test`` drops exactly the dev ones."""
+    videos, faces = make_videos()
+    protocol = Protocol(["C", "I", "M"], "O")
+    cfg = replace(CFG, protocols={"CIM-O": protocol})
+    targets = {}
+    for target_set in ("all", "train+test", "test"):
+        rows = plan_manifest("CIM-O", protocol, videos, faces, replace(cfg, target_set=target_set)).rows
+        targets[target_set] = {r.video_id: r.split for r in rows if r.role == "target"}
+    assert set(targets["all"].values()) == {"train", "dev", "test"}
+    assert set(targets["train+test"].values()) == {"train", "test"}
+    assert targets["train+test"] == {v: s for v, s in targets["all"].items() if s != "dev"}
+    assert set(targets["test"]) < set(targets["train+test"])

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -104,22 +101,18 @@ def test_color_augment_jitters_the_same_frames_seeded_and_resumable(workspace):
     assert all(torch.equal(x, b.batch(d).rgb) for x, d in zip(expected, ("C", "I")))
 
 
-def test_photometric_jitter_parts():
-    from torchvision.transforms.v2 import functional as tf
-
-    from mpfas.train.data import Jitter, _gaussian_blur, _hue_rotation, photometric_jitter
+def test_photometric_jitter_is_seeded_per_image_and_still_at_zero_ranges():
+    from mpfas.train.data import Jitter, photometric_jitter
 
     img = torch.rand(4, 3, 16, 16)
     still = Jitter(brightness=0, contrast=0, saturation=0, hue=0, gamma=0, blur_p=0)
     assert torch.allclose(photometric_jitter(img, np.random.default_rng(0), still), img, atol=1e-5)
-    # a hue rotation keeps greys grey and a full turn is the identity
-    rot = _hue_rotation(torch.tensor([0.3, 1.0]))
-    assert torch.allclose(rot[0] @ torch.full((3,), 0.5), torch.full((3,), 0.5), atol=1e-5)
-    assert torch.allclose(rot[1], torch.eye(3), atol=1e-5)
-    # per-image blur as torchvision's, each image with its own sigma
-    sigma = torch.tensor([0.3, 0.6, 0.9, 1.0])
-    want = torch.cat([tf.gaussian_blur(img[i : i + 1], [5, 5], [float(s), float(s)]) for i, s in enumerate(sigma)])
-    assert torch.allclose(_gaussian_blur(img, sigma), want, atol=1e-5)
+    a, b = (photometric_jitter(img, np.random.default_rng(1)) for _ in range(2))
+    assert torch.equal(a, b) and not torch.allclose(a, img, atol=1e-3)
+    assert a.min() >= 0 and a.max() <= 1
+    # each image gets its own factors: the same image twice comes out two ways
+    twin = photometric_jitter(img[:1].repeat(2, 1, 1, 1), np.random.default_rng(2))
+    assert not torch.allclose(twin[0], twin[1], atol=1e-3)
 
 
 def test_color_augment_is_a_difference_from_the_paper():
@@ -324,79 +317,6 @@ def test_failed_run_is_marked_failed(workspace, mlflow_uri):
             Path("models/OCI-M/last.pt").unlink()
     run_id = json.loads(Path("models/OCI-M/run.json").read_text())["run_id"]
     assert mlflow.tracking.MlflowClient(mlflow_uri).get_run(run_id).info.status == "FAILED"
-
-
-RUNNER = textwrap.dedent("""
-    import logging, sys, time
-    import torch
-    logging.basicConfig(level=logging.INFO)
-    torch.set_num_threads(1)
-    from mpfas.core.config import load_params
-    from mpfas.train import train
-
-    def hook(it):
-        print("checkpoint", it, flush=True)
-        if sys.argv[1] == "stall" and it == 2:
-            time.sleep(120)
-
-    from mpfas.train.curves import Curves
-
-    train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
-          out_dir=sys.argv[2], curves=Curves.at(sys.argv[2] + "/loss.csv", sys.argv[2] + "/val.csv"),
-          on_checkpoint=hook)
-""")
-
-
-@pytest.mark.slow  # three fresh interpreters (torch + MLflow imports): ~25 s on an idle 2-core box
-def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    params["train"].update(iterations=4, checkpoint_every=2, eval_every=2, inner_loops=1)
-    Path("params.yaml").write_text(yaml.safe_dump(params))
-    Path("runner.py").write_text(RUNNER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-
-    def run(mode, out):
-        return subprocess.run([sys.executable, "runner.py", mode, out], env=env, capture_output=True, text=True,
-                              timeout=300)
-
-
-    proc = subprocess.Popen([sys.executable, "runner.py", "stall", "models/killed"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        for line in proc.stdout:
-            if line.strip() == "checkpoint 2":
-                break
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    killed = torch.load("models/killed/last.pt", weights_only=True)
-    assert killed["iteration"] == 2
-    run_id = json.loads(Path("models/killed/run.json").read_text())["run_id"]
-
-    resumed = run("go", "models/killed")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "checkpoint 2" not in resumed.stdout and "checkpoint 4" in resumed.stdout
-    assert "resuming OCI-M" in resumed.stderr
-    straight = run("go", "models/straight")
-    assert straight.returncode == 0, straight.stderr[-2000:]
-
-    a = torch.load("models/killed/last.pt", weights_only=True)
-    b = torch.load("models/straight/last.pt", weights_only=True)
-    assert a["iteration"] == b["iteration"] == 4
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
-    for opt in ("optim_mp", "optim_hfn"):
-        sa, sb = a["resume"][opt]["state"], b["resume"][opt]["state"]
-        assert sa.keys() == sb.keys() and all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
-                                              for k in sb)
-    for curve in ("loss.csv", "val.csv"):  # the resumed curves are the uninterrupted ones
-        assert Path("models/killed", curve).read_text() == Path("models/straight", curve).read_text()
-    assert json.loads(Path("models/killed/run.json").read_text())["run_id"] == run_id  # same MLflow run
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(mlflow_uri)
-    assert client.get_run(run_id).info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(run_id, "meta_train_loss")] == [1, 2, 3, 4]
 
 
 @pytest.mark.slow  # a second full train() run; the quick tier keeps test_tiny_training_run_is_tracked

@@ -73,3 +73,11 @@ def manifest_rows(root: Path, protocol: str = "OCI-M"):
     from mpfas.manifests.build import read_manifest
 
     return read_manifest(root / f"data/manifests/{protocol}.csv", faces_root=root / "data/faces")
+
+
+def picked_face(root: Path, role: str = "source-train") -> Path:
+    """A face the sampler (or validation) reads: the first frame of a video of ``role``."""
+    from mpfas.manifests.build import read_manifest
+
+    row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == role)
+    return root / row.faces[0]

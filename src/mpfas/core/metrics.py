@@ -24,6 +24,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import sklearn.metrics
 
 
 @dataclass(frozen=True)
@@ -80,24 +81,17 @@ def check_binary(scores, is_live, where: str = "scores") -> tuple[np.ndarray, np
 
 
 def roc_curve(scores, is_live, where: str = "scores") -> RocCurve:
-    """Full ROC: one point per distinct score plus the (0, 0) point at +inf."""
+    """Full ROC: one point per distinct score plus the (0, 0) point at +inf (scikit-learn's, with
+    no point dropped: every distinct score is a candidate threshold)."""
     s, y = check_binary(scores, is_live, where)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    # last index of each run of equal scores: thresholds at distinct values
-    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tp = np.cumsum(y)[last]
-    fp = (last + 1) - tp
-    tpr = np.r_[0.0, tp / y.sum()]
-    fpr = np.r_[0.0, fp / (y.size - y.sum())]
-    thresholds = np.r_[np.inf, s[last]]
+    fpr, tpr, thresholds = sklearn.metrics.roc_curve(y, s, drop_intermediate=False)
     return RocCurve(fpr=fpr, tpr=tpr, thresholds=thresholds)
 
 
 def roc_auc(scores, is_live, where: str = "scores") -> float:
-    """Area under the ROC (ties count one half, as scikit-learn's roc_auc_score)."""
+    """Area under the ROC (ties count one half): the trapezoids over the full curve."""
     roc = roc_curve(scores, is_live, where)
-    return float(np.trapezoid(roc.tpr, roc.fpr))
+    return float(sklearn.metrics.auc(roc.fpr, roc.tpr))
 
 
 def _far_frr(roc: RocCurve) -> tuple[np.ndarray, np.ndarray]:

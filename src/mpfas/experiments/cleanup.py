@@ -190,7 +190,9 @@ def _file_path(uri: str | None) -> Path | None:
 
 def deleted_mlflow_artifacts(db: Path) -> tuple[list[str], list[Path]]:
     """What ``mlflow gc`` would remove from the SQLite store ``db`` (read only): the deleted
-    runs and logged models (also those of deleted experiments) and their artifact folders."""
+    runs and logged models (also those of deleted experiments) and their artifact folders.
+    Plain read-only SQL: ``MlflowClient`` cannot list deleted logged models, and opening a store
+    with it may migrate the DB, which a dry run must never do."""
     con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     try:
         gone_exps = "(SELECT experiment_id FROM experiments WHERE lifecycle_stage = 'deleted')"

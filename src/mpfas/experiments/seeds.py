@@ -19,6 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from mpfas.core import atomic
 
@@ -66,10 +67,12 @@ class Stat:
 
     @classmethod
     def of(cls, values: Iterable[float | None]) -> Stat:
-        kept = [float(v) for v in values if v is not None and math.isfinite(v)]
-        if not kept:
+        """Missing and non-finite values are left out (pandas' skipna)."""
+        series = pd.Series([np.nan if v is None else v for v in values], dtype=float).replace([np.inf, -np.inf], np.nan)
+        n = int(series.count())
+        if n == 0:
             return cls(None, None, 0)
-        return cls(float(np.mean(kept)), float(np.std(kept, ddof=1)) if len(kept) > 1 else None, len(kept))
+        return cls(float(series.mean()), float(series.std()) if n > 1 else None, n)
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,8 @@ def with_retries(fn: Callable[..., Any], *args: Any, budget: float | None = None
                  transient: Callable[[BaseException], bool] = _transient, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, retried with jittered exponential back-off while it fails
     with a ``transient`` error (default: a SQLite lock, see ``_transient``), for up to
-    ``budget`` seconds (default ``RETRY_SECONDS``)."""
+    ``budget`` seconds (default ``RETRY_SECONDS``). Own code: no retry library is pinned, and
+    MLflow's own retries cover its HTTP client, not a locked SQLite store."""
     deadline = time.monotonic() + (RETRY_SECONDS if budget is None else budget)
     delay = 0.1
     while True:

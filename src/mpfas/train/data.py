@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torchvision.transforms.v2 import functional as tf
 
 from mpfas.core.errors import MpfasError
 from mpfas.core.sampling import pick_evenly
@@ -90,60 +91,31 @@ class Jitter:
     blur_p: float = 0.3  # chance of a Gaussian blur with sigma in [0.1, 1.0]
 
 
-_GRAY = torch.tensor([0.299, 0.587, 0.114])  # ITU-R 601 luma, as torchvision's rgb_to_grayscale
-_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-def _blend(img: Tensor, other: Tensor, factor: Tensor) -> Tensor:
-    """``factor * img + (1 - factor) * other`` per image (torchvision's blend), clamped."""
-    f = factor.view(-1, 1, 1, 1)
-    return (f * img + (1 - f) * other).clamp_(0.0, 1.0)
-
-
-def _hue_rotation(turns: Tensor) -> Tensor:
-    """B x 3 x 3 RGB matrices rotating the chroma plane of YIQ by ``turns`` of a full circle."""
-    cos, sin = torch.cos(2 * torch.pi * turns), torch.sin(2 * torch.pi * turns)
-    rot = torch.zeros(len(turns), 3, 3)
-    rot[:, 0, 0] = 1.0
-    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-    return torch.linalg.inv(_YIQ) @ rot @ _YIQ
-
-
-def _gaussian_blur(img: Tensor, sigma: Tensor) -> Tensor:
-    """Each image blurred with its own sigma (separable 5-tap kernel, reflect padding)."""
-    x = torch.arange(5, dtype=img.dtype) - 2
-    k1 = torch.exp(-(x[None] ** 2) / (2 * sigma[:, None] ** 2))
-    k1 = (k1 / k1.sum(1, keepdim=True)).repeat_interleave(3, 0)  # 3B x 5
-    b, c, h, w = img.shape
-    out = torch.nn.functional.pad(img.reshape(1, b * c, h, w), (2, 2, 2, 2), mode="reflect")
-    out = torch.nn.functional.conv2d(out, k1[:, None, None, :], groups=b * c)
-    out = torch.nn.functional.conv2d(out, k1[:, None, :, None], groups=b * c)
-    return out.reshape(b, c, h, w)
-
-
 def photometric_jitter(rgb: Tensor, rng: np.random.Generator, jitter: Jitter = Jitter()) -> Tensor:
     """``rgb`` (B x 3 x S x S in [0, 1]) with per-image random brightness, contrast,
-    saturation, hue, gamma and sometimes blur, all drawn from ``rng`` (resumed runs draw the
-    same). Generic camera-agnostic jitter, vectorised over the batch to stay cheap on CPU."""
+    saturation, hue, gamma and sometimes blur (torchvision's ops), the factors drawn from
+    ``rng`` so a resumed run draws the same. Generic camera-agnostic jitter."""
     n = len(rgb)
 
-    def draw(r: float) -> Tensor:
-        return torch.from_numpy(rng.uniform(1 - r, 1 + r, n)).float()
+    def draw(r: float) -> np.ndarray:
+        return rng.uniform(1 - r, 1 + r, n)
 
     bright, contrast, sat, gamma = (draw(r) for r in (jitter.brightness, jitter.contrast,
                                                     jitter.saturation, jitter.gamma))
-    hue = torch.from_numpy(rng.uniform(-jitter.hue, jitter.hue, n)).float()
-    blur = torch.from_numpy(rng.random(n) < jitter.blur_p)
-    sigma = torch.from_numpy(rng.uniform(0.1, 1.0, n)).float()
-    img = (rgb * bright.view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
-    gray = torch.einsum("c,bchw->bhw", _GRAY, img)[:, None]
-    img = _blend(img, gray.mean((2, 3), keepdim=True), contrast)
-    img = _blend(img, torch.einsum("c,bchw->bhw", _GRAY, img)[:, None], sat)
-    img = torch.einsum("bij,bjhw->bihw", _hue_rotation(hue), img).clamp_(0.0, 1.0)
-    img = img.pow(gamma.view(-1, 1, 1, 1))
-    if blur.any():
-        img[blur] = _gaussian_blur(img[blur], sigma[blur])
-    return img.clamp_(0.0, 1.0)
+    hue = rng.uniform(-jitter.hue, jitter.hue, n)
+    blur = rng.random(n) < jitter.blur_p
+    sigma = rng.uniform(0.1, 1.0, n)
+    out = []
+    for i, img in enumerate(rgb):
+        img = tf.adjust_brightness(img, float(bright[i]))
+        img = tf.adjust_contrast(img, float(contrast[i]))
+        img = tf.adjust_saturation(img, float(sat[i]))
+        img = tf.adjust_hue(img, float(hue[i]))
+        img = tf.adjust_gamma(img, float(gamma[i]))
+        if blur[i]:
+            img = tf.gaussian_blur(img, [5, 5], [float(sigma[i])] * 2)
+        out.append(img)
+    return torch.stack(out).clamp_(0.0, 1.0)
 
 
 class DomainSampler:

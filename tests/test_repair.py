@@ -1,27 +1,25 @@
-"""Fresh or refused (issue 11, items 2 and 3): decisions to skip, resume or reuse cover the
-content of their inputs, and damaged intermediate files are remade or named.
+"""Damaged intermediate files are remade or named, never trusted.
 
 * extract and align verify the content checksums their per-video markers record, remake
   frames and faces found missing or corrupt (byte-identical, counted in the metrics),
   and fail naming the file when it cannot be remade;
 * extract redoes a video whose content changed under the same size;
-* training resumes only over the same faces, weights file and validation scoring, and a
-  corrupt face gives one line naming it;
-* end to end: after ``align.padding`` changes, ``dvc repro`` trains from iteration 0.
+* a corrupt or missing face stops training with one line naming it;
+* end to end: ``dvc repro`` repairs damage without retraining, and retrains from iteration 0
+  after ``align.padding`` changes the faces under the same file names.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from helpers import param_defaults as dflt
+from helpers.faces import picked_face
 from helpers.pipeline_copy import TINY, copy_repo, dvc
 from helpers.videos import make_video, read_csv, record, tree, two_extracted_videos
 from mpfas.core.config import ExtractConfig, load_params
@@ -140,21 +138,6 @@ def test_align_refuses_a_frame_unlike_its_recorded_checksum(tmp_path, detector):
 
 # ---------------------------------------------------------------- training
 
-def _picked_face(root: Path, role: str = "source-train") -> Path:
-    """A face the sampler (or validation) reads: the first frame of a video of ``role``."""
-    from mpfas.manifests.build import read_manifest
-
-    row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == role)
-    return root / row.faces[0]
-
-
-def _set_params(root: Path, **sections: dict) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def _train(root: Path):
     from mpfas.train import train
 
@@ -162,81 +145,10 @@ def _train(root: Path):
                  out_dir="models/OCI-M")
 
 
-def _weights(path: Path, seed: int) -> Path:
-    import torchvision
-
-    torch.manual_seed(seed)
-    torch.save(torchvision.models.resnet18().state_dict(), path)
-    return path
-
-
-@pytest.mark.slow  # four train() runs: ~9 s
-def test_resume_needs_the_same_faces_and_weights_file(workspace):
-    root = workspace
-    _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
-    assert _train(root).start_iteration == 0
-    assert _train(root).start_iteration == 2  # same inputs: resumed, nothing left to train
-
-    face = _picked_face(root)  # same file name, other content: the model of the old faces is stale
-    Image.open(face).transpose(Image.Transpose.ROTATE_90).save(face)
-    again = _train(root)
-    assert again.start_iteration == 0
-    best = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
-
-    _weights(root / "weights.pth", 1)  # the same weights file name, other content
-    assert _train(root).start_iteration == 0
-    retrained = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
-    assert any(not torch.equal(best["model"][k], retrained["model"][k]) for k in best["model"])
-
-
-def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):
-    from mpfas.train.loop import fingerprint
-
-    root = workspace
-    manifest, face = root / "data/manifests/OCI-M.csv", _picked_face(root, "source-val")
-    params = load_params(root / "params.yaml")
-    base = fingerprint(params, "OCI-M", manifest, [str(face)], "ab")
-
-    def fp_with(**sections) -> str:
-        changed = replace(params, **{s: replace(getattr(params, s), **kv) for s, kv in sections.items()})
-        return fingerprint(changed, "OCI-M", manifest, [str(face)], "ab")
-
-    neutral = [{"score": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"runtime": {"experiment": "x"}},
-               {"runtime": {"resume": "never"}}, {"runtime": {"checkpoint_every": 1}},
-               {"runtime": {"train_workers": 2}}, {"runtime": {"device": "cpu"}},
-               {"train": {"iterations": 50}}, {"train": {"channels_last": True}}]
-    # the memory format resumes like another device (train/execution.py)
-    assert [fp_with(**n) for n in neutral] == [base] * len(neutral)
-    shaping = [{"score": {"faces_per_video": 3}}, {"score": {"precision": "bf16"}},
-               {"train": {"seed": 1}}, {"train": {"eval_every": 7}},
-               {"align": {"select": "confident"}}, {"extract": {"image_ext": "jpg"}}]  # recorded in best.pt
-    assert base not in {fp_with(**s) for s in shaping}
-    assert fingerprint(params, "OCI-M", manifest, [str(face)], "cd") != base
-    face.write_bytes(face.read_bytes() + b"\0")
-    assert fingerprint(params, "OCI-M", manifest, [str(face)], "ab") != base
-
-
-def test_sampler_batches_do_not_depend_on_workers(workspace):
-    """Why ``train.workers`` may change on resume: threads load, the order stays the sampler's."""
-    from mpfas.manifests.build import read_manifest
-    from mpfas.train import DomainSampler
-
-    root = workspace
-    rows = [r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == "source-train"]
-    samplers = [DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5, workers=w)
-                for w in (0, 3)]
-    try:
-        for domain in ("O", "C", "O", "I"):
-            a, b = (s.batch(domain) for s in samplers)
-            assert torch.equal(a.rgb, b.rgb) and torch.equal(a.is_live, b.is_live)
-    finally:
-        for s in samplers:
-            s.close()
-
 
 def test_a_corrupt_face_is_named_in_one_line(workspace):
     root = workspace
-    face = _picked_face(root, "source-val")  # validation (at iteration 2) scores it
+    face = picked_face(root, "source-val")  # validation (at iteration 2) scores it
     _truncate(face)
     with pytest.raises(FaceReadError) as err:
         load_face(face, 32)
@@ -245,7 +157,7 @@ def test_a_corrupt_face_is_named_in_one_line(workspace):
     with pytest.raises(MpfasError, match=f"^{face.relative_to(root)}: not a readable image"):
         _train(root)
 
-    gone = _picked_face(root)
+    gone = picked_face(root)
     gone.unlink()  # a face training would read is missing: refused before any iteration
     with pytest.raises(FileNotFoundError, match=f"^{gone.relative_to(root)}: aligned face not found"):
         _train(root)

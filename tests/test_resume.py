@@ -1,0 +1,210 @@
+"""Training resumes from ``last.pt`` only when nothing that shapes its result changed.
+
+* a SIGKILL between checkpoints, then a re-run: the weights, optimiser state, curves and MLflow
+  run equal an uninterrupted run's;
+* the resume fingerprint covers the faces' content, the weights file, the training and
+  scoring params, and leaves out the knobs that cannot change a result (``runtime``,
+  ``train.iterations``, the memory format); ``runtime.resume: never`` starts over;
+* loader threads give the same batches, so their count may change on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from helpers.faces import manifest_rows, picked_face
+from mpfas.core.config import load_params
+from mpfas.train import DomainSampler, TrainResult, train
+
+# ---------------------------------------------------------------- kill and resume
+
+RUNNER = textwrap.dedent("""
+    import logging, sys, time
+    import torch
+    logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(1)
+    from mpfas.core.config import load_params
+    from mpfas.train import train
+
+    def hook(it):
+        print("checkpoint", it, flush=True)
+        if sys.argv[1] == "stall" and it == 2:
+            time.sleep(120)
+
+    from mpfas.train.curves import Curves
+
+    train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+          out_dir=sys.argv[2], curves=Curves.at(sys.argv[2] + "/loss.csv", sys.argv[2] + "/val.csv"),
+          on_checkpoint=hook)
+""")
+
+
+@pytest.mark.slow  # three fresh interpreters (torch + MLflow imports): ~25 s on an idle 2-core box
+def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["train"].update(iterations=4, eval_every=2, inner_loops=1)
+    params["runtime"].update(checkpoint_every=2)
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    Path("runner.py").write_text(RUNNER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+    def run(mode, out):
+        return subprocess.run([sys.executable, "runner.py", mode, out], env=env, capture_output=True, text=True,
+                              timeout=300)
+
+
+    proc = subprocess.Popen([sys.executable, "runner.py", "stall", "models/killed"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        for line in proc.stdout:
+            if line.strip() == "checkpoint 2":
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    killed = torch.load("models/killed/last.pt", weights_only=True)
+    assert killed["iteration"] == 2
+    run_id = json.loads(Path("models/killed/run.json").read_text())["run_id"]
+
+    resumed = run("go", "models/killed")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint 2" not in resumed.stdout and "checkpoint 4" in resumed.stdout
+    assert "resuming OCI-M" in resumed.stderr
+    straight = run("go", "models/straight")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    a = torch.load("models/killed/last.pt", weights_only=True)
+    b = torch.load("models/straight/last.pt", weights_only=True)
+    assert a["iteration"] == b["iteration"] == 4
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
+    for opt in ("optim_mp", "optim_hfn"):
+        sa, sb = a["resume"][opt]["state"], b["resume"][opt]["state"]
+        assert sa.keys() == sb.keys() and all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
+                                              for k in sb)
+    for curve in ("loss.csv", "val.csv"):  # the resumed curves are the uninterrupted ones
+        assert Path("models/killed", curve).read_text() == Path("models/straight", curve).read_text()
+    assert json.loads(Path("models/killed/run.json").read_text())["run_id"] == run_id  # same MLflow run
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_uri)
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run_id, "meta_train_loss")] == [1, 2, 3, 4]
+
+
+# ---------------------------------------------------------------- what a resume must match
+
+
+def _set_params(root: Path, **sections: dict) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _train(root: Path) -> tuple[TrainResult, list[int]]:
+    """One ``train()`` call in ``root``; also the iterations it checkpointed (none when nothing was left)."""
+    saved: list[int] = []
+    result = train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                   faces="data/faces", out_dir="models/OCI-M", on_checkpoint=saved.append)
+    return result, saved
+
+
+def _weights(path: Path, seed: int) -> Path:
+    import torchvision
+
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+@pytest.mark.slow  # four train() runs: ~9 s
+def test_resume_needs_the_same_faces_and_weights_file(workspace):
+    root = workspace
+    _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
+    assert _train(root)[0].start_iteration == 0
+    assert _train(root)[0].start_iteration == 2  # same inputs: resumed, nothing left to train
+
+    face = picked_face(root)  # same file name, other content: the model of the old faces is stale
+    Image.open(face).transpose(Image.Transpose.ROTATE_90).save(face)
+    assert _train(root)[0].start_iteration == 0
+    best = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
+
+    _weights(root / "weights.pth", 1)  # the same weights file name, other content
+    assert _train(root)[0].start_iteration == 0
+    retrained = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
+    assert any(not torch.equal(best["model"][k], retrained["model"][k]) for k in best["model"])
+
+
+def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspace):
+    from mpfas.train.loop import fingerprint
+
+    root = workspace
+    manifest, face = root / "data/manifests/OCI-M.csv", picked_face(root, "source-val")
+    params = load_params(root / "params.yaml")
+    base = fingerprint(params, "OCI-M", manifest, [str(face)], "ab")
+
+    def fp_with(**sections) -> str:
+        changed = replace(params, **{s: replace(getattr(params, s), **kv) for s, kv in sections.items()})
+        return fingerprint(changed, "OCI-M", manifest, [str(face)], "ab")
+
+    neutral = [{"score": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"runtime": {"experiment": "x"}},
+               {"runtime": {"resume": "never"}}, {"runtime": {"checkpoint_every": 1}},
+               {"runtime": {"train_workers": 2}}, {"runtime": {"device": "cpu"}},
+               {"train": {"iterations": 50}}, {"train": {"channels_last": True}}]
+    # the memory format resumes like another device (train/execution.py)
+    assert [fp_with(**n) for n in neutral] == [base] * len(neutral)
+    shaping = [{"score": {"faces_per_video": 3}}, {"score": {"precision": "bf16"}},
+               {"train": {"seed": 1}}, {"train": {"eval_every": 7}},
+               {"align": {"select": "confident"}}, {"extract": {"image_ext": "jpg"}}]  # recorded in best.pt
+    assert base not in {fp_with(**s) for s in shaping}
+    assert fingerprint(params, "OCI-M", manifest, [str(face)], "cd") != base
+    face.write_bytes(face.read_bytes() + b"\0")
+    assert fingerprint(params, "OCI-M", manifest, [str(face)], "ab") != base
+
+
+def test_loader_threads_give_the_same_batches(workspace):
+    """``runtime.train_workers > 0`` loads faces in threads: same batches, same order as inline (so the
+    count may change on resume)."""
+    rows = [r for r in manifest_rows(workspace) if r.role == "source-train"]
+
+    def make(workers):
+        return DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5, workers=workers)
+
+    inline, threaded = make(0), make(3)
+    assert inline.pool is None and threaded.pool is not None
+    try:
+        for domain in ("O", "C", "I") * 4:
+            a, b = inline.batch(domain), threaded.batch(domain)
+            assert torch.equal(a.rgb, b.rgb) and torch.equal(a.is_live, b.is_live), domain
+    finally:
+        threaded.close()
+
+
+@pytest.mark.slow  # three train() runs
+def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):
+    root = workspace
+    _set_params(root, train={"iterations": 2, "eval_every": 2, "inner_loops": 1}, runtime={"checkpoint_every": 1})
+    first, saved = _train(root)
+    assert first.start_iteration == 0 and saved == [1, 2]
+    weights = torch.load("models/OCI-M/last.pt", weights_only=True)["model"]
+    again, saved = _train(root)  # resume: auto finds last.pt at the end: nothing to train
+    assert again.start_iteration == 2 and saved == []
+    _set_params(root, runtime={"resume": "never"})
+    fresh, saved = _train(root)
+    assert fresh.start_iteration == 0 and saved == [1, 2] and fresh.run_id != first.run_id
+    last = torch.load("models/OCI-M/last.pt", weights_only=True)
+    assert last["iteration"] == 2 and last["run_id"] == fresh.run_id
+    assert all(torch.equal(last["model"][k], weights[k]) for k in weights)  # retrained, same seed
