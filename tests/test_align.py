@@ -91,6 +91,15 @@ def test_batches_group_equal_sizes_and_match_single_calls(detector):
             assert box_iou(ft.box, fa.box) > 0.99
 
 
+def test_frames_smaller_than_the_smallest_face_have_none(detector):
+    """MTCNN's image pyramid is empty below ``min_face_size`` (facenet-pytorch fails on it): such
+    frames have no face, and the frames beside them in the batch are unaffected."""
+    face = cv2.resize(data.astronaut()[20:240, 140:310], (170, 220))
+    for size in ((12, 12), (19, 400)):
+        assert detector.detect_all([np.zeros((*size, 3), np.uint8)] * 2) == [[], []]
+    assert detector.detect([np.ascontiguousarray(face)])[0] is not None
+
+
 def test_warp_output_is_the_crop_size(detector):
     astro = data.astronaut()
     (face,) = detector.detect([astro])

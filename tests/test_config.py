@@ -54,6 +54,15 @@ def test_repo_params_load():
     (lambda d: d["train"].update(seed=2**32), "train.seed"),
     (lambda d: d["runtime"].update(experiment=""), "runtime.experiment"),
     (lambda d: d["align"]["max_failed_videos"].pop("Y"), "align.max_failed_videos"),
+    # names and folders that become paths stay inside the repository
+    (lambda d: d["manifests"]["protocols"].update({"../../../x/evil": {"sources": ["O", "C"], "target": "M"}}),
+     "manifests.protocols.../../../x/evil"),
+    (lambda d: d["manifests"]["protocols"].update({"../faces/M/faces": {"sources": ["O", "C"], "target": "M"}}),
+     "manifests.protocols.../faces/M/faces"),
+    (lambda d: d["manifests"]["protocols"].update({".hidden": {"sources": ["O", "C"], "target": "M"}}),
+     "manifests.protocols..hidden"),
+    (lambda d: d["data"].update(demo_root="/tmp/elsewhere"), "data.demo_root"),
+    (lambda d: d["data"].update(demo_root="../outside"), "data.demo_root"),
 ])
 def test_bad_params_name_the_key(tmp_path, mutate, key):
     """The parser (names and values) and the registry checks the stages run before any work."""

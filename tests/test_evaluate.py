@@ -341,3 +341,22 @@ def test_worse_than_chance_model_writes_strict_json(workdir):
     saved = json.loads(Path("m.json").read_text())
     assert saved["video"]["oracle_threshold"] is None
     assert "reject every face" in saved["notes"]["video_oracle_threshold"]
+
+
+def test_a_checkpoint_of_another_protocol_or_run_is_refused(tmp_path):
+    """evaluate@P reports only P's own best.pt, from the run its run.json names."""
+    from helpers.checkpoints import make_checkpoint
+    from mpfas.evaluate.protocol import check_belongs
+    from mpfas.models.checkpoint import load
+
+    path = make_checkpoint(tmp_path / "best.pt")  # trained for OCI-M, no MLflow run
+    ckpt = dataclasses.replace(load(path), run_id="a" * 32)
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"run_id": "a" * 32, "protocol": "OCI-M"}))
+    check_belongs(ckpt, path, "OCI-M", run_json)
+    with pytest.raises(CheckpointError, match=r"best\.pt: trained for protocol 'OCI-M', not 'OMI-C'; re-run train"):
+        check_belongs(ckpt, path, "OMI-C", run_json)
+    run_json.write_text(json.dumps({"run_id": "b" * 32, "protocol": "OCI-M"}))
+    with pytest.raises(CheckpointError, match=f"written by MLflow run {'a' * 32}, but .*run.json names run {'b' * 32}"):
+        check_belongs(ckpt, path, "OCI-M", run_json)
+    check_belongs(dataclasses.replace(ckpt, run_id=""), path, "OCI-M", run_json)  # trained without MLflow

@@ -151,11 +151,13 @@ def test_bad_inputs_fail_alone_and_name_the_file(project, demo, tmp_path, monkey
     broken.write_bytes(os.urandom(2048))
     blank = tmp_path / "wall.png"
     cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))  # readable, but no face
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), cv2.resize(ASTRONAUT, (12, 12)))  # below MTCNN's smallest face: no pyramid at all
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     missing = tmp_path / "missing.jpg"
 
-    rc, out, err = run_cli(["predict", str(broken), str(good), str(blank), str(missing), str(empty),
+    rc, out, err = run_cli(["predict", str(broken), str(good), str(blank), str(tiny), str(missing), str(empty),
                             "--no-progress", "--threshold", "1.01"], capsys)
     assert rc == 1
     items = {Path(i["input"]).name: i for i in json.loads(out)["inputs"]}
@@ -163,12 +165,12 @@ def test_bad_inputs_fail_alone_and_name_the_file(project, demo, tmp_path, monkey
     # a threshold above every score makes every decision spoof
     assert items[good.name]["decision"] == "spoof"
     assert {f["decision"] for f in items[good.name]["faces"]} == {"spoof"}
-    for name, words in (("broken.mp4", "cannot read"), ("wall.png", "no face found"),
+    for name, words in (("broken.mp4", "cannot read"), ("wall.png", "no face found"), ("tiny.png", "no face found"),
                         ("missing.jpg", "no such file"), ("empty_folder", "no image or video")):
         assert items[name]["status"] == "error" and words in items[name]["error"]
         assert name in items[name]["error"]
         assert any(name in line and words in line for line in err.splitlines()), err
-    assert err.count("error:") == 4
+    assert err.count("error:") == 5
 
 
 def test_bad_checkpoints_exit_2(project, tmp_path, monkeypatch, capsys):

@@ -136,6 +136,21 @@ def test_align_refuses_a_frame_unlike_its_recorded_checksum(tmp_path, detector):
     assert [r["video_id"] for r in read_csv(tmp_path / "frames/frames.csv")].count("O/s/a.avi") == 2
 
 
+def test_align_refuses_a_frames_csv_that_lost_whole_rows(tmp_path, detector):
+    """Cut at a line boundary, frames.csv still parses; align must not take the missing frames as
+    'no frames' and delete those faces."""
+    records, _ = _aligned(tmp_path, detector)
+    faces = tree(tmp_path / "faces")
+    frames_csv = tmp_path / "frames/frames.csv"
+    lines = frames_csv.read_text().splitlines(keepends=True)
+    frames_csv.write_text("".join(lines[:-2]))  # the last video loses both its frames
+    with pytest.raises(AlignError) as err:
+        _align(tmp_path, records, detector)
+    assert str(err.value).startswith(f"{frames_csv}: lists 0 of the 2 frames extract wrote for O/s/b.avi")
+    assert "\n" not in str(err.value)
+    assert tree(tmp_path / "faces") == faces  # nothing deleted
+
+
 # ---------------------------------------------------------------- training
 
 def _train(root: Path):

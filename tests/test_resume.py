@@ -208,3 +208,31 @@ def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):
     last = torch.load("models/OCI-M/last.pt", weights_only=True)
     assert last["iteration"] == 2 and last["run_id"] == fresh.run_id
     assert all(torch.equal(last["model"][k], weights[k]) for k in weights)  # retrained, same seed
+
+
+# ---------------------------------------------------------------- a best.pt from elsewhere
+
+@pytest.mark.slow  # three train() runs
+def test_a_foreign_best_pt_is_never_adopted(workspace, mlflow_uri):
+    """A finished run whose best.pt was replaced (another run's, or deleted): the choice among its
+    iterations cannot be made again, so training starts over in a new run; the finished run
+    keeps its status."""
+    from mlflow.tracking import MlflowClient
+
+    root = workspace
+    _set_params(root, train={"iterations": 2, "eval_every": 1, "inner_loops": 1}, runtime={"checkpoint_every": 1})
+    first, _ = _train(root)
+    other = train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                  faces="data/faces", out_dir="models/other")  # the same settings, but another run
+    foreign = torch.load(root / "models/other/best.pt", weights_only=True)
+    assert foreign["run_id"] == other.run_id != first.run_id
+    (root / "models/OCI-M/best.pt").write_bytes((root / "models/other/best.pt").read_bytes())
+
+    again, saved = _train(root)
+    assert again.start_iteration == 0 and saved == [1, 2] and again.run_id not in (first.run_id, other.run_id)
+    best = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
+    assert best["run_id"] == again.run_id
+    assert MlflowClient(mlflow_uri).get_run(first.run_id).info.status == "FINISHED"
+
+    (root / "models/OCI-M/best.pt").unlink()
+    assert _train(root)[0].start_iteration == 0

@@ -15,15 +15,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 import yaml
 
 from .errors import MpfasError
+
+# names that become file and folder names (protocols): no separators, no leading dot, no ".."
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class ConfigError(MpfasError, ValueError):
@@ -42,6 +46,10 @@ class DataConfig:
     def validate(self) -> None:
         if len(set(self.datasets)) != len(self.datasets):
             raise ConfigError(f"data.datasets: {self.datasets} names a dataset twice")
+        root = PurePosixPath(self.demo_root)
+        if not self.demo_root or root.is_absolute() or ".." in root.parts:
+            raise ConfigError(f"data.demo_root: {self.demo_root!r} must be a folder inside the repository, "
+                              "given relative to its root (DVC tracks the demo there)")
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,9 @@ class ManifestsConfig:
             raise ConfigError("manifests.oulu_protocols: a protocol is listed twice")
         for name, p in self.protocols.items():
             key = f"manifests.protocols.{name}"
+            if not SAFE_NAME.fullmatch(name):
+                raise ConfigError(f"{key}: a protocol name becomes a file name (data/manifests/<name>.csv, "
+                                  "models/<name>/); use letters, digits, '-', '_' and '.' only, not starting with '.'")
             if len(p.sources) < 2:
                 raise ConfigError(f"{key}.sources: meta-learning needs at least two source domains")
             if len(set(p.sources)) != len(p.sources):

@@ -8,6 +8,7 @@ OULU-NPU protocols' Dev-threshold rule, :mod:`mpfas.evaluate.oulu_npu`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from mpfas.core.config import Params, Protocol
 from mpfas.core.device import resolve_device
 from mpfas.evaluate.scoring import Evaluation, evaluate, write_outputs
 from mpfas.manifests.build import read_manifest
-from mpfas.models.checkpoint import load_model
+from mpfas.models.checkpoint import Checkpoint, CheckpointError, load_model
 from mpfas.models.inference import score_frames
 from mpfas.tracking import log_evaluation
 
@@ -46,6 +47,18 @@ class ProtocolEvaluation:
                 f"oracle HTER {v['hter_oracle']:.2%}")
 
 
+def check_belongs(ckpt: Checkpoint, path: Path, protocol: str, run_json: Path) -> None:
+    """``best.pt`` was trained for ``protocol`` by the run ``run_json`` names: a checkpoint copied in
+    from elsewhere is refused, never reported (or logged, or registered) as this protocol's."""
+    if ckpt.protocol != protocol:
+        raise CheckpointError(f"{path}: trained for protocol {ckpt.protocol!r}, not {protocol!r}; "
+                              f"re-run train@{protocol}")
+    recorded = json.loads(run_json.read_text()).get("run_id") if run_json.is_file() else None
+    if ckpt.run_id and recorded and ckpt.run_id != recorded:
+        raise CheckpointError(f"{path}: written by MLflow run {ckpt.run_id}, but {run_json} names run {recorded}; "
+                              f"re-run train@{protocol}")
+
+
 def evaluate_protocol(params: Params, protocol: str, domains: Protocol, *, checkpoint: Path, run_json: Path,
                       manifest: Path, faces: Path, out: Outputs) -> ProtocolEvaluation:
     """Evaluate ``checkpoint`` on ``manifest`` (whose roles hold ``domains``), write ``out`` and log
@@ -53,6 +66,7 @@ def evaluate_protocol(params: Params, protocol: str, domains: Protocol, *, check
     cfg = params.score
     device = resolve_device(params.runtime.device)
     model, ckpt = load_model(checkpoint, device)
+    check_belongs(ckpt, checkpoint, protocol, run_json)
     info = ckpt.info(checkpoint)
     info["data_source"] = params.data.source
     info["target_set"] = params.manifests.target_set

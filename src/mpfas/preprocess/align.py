@@ -43,6 +43,7 @@ from mpfas.preprocess.jobs import (
     check_folders,
     checksum,
     fingerprint,
+    read_marker,
     rel_path,
     write_failures,
 )
@@ -174,6 +175,23 @@ def align_video(job: _Job, folder: Path, cfg: AlignConfig, detector: FaceDetecto
     return marker
 
 
+def check_frames_listed(frames_csv: str | Path, frames: dict[str, list[FrameEntry]],
+                        folders: dict[str, VideoRecord]) -> None:
+    """Every video's ``frames.csv`` rows are the frames extract recorded writing (its per-video
+    markers): a ``frames.csv`` that lost rows would otherwise drop those faces without a word."""
+    frames_dir = Path(frames_csv).parent
+    for folder, rec in folders.items():
+        marker = read_marker(frames_dir / folder)
+        if not marker or not isinstance(marker.get("frames"), list):
+            continue  # extract wrote nothing for it (a failed video): nothing can be missing
+        wrote = sorted(f.get("frame") for f in marker["frames"])
+        listed = [e.frame for e in frames.get(rec.video_id, [])]
+        if listed != wrote:
+            raise AlignError(f"{frames_csv}: lists {len(listed)} of the {len(wrote)} frames extract wrote for "
+                             f"{rec.video_id}; the file is incomplete or edited: re-run extract "
+                             f"(dvc repro -f -s extract@{rec.dataset})")
+
+
 def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: str | Path, cfg: AlignConfig, *,
               rel_to: str | Path = ".", metrics_path: str | Path | None = None,
               sheet_path: str | Path | None = None, detector: FaceDetector | None = None,
@@ -191,6 +209,7 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
     limit = cfg.failed_video_limit(dataset)
     frames = read_frames_index(frames_csv, rel_to)
     folders = check_folders(records, out_dir)
+    check_frames_listed(frames_csv, frames, folders)
     params = align_params(cfg)
     jobs = []
     for folder, rec in folders.items():

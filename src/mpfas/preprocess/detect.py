@@ -100,6 +100,7 @@ class FaceDetector:
         self.max_side = max_side
         self.select = select
         self.batch_size = batch_size
+        self.min_face_size = min_face_size
         self.mtcnn = MTCNN(min_face_size=min_face_size, thresholds=list(thresholds), factor=factor,
                            keep_all=True, device=self.device)
         self.mtcnn.eval()
@@ -133,6 +134,8 @@ class FaceDetector:
             sx, sy = size[0] / w, size[1] / h
         else:
             small, sx, sy = frames, 1.0, 1.0
+        if min(small[0].shape[:2]) < self.min_face_size:  # smaller than the smallest face MTCNN looks for
+            return [[] for _ in frames]  # (its image pyramid would be empty: facenet-pytorch fails on it)
         boxes, probs, points = self.mtcnn.detect(np.stack(small), landmarks=True)
         back = np.array([1 / sx, 1 / sy])
         result: list[list[Face]] = []

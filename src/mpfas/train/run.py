@@ -235,8 +235,9 @@ def _resume_state(last_path: Path, best_path: Path, fp: str, iterations: int) ->
         return None
     best_ok = last.resume.best is not None and _same_run(best_path, fp, last.run_id)
     if last.resume.best is not None and not best_ok:
-        log.warning("%s is missing or from another run; the best checkpoint is chosen again from here on",
-                    best_path)
+        # the choice among earlier iterations cannot be made again without them: train again
+        log.warning("%s is missing or from another run; training again from iteration 0 to choose it", best_path)
+        return None
     return last, best_ok
 
 
