@@ -176,6 +176,11 @@ def test_models_are_logged_once_and_the_alias_follows_source_val(store, monkeypa
         tracker.start({"protocol": "OCI-M"}, {})
         tracker.log_artifact(ckpt, "checkpoint")  # as training's finish does
         tracker.end()
+        if name == "b":  # a registration that fails is done by the next evaluation, not skipped as "logged"
+            with monkeypatch.context() as m:
+                m.setattr(registry, "register", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("registry down")))
+                with pytest.raises(RuntimeError, match="registry down"):
+                    publish(tracker.run_id, ckpt)
         done = publish(tracker.run_id, ckpt)
         assert done.logged is not None
         versions[name] = (done.version, done.alias_moved, tracker)

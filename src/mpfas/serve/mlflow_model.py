@@ -197,7 +197,6 @@ def publish(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | Non
     if registry.logged_sha(run_id, uri) == sha:
         return Published(None)
     logged = log_model(run_id, checkpoint_path, tracking_uri=uri)
-    registry.mark_logged(run_id, uri, sha)
     ckpt = load(checkpoint_path)
     val = ckpt.val or {}
     selection = registry.Selection(
@@ -205,6 +204,7 @@ def publish(run_id: str, checkpoint_path: str | Path, *, tracking_uri: str | Non
         val_auc=float(val["auc"]) if "auc" in val else None,
         val_hter=float(val["hter"]) if "hter" in val else None, sha256=sha)
     version, moved = registry.register(uri, logged.onnx.model_uri, run_id, selection)
+    registry.mark_logged(run_id, uri, sha)  # only now: a failed registration is retried by the next call
     return Published(logged, version, moved)
 
 
