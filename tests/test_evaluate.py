@@ -360,3 +360,32 @@ def test_a_checkpoint_of_another_protocol_or_run_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match=f"written by MLflow run {'a' * 32}, but .*run.json names run {'b' * 32}"):
         check_belongs(ckpt, path, "OCI-M", run_json)
     check_belongs(dataclasses.replace(ckpt, run_id=""), path, "OCI-M", run_json)  # trained without MLflow
+
+
+def test_evaluation_holds_the_manifest_to_the_protocols_domains(workspace):
+    """A source subject moved into the target role leaks nothing, but evaluate@OCI-M must not score
+    an O video as M's: the rows are read against the protocol, before any scoring."""
+    import csv
+
+    from helpers.checkpoints import make_checkpoint
+    from mpfas.evaluate.protocol import Outputs, evaluate_protocol
+    from mpfas.manifests.build import ManifestError
+
+    path = workspace / "data/manifests/OCI-M.csv"
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    moved = next(r for r in rows if r["domain"] == "O" and r["role"] == "source-train")["subject"]
+    for row in rows:
+        if row["domain"] == "O" and row["subject"] == moved:
+            row["role"] = "target"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    params = load_params("params.yaml")
+    out = Outputs(*(workspace / p for p in ("scores.csv", "metrics.json", "roc.json", "plots")))
+    with pytest.raises(ManifestError, match="field domain: 'O' in role target, but the protocol's target is M"):
+        evaluate_protocol(params, "OCI-M", params.manifests.protocols["OCI-M"],
+                          checkpoint=make_checkpoint(workspace / "best.pt"), run_json=workspace / "run.json",
+                          manifest=path, faces=workspace / "data/faces", out=out)
+    assert not (workspace / "scores.csv").exists()

@@ -162,7 +162,7 @@ def test_fingerprint_covers_scoring_and_leaves_out_output_neutral_knobs(workspac
 
     neutral = [{"score": {"batch_size": 7}}, {"evaluate": {"bootstrap": 3}}, {"runtime": {"experiment": "x"}},
                {"runtime": {"resume": "never"}}, {"runtime": {"checkpoint_every": 1}},
-               {"runtime": {"train_workers": 2}}, {"runtime": {"device": "cpu"}},
+               {"runtime": {"train_workers": 2}}, {"runtime": {"device": "cuda"}},
                {"train": {"iterations": 50}}, {"train": {"channels_last": True}}]
     # the memory format resumes like another device (train/execution.py)
     assert [fp_with(**n) for n in neutral] == [base] * len(neutral)

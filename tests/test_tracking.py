@@ -168,8 +168,10 @@ def test_a_database_of_another_schema_is_refused_with_the_fix(repo, monkeypatch,
         db.execute("UPDATE alembic_version SET version_num = ?", (revision,))
     monkeypatch.chdir(repo)
     uri = f"sqlite:///{repo.resolve().as_posix()}/mlflow.db"
+    before = (repo / "mlflow.db").read_bytes()
     with pytest.raises(tracking.TrackingSchemaError) as refused:
         tracking.open_run("exp", {"protocol": "OCI-M"}, {})
+    assert (repo / "mlflow.db").read_bytes() == before  # refused, not migrated or written
     message = str(refused.value)
     assert len(message.splitlines()) == 1 and f"revision {revision}" in message and "writable" not in message
     if age == "older":

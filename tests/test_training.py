@@ -301,6 +301,25 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     assert (curves.loss.path.read_text(), curves.source_val.path.read_text()) == written
 
 
+def test_a_tracking_db_of_another_schema_stops_training_before_any_work(workspace, empty_db, monkeypatch):
+    import shutil
+    import sqlite3
+
+    from mpfas import tracking
+    from mpfas.train import train
+
+    db = workspace / "other.db"
+    shutil.copy(empty_db, db)
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE alembic_version SET version_num = '0123456789ab'")
+    before = db.read_bytes()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db.as_posix()}")
+    with pytest.raises(tracking.TrackingSchemaError):
+        train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+              out_dir="models/OCI-M")
+    assert db.read_bytes() == before and not Path("models/OCI-M/last.pt").exists()
+
+
 def test_failed_run_is_marked_failed(workspace, mlflow_uri):
     import mlflow
 
