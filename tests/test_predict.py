@@ -156,9 +156,11 @@ def test_bad_inputs_fail_alone_and_name_the_file(project, demo, tmp_path, monkey
     empty = tmp_path / "empty_folder"
     empty.mkdir()
     missing = tmp_path / "missing.jpg"
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
 
     rc, out, err = run_cli(["predict", str(broken), str(good), str(blank), str(tiny), str(missing), str(empty),
-                            "--no-progress", "--threshold", "1.01"], capsys)
+                            str(fifo), "--no-progress", "--threshold", "1.01"], capsys)
     assert rc == 1
     items = {Path(i["input"]).name: i for i in json.loads(out)["inputs"]}
     assert items[good.name]["status"] == "ok" and items[good.name]["faces"]  # the others still ran
@@ -166,11 +168,12 @@ def test_bad_inputs_fail_alone_and_name_the_file(project, demo, tmp_path, monkey
     assert items[good.name]["decision"] == "spoof"
     assert {f["decision"] for f in items[good.name]["faces"]} == {"spoof"}
     for name, words in (("broken.mp4", "cannot read"), ("wall.png", "no face found"), ("tiny.png", "no face found"),
-                        ("missing.jpg", "no such file"), ("empty_folder", "no image or video")):
+                        ("missing.jpg", "no such file"), ("empty_folder", "no image or video"),
+                        ("pipe.mp4", "not a regular file")):
         assert items[name]["status"] == "error" and words in items[name]["error"]
         assert name in items[name]["error"]
         assert any(name in line and words in line for line in err.splitlines()), err
-    assert err.count("error:") == 5
+    assert err.count("error:") == 6
 
 
 def test_bad_checkpoints_exit_2(project, tmp_path, monkeypatch, capsys):

@@ -176,6 +176,9 @@ def test_a_corrupt_face_is_named_in_one_line(workspace):
     gone.unlink()  # a face training would read is missing: refused before any iteration
     with pytest.raises(FileNotFoundError, match=f"^{gone.relative_to(root)}: aligned face not found"):
         _train(root)
+    gone.mkdir()  # a folder where the manifest names a face
+    with pytest.raises(FaceReadError, match=f"^{gone.relative_to(root)}: not a readable face file"):
+        _train(root)
 
 
 # ---------------------------------------------------------------- end to end

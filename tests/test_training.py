@@ -236,6 +236,20 @@ def test_stage_refuses_bad_params_before_any_work(workspace, section, key, value
     assert not Path("models").exists()
 
 
+def test_a_pickle_payload_as_pretrained_weights_is_one_line(workspace):
+    from helpers.foreign_pickle import save_foreign
+
+    save_foreign(Path("evil.pth"), Path("pwned"))
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["model"]["pretrained"] = "evil.pth"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, *stage_argv("train", "OCI-M")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "evil.pth: refused by torch.load(weights_only=True)" in proc.stderr.strip().splitlines()[-1]
+    assert not Path("pwned").exists()
+
+
 # ------------------------------------------------------------------ the loop, checkpoints, MLflow
 
 def test_tiny_training_run_is_tracked(workspace, mlflow_uri):

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from mpfas.core.errors import MpfasError
 from mpfas.core.paths import repo_file
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,10 @@ def describe_weights(sha256: str) -> str:
     return f"torchvision {known.arch} {known.version} ({known.file})" if known else "not a known torchvision file"
 
 
+class WeightsError(MpfasError, ValueError):
+    """A ``model.pretrained`` file that cannot be used: one line naming it."""
+
+
 def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
     """Load a torchvision ResNet state dict into the backbone of every HFN stream.
 
@@ -87,7 +92,7 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
     root (so it also works in DVC's temporary and queued experiment copies). ``fc.*`` is
     ignored and a ``module.`` prefix (DataParallel) is stripped. BatchNorm
     ``num_batches_tracked`` counters may be absent (older torchvision files). Anything
-    else that does not match ``model.backbone`` raises ValueError naming the file.
+    else that does not match ``model.backbone`` raises WeightsError naming the file.
     A known torchvision V2 file loads, with a warning naming the V1 file the paper used.
     """
     given = path
@@ -101,14 +106,14 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).split("WeightsUnpickler error:")[-1].strip().split(". Please")[0]
-        raise ValueError(
+        raise WeightsError(
             f"{path}: refused by torch.load(weights_only=True): the file holds Python objects, "
             f"not just tensors ({reason}). Save a plain state dict: torch.save(net.state_dict(), ...)"
         ) from exc
     except Exception as exc:  # truncated file, not a torch file at all, ...
-        raise ValueError(f"{path}: not a readable PyTorch weights file: {exc}") from exc
+        raise WeightsError(f"{path}: not a readable PyTorch weights file: {exc}") from exc
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(
+        raise WeightsError(
             f"{path}: expected a torchvision {model.backbone} state dict (name -> tensor), "
             f"got {type(state).__name__}"
         )
@@ -132,7 +137,7 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
             problems.append(f"{len(unexpected)} unexpected key(s), e.g. {unexpected[:3]}")
         if shapes:
             problems.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[:2]}")
-        raise ValueError(
+        raise WeightsError(
             f"{path}: not a torchvision {model.backbone} state dict (model.backbone is "
             f"{model.backbone!r}; the file looks like {_describe(state)}): " + "; ".join(problems)
         )

@@ -183,6 +183,8 @@ def discover(paths: Iterable[str | Path]) -> list[Path | InputResult]:
             items += found
         elif p.is_file():
             items.append(p)  # an explicit file is tried whatever its extension
+        elif p.exists():  # a FIFO, a socket, a device: nothing to seek in
+            items.append(InputResult(str(raw), "", error=f"{raw}: not a regular file or folder"))
         else:
             items.append(InputResult(str(raw), "", error=f"{raw}: no such file or folder"))
     return items

@@ -44,7 +44,7 @@ from mpfas.core.errors import MpfasError
 from mpfas.core.metrics import best_hter, eer, error_rates, roc_auc
 from mpfas.core.sampling import pick_evenly
 from mpfas.models.checkpoint import Preprocess
-from mpfas.models.inference import score_video_frames
+from mpfas.models.inference import FaceReadError, score_video_frames
 from mpfas.train import distributed, rng
 from mpfas.train.curves import Curves
 from mpfas.train.data import DomainSampler
@@ -104,6 +104,8 @@ def faces_digest(paths: Sequence[str]) -> str:
             content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
         except FileNotFoundError:
             raise FileNotFoundError(f"{path}: aligned face not found (re-run the align stage?)") from None
+        except OSError as exc:  # a folder, a FIFO, no permission: one line naming it
+            raise FaceReadError(f"{path}: not a readable face file ({exc.strerror or exc})") from None
         digest.update(f"{path}\0{content}\n".encode())
     return digest.hexdigest()
 
