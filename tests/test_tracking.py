@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -285,3 +286,31 @@ def test_tracking_waits_out_a_locked_db(tmp_path, monkeypatch, caplog):
     client = MlflowClient(info.tracking_uri)
     assert [m.value for m in client.get_metric_history(info.run_id, "loss")] == [0.5]
     assert client.get_run(info.run_id).info.status == "FINISHED"
+
+
+# ---------------------------------------------------------------- a copied repository
+
+def test_a_copied_repository_never_writes_into_the_original(repo, tmp_path, monkeypatch, empty_db):
+    """MLflow stores artifact locations as absolute paths: in a copy of the repository (with its
+    mlflow.db), training and evaluation refuse in one line instead of logging into the original."""
+    import shutil
+
+    shutil.copy(empty_db, repo / "mlflow.db")
+    monkeypatch.chdir(repo)
+    tracker, info = tracking.open_run("exp", {"protocol": "OCI-M"}, {})
+    tracker.log_metrics({"loss": 1.0}, step=1)
+    tracker.end()
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy)
+    original = sorted(p.relative_to(repo) for p in repo.rglob("*"))
+    monkeypatch.chdir(copy)
+    with pytest.raises(tracking.StoreMovedError) as refused:
+        tracking.open_run("exp", {"protocol": "OCI-M"}, {})
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and str((repo / "mlartifacts").resolve()) in message
+    (copy / "run.json").write_text(json.dumps({"run_id": info.run_id}))
+    with pytest.raises(tracking.StoreMovedError):  # evaluation adds to the copied run: refused too
+        tracking.log_evaluation(copy / "run.json", {"video": {"auc": 1.0}}, [])
+    assert sorted(p.relative_to(repo) for p in repo.rglob("*")) == original
+    monkeypatch.chdir(repo)  # the original itself goes on
+    tracking.open_run("exp", {"protocol": "OCI-M"}, {})[0].end()

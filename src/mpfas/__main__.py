@@ -253,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="decision threshold (default: the checkpoint's source-val EER "
                                                    "threshold)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available")
-    p.add_argument("--batch-size", type=_positive_int, help="faces per forward pass (default evaluate.batch_size)")
+    p.add_argument("--batch-size", type=_positive_int, help="faces per forward pass (default score.batch_size)")
     p.add_argument("--save-faces", metavar="DIR", help="keep the aligned face crops in DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(func=cmd_predict)

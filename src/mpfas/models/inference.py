@@ -2,7 +2,7 @@
 
 One definition of "the score of a video" keeps source-val model selection and the
 reported numbers consistent (docs/method.md, "Method"): a video is represented by
-``evaluate.faces_per_video`` of its aligned faces (first and last detected frame when 2, evenly spread
+``score.faces_per_video`` of its aligned faces (first and last detected frame when 2, evenly spread
 otherwise), each frame is scored by ``frame_score`` (higher = live) and the video score is
 the mean of its frame scores.
 """

@@ -46,23 +46,54 @@ from mpfas.tracking.store import (
     ARTIFACT_DIR,
     DB_NAME,
     RETRY_SECONDS,
+    StoreMovedError,
     TrackingError,
     TrackingSchemaError,
     _first_line,
     _transient,
     _transient_or_os,
     artifact_location,
+    check_artifact_root,
     open_client,
     sqlite_uri,
     tracking_uri,
     with_retries,
 )
 
-__all__ = ["ARTIFACT_DIR", "DB_NAME", "RETRY_SECONDS", "ModelRecord", "NullTracker", "OnnxModel", "PyfuncModel",
-           "RunInfo", "TensorShape", "Tracker", "TrackingError", "TrackingSchemaError", "UnknownRunError",
-           "artifact_location", "existing_run", "flat_metrics", "flat_params", "float32_signature", "git_commit",
-           "log_evaluation", "log_models", "log_pipeline_summary", "main_root", "open_client", "open_run",
-           "pipeline_run_name", "run_tags", "sqlite_uri", "tracking_uri", "with_retries"]
+__all__ = [
+    "ARTIFACT_DIR",
+    "DB_NAME",
+    "RETRY_SECONDS",
+    "ModelRecord",
+    "NullTracker",
+    "OnnxModel",
+    "PyfuncModel",
+    "RunInfo",
+    "StoreMovedError",
+    "TensorShape",
+    "Tracker",
+    "TrackingError",
+    "TrackingSchemaError",
+    "UnknownRunError",
+    "artifact_location",
+    "check_artifact_root",
+    "existing_run",
+    "flat_metrics",
+    "flat_params",
+    "float32_signature",
+    "git_commit",
+    "log_evaluation",
+    "log_models",
+    "log_pipeline_summary",
+    "main_root",
+    "open_client",
+    "open_run",
+    "pipeline_run_name",
+    "run_tags",
+    "sqlite_uri",
+    "tracking_uri",
+    "with_retries",
+]
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +195,7 @@ class Tracker:
     """
 
     def __init__(self, experiment: str | None, cwd: str | Path | None = None) -> None:
-        self.uri = tracking_uri(cwd)
+        self.uri, self.cwd = tracking_uri(cwd), cwd
         self.client = open_client(self.uri)
         self.experiment_id = (with_retries(self._experiment, experiment, artifact_location(cwd))
                               if experiment is not None else None)
@@ -176,8 +207,9 @@ class Tracker:
         """The existing run ``run_id`` (evaluation adds to its training run); raises if the
         store cannot be opened or has no such run."""
         tracker = cls(None, cwd)
-        tracker.experiment_id = with_retries(tracker.client.get_run, run_id).info.experiment_id
-        tracker.run_id = run_id
+        info = with_retries(tracker.client.get_run, run_id).info
+        check_artifact_root(info.artifact_uri, cwd)
+        tracker.experiment_id, tracker.run_id = info.experiment_id, run_id
         return tracker
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any,
@@ -194,6 +226,8 @@ class Tracker:
         """The experiment's id, creating it if needed (a concurrent creator's "already exists"
         is transient: the retry finds it)."""
         found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            check_artifact_root(found.artifact_location, self.cwd)
         experiment_id = (found.experiment_id if found is not None
                          else self.client.create_experiment(name, artifact_location=artifacts))
         try:

@@ -57,7 +57,29 @@ class TrackingError(MpfasError):
 
 
 class TrackingSchemaError(TrackingError):
-    """The tracking database was written by another MLflow version; says how to fix it."""
+    """The tracking store cannot be used as it is (written by another MLflow version, or copied
+    from another repository); refused before any work, saying how to fix it."""
+
+
+class StoreMovedError(TrackingSchemaError):
+    """The store's artifact folder lies outside this repository: it was copied or moved."""
+
+
+def check_artifact_root(location: str | None, cwd: str | Path | None = None) -> None:
+    """``location`` (an experiment's or a run's artifact URI) lies under this repository's
+    ``mlartifacts``; MLflow stores it as an absolute path, so a repository copied or moved with its
+    ``mlflow.db`` would otherwise write every artifact into the original's folder."""
+    expected = artifact_location(cwd)
+    if expected is None or not location or not location.startswith("file:"):
+        return  # MLFLOW_TRACKING_URI chooses the store, or the artifacts live on a server
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    found, root = Path(local_file_uri_to_path(location)), Path(local_file_uri_to_path(expected))
+    if not found.resolve().is_relative_to(root.resolve()):
+        raise StoreMovedError(
+            f"{tracking_uri(cwd)}: MLflow keeps these artifacts under {found}, outside this repository's {root}: "
+            "the repository was copied or moved with its mlflow.db. Move mlflow.db and mlartifacts/ aside to "
+            "start a store here, or set MLFLOW_TRACKING_URI to the original store")
 
 
 quiet_network()  # before mlflow is ever imported
