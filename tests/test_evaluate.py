@@ -389,3 +389,21 @@ def test_evaluation_holds_the_manifest_to_the_protocols_domains(workspace):
                           checkpoint=make_checkpoint(workspace / "best.pt"), run_json=workspace / "run.json",
                           manifest=path, faces=workspace / "data/faces", out=out)
     assert not (workspace / "scores.csv").exists()
+
+
+def test_an_undecodable_target_face_stops_evaluation_in_one_line(workspace):
+    from helpers.checkpoints import make_checkpoint
+    from mpfas.evaluate.protocol import Outputs, evaluate_protocol
+    from mpfas.models.inference import FaceReadError
+
+    params = load_params("params.yaml")
+    rows = read_manifest(workspace / "data/manifests/OCI-M.csv", workspace / "data/faces")
+    face = Path(next(r for r in rows if r.role == "target").faces[0])
+    face.write_bytes(face.read_bytes()[:100])
+    out = Outputs(*(workspace / p for p in ("scores.csv", "metrics.json", "roc.json", "plots")))
+    with pytest.raises(FaceReadError) as err:
+        evaluate_protocol(params, "OCI-M", params.manifests.protocols["OCI-M"],
+                          checkpoint=make_checkpoint(workspace / "best.pt"), run_json=workspace / "run.json",
+                          manifest=workspace / "data/manifests/OCI-M.csv", faces=workspace / "data/faces", out=out)
+    assert str(err.value).startswith(f"{face}: not a readable image") and "\n" not in str(err.value)
+    assert not (workspace / "metrics.json").exists()

@@ -334,20 +334,35 @@ def test_a_tracking_db_of_another_schema_stops_training_before_any_work(workspac
     assert db.read_bytes() == before and not Path("models/OCI-M/last.pt").exists()
 
 
+def test_an_unusable_tracking_store_leaves_training_untracked_not_failed(workspace, monkeypatch, caplog):
+    """MLflow is the index, not the record: a store that cannot be opened (here its folder
+    cannot exist: a file stands where its folder should be, which stops root too) gives one loud error,
+    and the model and metrics are still written."""
+    from mpfas.train import train
+
+    (workspace / "no").write_text("a file, not a folder")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(workspace / 'no' / 'mlflow.db').as_posix()}")
+    with caplog.at_level("ERROR", logger="mpfas.tracking"):
+        result = train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+                       out_dir="models/OCI-M")
+    assert result.run_id is None and Path("models/OCI-M/best.pt").is_file()
+    assert json.loads(Path("models/OCI-M/run.json").read_text())["run_id"] is None
+    assert any("WITHOUT MLflow" in r.getMessage() for r in caplog.records)
+    assert (workspace / "no").read_text() == "a file, not a folder"
+
+
 def test_failed_run_is_marked_failed(workspace, mlflow_uri):
     import mlflow
 
     from mpfas.models.inference import FaceReadError
     from mpfas.train import train
 
-    victim = next(r for r in manifest_rows(workspace) if r.role == "source-train" and r.domain == "C")
-    for face in victim.faces:  # undecodable, found only when drawn (a missing face fails before the run)
-        Path(face).write_bytes(Path(face).read_bytes()[:100])
-    with pytest.raises(FaceReadError):
-        for _ in range(20):  # the broken video is drawn within a few iterations
-            train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
-                  out_dir="models/OCI-M")
-            Path("models/OCI-M/last.pt").unlink()
+    for victim in (r for r in manifest_rows(workspace) if r.role == "source-train" and r.domain == "C"):
+        for face in victim.faces:  # undecodable, found only when drawn (a missing face fails before the run)
+            Path(face).write_bytes(Path(face).read_bytes()[:100])
+    with pytest.raises(FaceReadError):  # every C video is broken: the first C batch fails
+        train(load_params("params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+              out_dir="models/OCI-M")
     run_id = json.loads(Path("models/OCI-M/run.json").read_text())["run_id"]
     assert mlflow.tracking.MlflowClient(mlflow_uri).get_run(run_id).info.status == "FAILED"
 
