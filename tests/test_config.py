@@ -26,7 +26,7 @@ def test_repo_params_load():
     assert params.model.pyramid_init == "official" and params.train.precision == "fp32"
     # a full real run does not stop at align: the official detector finds no face in 33 of the 1200
     # Replay-Attack and 180 of the 3497 ROSE-Youtu videos
-    assert 33 / 1200 <= params.align.max_failed_videos["I"] and 180 / 3497 <= params.align.max_failed_videos["Y"]
+    assert params.align.max_failed_videos["I"] >= 33 / 1200 and params.align.max_failed_videos["Y"] >= 180 / 3497
     assert set(params.data.protocols) <= set(params.manifests.protocols)
     assert len(params.manifests.protocols) == 9
     assert params.data.protocols == ["OCI-M", "OMI-C", "OCM-I", "ICM-O"]  # the Y protocols are opt-in

@@ -251,9 +251,9 @@ def test_target_oracle_selects_on_frame_level_min_hter(tmp_path, monkeypatch):
                    out_dir="models/OCI-M")
     history = MlflowClient(uri).get_metric_history(result.run_id, "target_frame_min_hter")
     assert [m.step for m in history] == [1, 2, 3, 4]
-    # the first iteration with the lowest frame-level target min-HTER (ties: higher frame AUC)
-    aucs = {m.step: m.value for m in MlflowClient(uri).get_metric_history(result.run_id, "target_frame_auc")}
-    best_step = min(history, key=lambda m: (m.value, -aucs[m.step], m.step)).step
+    # the first iteration with the lowest frame-level target min-HTER (the official strict <: a later
+    # equal one, whatever its AUC, does not replace it)
+    best_step = min(history, key=lambda m: (m.value, m.step)).step
     assert result.best_iteration == best_step
     tags = MlflowClient(uri).get_run(result.run_id).data.tags
     assert "model.backbone=resnet18" in tags["paper_preset_differs"]
@@ -261,3 +261,20 @@ def test_target_oracle_selects_on_frame_level_min_hter(tmp_path, monkeypatch):
 
 def _tiny_train() -> dict:
     return {"iterations": 2, "inner_loops": 1, "batch_live": 2, "batch_spoof": 2, "eval_every": 1, "seed": 666}
+
+
+def test_target_oracle_ties_keep_the_first_checkpoint(monkeypatch):
+    """Equal frame-level target min-HTER at two iterations: the earlier stays best even when the
+    later has the higher AUC (the official trainer replaces only on a strictly lower HTER)."""
+    from mpfas.train import loop
+
+    scores = iter([{"frame_min_hter": 0.2, "frame_auc": 0.7}, {"frame_min_hter": 0.2, "frame_auc": 0.9},
+                   {"frame_min_hter": 0.1, "frame_auc": 0.5}])
+    monkeypatch.setattr(loop, "validate", lambda *a, **k: next(scores))
+    params = dflt.params(train=dflt.train(select="target_oracle"))
+    best, kept = None, []
+    for it in (1, 2, 3):
+        _, key = loop._validation(None, {"source-val": [], "target": []}, params, torch.device("cpu"), it)
+        if loop._better(key, best):
+            best, kept = key, [*kept, it]
+    assert kept == [1, 3]

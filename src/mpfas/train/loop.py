@@ -10,8 +10,8 @@ source-val videos (when the manifest keeps any). ``best.pt`` is chosen by
 * ``last``: the checkpoint at the end of the fixed budget (no source-val needed, so all
   source videos can train);
 * ``target_oracle``: lowest *frame-level* HTER on the *target* with the threshold swept on
-  the target (the official code's MIN_HTER); that leaks the test set and is labelled so
-  everywhere.
+  the target (the official code's MIN_HTER; ties keep the earlier checkpoint, as its strict
+  ``<`` does); that leaks the test set and is labelled so everywhere.
 
 Under ``torchrun --nproc_per_node=N`` the same loop runs data-parallel (``distributed``):
 each rank draws its own batches, gradients are averaged after every backward, and only
@@ -158,7 +158,7 @@ def _validation(model: torch.nn.Module, by_role: dict[str, list[Any]], params: P
         val.update({f"target_{k}": v for k, v in tgt.items()})
         log.info("it %d: target frame-level min-HTER %.4f, frame AUC %.4f (oracle: selects on the target)",
                  it, tgt["frame_min_hter"], tgt["frame_auc"])
-        return val, (tgt["frame_min_hter"], -tgt["frame_auc"])
+        return val, (tgt["frame_min_hter"], 0.0)  # ties keep the earlier one: the official trainer's strict <
     if select == "last":
         return val, (-float(it), 0.0)  # the latest checkpoint always wins
     return val, (val["hter"], -val["auc"])
