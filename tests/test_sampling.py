@@ -42,3 +42,12 @@ def test_pick_evenly_first_and_last():
     assert pick_evenly(faces, 0) == faces
     with pytest.raises(ValueError, match=">= 0"):
         pick_evenly(faces, -1)
+
+
+def test_against_the_official_readers_truncating_linspace():
+    """The official reader's ``linspace(0, n-1, k, dtype=int)``: the same pair for the paper's 2 faces
+    per video; for 3, its middle index is one lower where ours rounds (n - 1) / 2 up."""
+
+    for n in range(1, 200):
+        assert even_indices(n, 2) == [int(i) for i in np.unique(np.linspace(0, n - 1, 2, dtype=int))]
+    assert [int(i) for i in np.linspace(0, 3, 3, dtype=int)] == [0, 1, 3] and even_indices(4, 3) == [0, 2, 3]

@@ -21,8 +21,9 @@ def even_indices(n: int, k: int) -> list[int]:
     centre, away from the start and end of a recording (an attack being set up or taken
     away), and the extract stage has always taken the middle frame, so frames it stored
     keep their meaning. Positions are rounded half to even from the exact value
-    ``i (n-1) / (k-1)``; for k = 2 and 3 this equals ``numpy.linspace(0, n-1, k).round()``
-    for every n (the official reader's rule, with the paper's 2 faces per video).
+    ``i (n-1) / (k-1)``. The official reader takes ``numpy.linspace(0, n-1, k, dtype=int)``,
+    which truncates: the same for the paper's 2 faces per video (first and last), one index
+    lower for the middle of 3 when ``n - 1`` is odd and ``(n - 1) / 2`` rounds up.
     """
     if n <= 0 or k <= 0:
         return []
