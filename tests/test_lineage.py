@@ -67,6 +67,8 @@ def test_protocol_runs_of_a_pipeline_run_are_children_of_one_parent(store):
     # the headline view groups runs by protocol (children would be folded under the parent)
     view = json.loads(client.get_experiment(started["p1", "OCI-M"].experiment_id).tags[lineage.VIEW_TAG])
     assert view["groupBy"] == "tag.average.protocol" and "protocol" not in parent.data.tags
+    # the processes creating parents serialise on one lock file in the repository's DVC temp folder
+    assert len(list((store / ".dvc" / "tmp").glob("mpfas-parent-*.lock"))) == 1
 
 
 def test_parents_created_at_once_converge_on_one(store):

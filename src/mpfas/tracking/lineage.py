@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mpfas.core.paths import main_root
 from mpfas.tracking.store import with_retries
 
 KIND_TAG = "mlflow.experimentKind"
@@ -99,10 +100,15 @@ def parent_run(client: Any, experiment_id: str, pipeline_run: str) -> str:
 
 @contextlib.contextmanager
 def _lock(key: str) -> Iterator[None]:
-    """An exclusive lock, between the processes of this machine, named by ``key``."""
+    """An exclusive lock, between the processes of this machine, named by ``key``: a file in the
+    repository's DVC temp folder (one per store and experiment, not one per pipeline run), or in
+    the system's temp folder outside a DVC repository."""
     import fcntl
 
-    path = Path(tempfile.gettempdir()) / f"mpfas-parent-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
+    dvc_tmp = main_root() / ".dvc" / "tmp"
+    folder = dvc_tmp if dvc_tmp.parent.is_dir() else Path(tempfile.gettempdir())
+    folder.mkdir(exist_ok=True)
+    path = folder / f"mpfas-parent-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lock"
     with path.open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
