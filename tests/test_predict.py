@@ -276,3 +276,21 @@ def test_checkpoint_without_schema_version_asks_to_retrain(project, tmp_path, mo
     last = err.strip().splitlines()[-1]
     assert str(old) in last and "before checkpoints had a schema version" in last and "re-train" in last, err
 
+
+
+def test_temp_faces_of_a_killed_predict_are_swept(tmp_path, monkeypatch):
+    """A SIGKILLed predict cannot clean its temp folder; the next one removes it (and only
+    folders of processes that are gone)."""
+    import tempfile
+
+    from mpfas.serve.predict import sweep_dead_temp
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    gone, alive = tmp_path / f"mpfas-predict-{dead}-x1", tmp_path / f"mpfas-predict-{os.getpid()}-x2"
+    for folder in (gone, alive):
+        (folder / "face.png").parent.mkdir()
+        (folder / "face.png").write_bytes(b"x")
+    assert sweep_dead_temp("mpfas-predict-") == [gone]
+    assert not gone.exists() and alive.exists()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -163,6 +165,24 @@ class InputResult:
         return None if self.score is None else bool(self.score >= self.threshold)
 
 
+def sweep_dead_temp(prefix: str) -> list[Path]:
+    """Remove ``<temp>/<prefix><pid>-*`` folders whose process is gone (a SIGKILL skips the
+    cleanup of a TemporaryDirectory); the removed folders."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid = folder.name[len(prefix):].split("-", 1)[0]
+        if not pid.isdigit() or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:
+            pass  # alive, another user's
+    return removed
+
+
 def media_kind(path: Path) -> Kind | None:
     ext = path.suffix.lower()
     return "image" if ext in IMAGE_EXTS else "video" if ext in VIDEO_EXTS else None
@@ -248,7 +268,9 @@ class Predictor:
         else:
             self.threshold, self.threshold_source = DEFAULT_THRESHOLD, "default 0.5 (the checkpoint saved none)"
         self.batch_size = batch_size or params.score.batch_size
-        self._tmp = None if faces_dir else tempfile.TemporaryDirectory(prefix="mpfas-predict-")
+        if not faces_dir:
+            sweep_dead_temp("mpfas-predict-")
+        self._tmp = None if faces_dir else tempfile.TemporaryDirectory(prefix=f"mpfas-predict-{os.getpid()}-")
         self.faces_dir = Path(faces_dir) if faces_dir else Path(self._tmp.name)
         self.keep_faces = faces_dir is not None
         if detector is None:
