@@ -197,7 +197,8 @@ def test_symlinked_video_folder_out_of_the_output_deletes_nothing(tmp_path):
     out = tmp_path / "frames/O"
     out.mkdir(parents=True)
     (out / "s").symlink_to(tmp_path / "victim", target_is_directory=True)
-    with pytest.raises(MpfasError, match=r"O/s/v\.avi: 's/v' is outside the output folder .* a symlinked folder"):
+    with pytest.raises(MpfasError, match=r"O/s/v\.avi: 's/v' is outside the output folder .* a symlinked folder "
+                                         r"leads out; remove that link from .*frames/O$"):
         run_extract([VideoRecord("O", "s/v.avi", "1", "train", Label.LIVE)], tmp_path / "raw", out,
                     dflt.extract(frames_per_video=2), rel_to=tmp_path, progress=False)
     assert sentinel.read_text() == "keep"

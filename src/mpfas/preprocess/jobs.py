@@ -80,10 +80,11 @@ def check_folders(records: Sequence[VideoRecord], out_dir: Path | None = None) -
     for rec in records:
         folder = video_folder(rec.relpath)
         problem = path_problem(folder, f"the output folder {out_dir or '.'}")
-        if problem is None and out_dir is not None and escapes(out_dir / folder, out_dir):
-            problem = f"{folder!r} is outside the output folder {out_dir}: a symlinked folder leads out"
-        if problem:
+        if problem:  # the index names it so
             raise MpfasError(f"{rec.video_id}: {problem}; fix the dataset index")
+        if out_dir is not None and escapes(out_dir / folder, out_dir):  # the output tree leads out
+            raise MpfasError(f"{rec.video_id}: {folder!r} is outside the output folder {out_dir}: a symlinked "
+                             f"folder leads out; remove that link from {out_dir}")
         if folder in out:
             raise MpfasError(f"{rec.video_id} and {out[folder].video_id} would share the output folder "
                              f"{folder!r}; rename one of them")
