@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -143,3 +144,32 @@ def test_training_is_judged_by_where_it_ends(tmp_path, monkeypatch):
     assert higher["final loss rel gap"] == "fail"
     worse = status(report([0.9] * 10 + [0.30] * 10, 0.95))
     assert worse["AUC drop, bf16-trained"] == "fail" and worse["final loss rel gap"] == "pass"
+
+
+def test_agreement_measures_and_judges_a_real_difference(monkeypatch):
+    """On CPU bf16 changes nothing, so the CPU run's agreement is 0 by construction; here two
+    runs that really differ check the arithmetic and that the bounds catch a bad one."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import gpu_check as g
+
+    labels = np.array([1, 1, 0, 0])
+    s32, s16 = np.array([0.9, 0.6, 0.4, 0.1]), np.array([0.8, 0.3, 0.7, 0.2])  # one pair swapped, two flips
+    init = {"w": torch.zeros(2)}
+    states = {"fp32": {"w": torch.tensor([3.0, 4.0])}, "bf16": {"w": torch.tensor([3.0, 4.6])}}
+
+    def run(precision, losses):
+        return g.TrainRun(precision, 1.0, 1.0, 1.0, 1.0, None, None, None, None,
+                          [{"meta_test": v, "meta_train": v} for v in losses])
+
+    runs = {"fp32": run("fp32", [1.0, 0.5, 0.4]), "bf16": run("bf16", [1.0, 0.7, 0.6])}
+    agree = g.agreement({"fp32": s32, "bf16": s16}, s16, labels, states, init, ["w"], runs, 0.5, 2)
+    assert agree.score_mean_abs == pytest.approx(0.2) and agree.score_max_abs == pytest.approx(0.3)
+    assert agree.flip_fraction == pytest.approx(0.5)
+    assert agree.spearman == pytest.approx(0.8) and agree.kendall == pytest.approx(2 / 3)  # ranks 4321 vs 4231
+    assert agree.final_loss_rel == pytest.approx((0.65 - 0.45) / 0.45) and agree.loss_max_abs == pytest.approx(0.2)
+    assert agree.weights_rel_l2 == pytest.approx(0.6 / 5) and agree.update_rel_l2 == pytest.approx(0.6 / 5)
+    assert agree.auc_fp32 == 1.0 and agree.auc_bf16_trained == pytest.approx(0.75)
+    bounds = g.Bounds()  # the bounds the GPU check judges with catch a disagreement this large
+    assert g.bounded("spearman", agree.spearman, bounds.spearman, upper=False).status == "fail"
+    assert g.bounded("flips at threshold", agree.flip_fraction, bounds.flip_fraction).status == "fail"
+    assert g.bounded("score max |diff|", agree.score_max_abs, bounds.score_max_abs).status == "fail"
