@@ -56,6 +56,7 @@ def test_nme_is_mean_point_error_over_the_reference_eye_distance(bench_modules):
     assert preprocess.nme(ref + np.array([3.0, 4.0]), ref) == pytest.approx(5 / 60)
 
 
+@pytest.mark.slow  # the bench end to end: decode, detect and time two profiles
 @pytest.mark.timeout(600)
 def test_bench_on_two_profiles(tmp_path):
     out = tmp_path / "bench.json"

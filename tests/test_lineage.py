@@ -164,6 +164,7 @@ def _bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow  # four ONNX exports and model logs
 def test_models_are_logged_once_and_the_alias_follows_source_val(store, monkeypatch, tmp_path):
     from mlflow.utils.file_utils import local_file_uri_to_path
 

@@ -134,6 +134,7 @@ def test_config():
         checked(clash.replace("oulu_protocols: []", "oulu_protocols: [P1]"))
 
 
+@pytest.mark.slow  # the manifests stage on the full official name trees of four datasets
 def test_manifests_stage_writes_the_folds(tmp_path, monkeypatch):
     """`stages/manifests.py` with ``oulu_protocols: [P1, P4]``: the cross-domain manifests as before plus
     one per fold, each re-read with the checks every reader runs; the default run has no OULU keys."""

@@ -114,6 +114,7 @@ def _run_stage(name: str, argv: list[str]) -> None:
     assert stage_module(name).main(argv) == 0
 
 
+@pytest.mark.slow  # two train_oulu runs and an evaluation
 def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_workspace, monkeypatch, caplog,
                                                                        tmp_path):
     import mlflow

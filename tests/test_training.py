@@ -222,32 +222,35 @@ def test_bad_params_fail_naming_the_key(tmp_path, section, key, value, match):
         load_params(tmp_path / "params.yaml")
 
 
-@pytest.mark.parametrize("section,key,value", [
-    ("train", "inner_loops", 0),  # the parser's check
-    ("model", "backbone", "resnet99"),  # the backbone registry's, run by the stage before its body
-])
-def test_stage_refuses_bad_params_before_any_work(workspace, section, key, value):
+def _set(section: str, key: str, value) -> None:
     params = yaml.safe_load(Path("params.yaml").read_text())
     params[section][key] = value
     Path("params.yaml").write_text(yaml.safe_dump(params))
+
+
+def test_stage_refuses_bad_params_before_any_work(workspace):
+    """The real command line: exit 2, one line naming the key, nothing written."""
+    _set("train", "inner_loops", 0)
     proc = subprocess.run([sys.executable, *stage_argv("train", "OCI-M")], capture_output=True,
                           text=True, timeout=120)
-    assert proc.returncode == 2 and f"{section}.{key}" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 2 and "train.inner_loops" in proc.stderr and "Traceback" not in proc.stderr
     assert not Path("models").exists()
 
 
-def test_a_pickle_payload_as_pretrained_weights_is_one_line(workspace):
+@pytest.mark.parametrize("key,value,words", [
+    ("backbone", "resnet99", "model.backbone: 'resnet99' is not a registered backbone"),  # checked before the body
+    ("pretrained", "evil.pth", "evil.pth: refused by torch.load(weights_only=True)"),  # a code-carrying pickle
+])
+def test_bad_model_params_stop_the_train_stage_in_one_line(workspace, capsys, key, value, words):
     from helpers.foreign_pickle import save_foreign
+    from helpers.stage_cmd import stage_module
 
     save_foreign(Path("evil.pth"), Path("pwned"))
-    params = yaml.safe_load(Path("params.yaml").read_text())
-    params["model"]["pretrained"] = "evil.pth"
-    Path("params.yaml").write_text(yaml.safe_dump(params))
-    proc = subprocess.run([sys.executable, *stage_argv("train", "OCI-M")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert "evil.pth: refused by torch.load(weights_only=True)" in proc.stderr.strip().splitlines()[-1]
-    assert not Path("pwned").exists()
+    _set("model", key, value)
+    assert stage_module("train").main(stage_argv("train", "OCI-M")[1:]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and words in err[-1] and not any("Traceback" in line for line in err)
+    assert not Path("pwned").exists() and not Path("models/OCI-M/last.pt").exists()
 
 
 # ------------------------------------------------------------------ the loop, checkpoints, MLflow
