@@ -236,3 +236,32 @@ def test_a_foreign_best_pt_is_never_adopted(workspace, mlflow_uri):
 
     (root / "models/OCI-M/best.pt").unlink()
     assert _train(root)[0].start_iteration == 0
+
+
+@pytest.mark.slow  # two train() runs
+def test_a_tracking_call_failing_for_good_stops_training_and_a_rerun_resumes(workspace, mlflow_uri, monkeypatch):
+    """MLflow losing the run mid-training (deleted in the UI, disk gone): train stops with one line
+    naming the run and what was not logged; the next run resumes from last.pt in the same run."""
+    from mlflow.tracking import MlflowClient
+
+    from mpfas import tracking
+
+    root = workspace
+    _set_params(root, train={"iterations": 3, "eval_every": 3, "inner_loops": 1}, runtime={"checkpoint_every": 1})
+    real = MlflowClient.log_batch
+
+    def gone_at_step_2(self, run_id, metrics=(), **kwargs):
+        if any(m.step == 2 for m in metrics):
+            raise RuntimeError("RESOURCE_DOES_NOT_EXIST: run is gone")
+        return real(self, run_id, metrics=metrics, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(MlflowClient, "log_batch", gone_at_step_2)
+        with pytest.raises(tracking.TrackingError) as err:
+            _train(root)
+    message = str(err.value)
+    assert "\n" not in message and "could not log metrics" in message and "at step 2" in message
+    killed = torch.load(root / "models/OCI-M/last.pt", weights_only=True)
+    assert killed["iteration"] == 1
+    again, saved = _train(root)
+    assert again.start_iteration == 1 and saved == [2, 3] and again.run_id == killed["run_id"]

@@ -263,8 +263,12 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
 
     params = load_params("params.yaml")  # 3 iterations, validation at 2 and 3
     curves = Curves.at("plots/loss.csv", "plots/val.csv")
+    stale = Path("models/OCI-M/.last.pt.4242.tmp")  # what a checkpoint write cut short by a kill leaves
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"half a checkpoint")
     result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M",
                    curves=curves)
+    assert not stale.exists() and not list(Path("models/OCI-M").glob(".*.tmp"))  # swept at the start
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
     assert best["schema_version"] == SCHEMA_VERSION == 1 and best["kind"] == "best" and best["resume"] is None
     assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
