@@ -361,6 +361,17 @@ def test_a_checkpoint_of_another_protocol_or_run_is_refused(tmp_path):
         check_belongs(ckpt, path, "OCI-M", run_json)
     check_belongs(dataclasses.replace(ckpt, run_id=""), path, "OCI-M", run_json)  # trained without MLflow
 
+    # and the evaluation itself checks it, before scoring or writing anything
+    from mpfas.evaluate.protocol import Outputs, evaluate_protocol
+
+    save(ckpt, path)
+    params = dflt.params()
+    out = Outputs(*(tmp_path / p for p in ("scores.csv", "metrics.json", "roc.json", "plots")))
+    with pytest.raises(CheckpointError, match=r"run\.json names run"):
+        evaluate_protocol(params, "OCI-M", params.manifests.protocols["OCI-M"], checkpoint=path, run_json=run_json,
+                          manifest=tmp_path / "unread.csv", faces=tmp_path, out=out)
+    assert not (tmp_path / "scores.csv").exists()
+
 
 def test_evaluation_holds_the_manifest_to_the_protocols_domains(workspace):
     """A source subject moved into the target role leaks nothing, but evaluate@OCI-M must not score
