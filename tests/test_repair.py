@@ -19,10 +19,10 @@ import torch
 import yaml
 
 from helpers import param_defaults as dflt
-from helpers.faces import picked_face
+from helpers.faces import picked_face, train_workspace
 from helpers.pipeline_copy import TINY, copy_repo, dvc
 from helpers.videos import make_video, read_csv, record, tree, two_extracted_videos
-from mpfas.core.config import ExtractConfig, load_params
+from mpfas.core.config import ExtractConfig
 from mpfas.core.errors import MpfasError
 from mpfas.models.inference import FaceReadError, load_face
 from mpfas.preprocess.align import AlignError, run_align
@@ -153,14 +153,6 @@ def test_align_refuses_a_frames_csv_that_lost_whole_rows(tmp_path, detector):
 
 # ---------------------------------------------------------------- training
 
-def _train(root: Path):
-    from mpfas.train import train
-
-    return train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
-                 out_dir="models/OCI-M")
-
-
-
 def test_a_corrupt_face_is_named_in_one_line(workspace):
     root = workspace
     face = picked_face(root, "source-val")  # validation (at iteration 2) scores it
@@ -170,15 +162,15 @@ def test_a_corrupt_face_is_named_in_one_line(workspace):
     assert str(err.value).startswith(f"{face}: not a readable image") and "\n" not in str(err.value)
 
     with pytest.raises(MpfasError, match=f"^{face.relative_to(root)}: not a readable image"):
-        _train(root)
+        train_workspace(root)
 
     gone = picked_face(root)
     gone.unlink()  # a face training would read is missing: refused before any iteration
     with pytest.raises(FileNotFoundError, match=f"^{gone.relative_to(root)}: aligned face not found"):
-        _train(root)
+        train_workspace(root)
     gone.mkdir()  # a folder where the manifest names a face
     with pytest.raises(FaceReadError, match=f"^{gone.relative_to(root)}: not a readable face file"):
-        _train(root)
+        train_workspace(root)
 
 
 # ---------------------------------------------------------------- end to end

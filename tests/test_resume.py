@@ -24,9 +24,9 @@ import torch
 import yaml
 from PIL import Image
 
-from helpers.faces import manifest_rows, picked_face
+from helpers.faces import manifest_rows, picked_face, train_workspace
 from mpfas.core.config import load_params
-from mpfas.train import DomainSampler, TrainResult, train
+from mpfas.train import DomainSampler
 
 # ---------------------------------------------------------------- kill and resume
 
@@ -114,14 +114,6 @@ def _set_params(root: Path, **sections: dict) -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def _train(root: Path) -> tuple[TrainResult, list[int]]:
-    """One ``train()`` call in ``root``; also the iterations it checkpointed (none when nothing was left)."""
-    saved: list[int] = []
-    result = train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
-                   faces="data/faces", out_dir="models/OCI-M", on_checkpoint=saved.append)
-    return result, saved
-
-
 def _weights(path: Path, seed: int) -> Path:
     import torchvision
 
@@ -134,16 +126,16 @@ def _weights(path: Path, seed: int) -> Path:
 def test_resume_needs_the_same_faces_and_weights_file(workspace):
     root = workspace
     _set_params(root, model={"pretrained": _weights(root / "weights.pth", 0).name}, train={"iterations": 2})
-    assert _train(root)[0].start_iteration == 0
-    assert _train(root)[0].start_iteration == 2  # same inputs: resumed, nothing left to train
+    assert train_workspace(root)[0].start_iteration == 0
+    assert train_workspace(root)[0].start_iteration == 2  # same inputs: resumed, nothing left to train
 
     face = picked_face(root)  # same file name, other content: the model of the old faces is stale
     Image.open(face).transpose(Image.Transpose.ROTATE_90).save(face)
-    assert _train(root)[0].start_iteration == 0
+    assert train_workspace(root)[0].start_iteration == 0
     best = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
 
     _weights(root / "weights.pth", 1)  # the same weights file name, other content
-    assert _train(root)[0].start_iteration == 0
+    assert train_workspace(root)[0].start_iteration == 0
     retrained = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
     assert any(not torch.equal(best["model"][k], retrained["model"][k]) for k in best["model"])
 
@@ -197,13 +189,13 @@ def test_loader_threads_give_the_same_batches(workspace):
 def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):
     root = workspace
     _set_params(root, train={"iterations": 2, "eval_every": 2, "inner_loops": 1}, runtime={"checkpoint_every": 1})
-    first, saved = _train(root)
+    first, saved = train_workspace(root)
     assert first.start_iteration == 0 and saved == [1, 2]
     weights = torch.load("models/OCI-M/last.pt", weights_only=True)["model"]
-    again, saved = _train(root)  # resume: auto finds last.pt at the end: nothing to train
+    again, saved = train_workspace(root)  # resume: auto finds last.pt at the end: nothing to train
     assert again.start_iteration == 2 and saved == []
     _set_params(root, runtime={"resume": "never"})
-    fresh, saved = _train(root)
+    fresh, saved = train_workspace(root)
     assert fresh.start_iteration == 0 and saved == [1, 2] and fresh.run_id != first.run_id
     last = torch.load("models/OCI-M/last.pt", weights_only=True)
     assert last["iteration"] == 2 and last["run_id"] == fresh.run_id
@@ -221,21 +213,20 @@ def test_a_foreign_best_pt_is_never_adopted(workspace, mlflow_uri):
 
     root = workspace
     _set_params(root, train={"iterations": 2, "eval_every": 1, "inner_loops": 1}, runtime={"checkpoint_every": 1})
-    first, _ = _train(root)
-    other = train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
-                  faces="data/faces", out_dir="models/other")  # the same settings, but another run
+    first, _ = train_workspace(root)
+    other, _ = train_workspace(root, "models/other")  # the same settings, but another run
     foreign = torch.load(root / "models/other/best.pt", weights_only=True)
     assert foreign["run_id"] == other.run_id != first.run_id
     (root / "models/OCI-M/best.pt").write_bytes((root / "models/other/best.pt").read_bytes())
 
-    again, saved = _train(root)
+    again, saved = train_workspace(root)
     assert again.start_iteration == 0 and saved == [1, 2] and again.run_id not in (first.run_id, other.run_id)
     best = torch.load(root / "models/OCI-M/best.pt", weights_only=True)
     assert best["run_id"] == again.run_id
     assert MlflowClient(mlflow_uri).get_run(first.run_id).info.status == "FINISHED"
 
     (root / "models/OCI-M/best.pt").unlink()
-    assert _train(root)[0].start_iteration == 0
+    assert train_workspace(root)[0].start_iteration == 0
 
 
 @pytest.mark.slow  # two train() runs
@@ -258,10 +249,10 @@ def test_a_tracking_call_failing_for_good_stops_training_and_a_rerun_resumes(wor
     with monkeypatch.context() as m:
         m.setattr(MlflowClient, "log_batch", gone_at_step_2)
         with pytest.raises(tracking.TrackingError) as err:
-            _train(root)
+            train_workspace(root)
     message = str(err.value)
     assert "\n" not in message and "could not log metrics" in message and "at step 2" in message
     killed = torch.load(root / "models/OCI-M/last.pt", weights_only=True)
     assert killed["iteration"] == 1
-    again, saved = _train(root)
+    again, saved = train_workspace(root)
     assert again.start_iteration == 1 and saved == [2, 3] and again.run_id == killed["run_id"]

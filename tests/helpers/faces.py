@@ -81,3 +81,15 @@ def picked_face(root: Path, role: str = "source-train") -> Path:
 
     row = next(r for r in read_manifest(root / "data/manifests/OCI-M.csv", "data/faces") if r.role == role)
     return root / row.faces[0]
+
+
+def train_workspace(root: Path, out_dir: str = "models/OCI-M"):
+    """``train()`` of OCI-M in a :func:`make_workspace` folder (the working directory); returns
+    its result and the iterations it checkpointed (none when nothing was left to train)."""
+    from mpfas.core.config import load_params
+    from mpfas.train import train
+
+    saved: list[int] = []
+    result = train(load_params(root / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                   faces="data/faces", out_dir=out_dir, on_checkpoint=saved.append)
+    return result, saved
