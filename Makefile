@@ -45,7 +45,7 @@ bench: setup
 gpu-check: setup
 	$(BIN)/python bench/gpu_check.py
 
-# multi-seed results (README, "Sweeps and scale-out"): queue one experiment per seed and start
+# multi-seed results (docs/tracking.md, "Multi-seed results"): queue one experiment per seed and start
 # the queue; then `make seeds-report` once `dvc queue status` shows them finished
 SEEDS ?= 1 2 3
 JOBS ?= 1
@@ -55,17 +55,17 @@ seeds: setup
 seeds-report: setup
 	$(BIN)/python -m mpfas seeds aggregate --out reports/seeds.md --plot plots/seeds.png
 
-# experiments side by side: the params that differ and the headline means (README, "Tracking")
+# experiments side by side: the params that differ and the headline means (docs/tracking.md)
 exps: setup
 	$(BIN)/dvc exp show --only-changed \
 	  --drop '(?!(data|demo|extract|align|manifests|model|train|score|evaluate)\.|Experiment|Created)' \
 	  --keep 'mean\.(source_val_auc|source_val_eer|auc|hter_val|hter_eer|hter_oracle)_pct'
 
-ui: setup  # the runs view with the headline columns (README, "Tracking"); experiment 1 = mpfas in the demo DB
+ui: setup  # the runs view with the headline columns (docs/tracking.md, "The runs view"); experiment 1 = mpfas in the demo DB
 	@echo "open http://127.0.0.1:5000/#/experiments/1/runs?workflowType=machine_learning&viewStateShareKey=mpfas-headline"
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 # the workspace's outputs (`dvc checkout` restores them but last.pt and run.json); frees no cache.
-# Leftovers of experiments, deleted MLflow runs and unused cache: `python -m mpfas clean` (README, "Disk")
+# Leftovers of experiments, deleted MLflow runs and unused cache: `python -m mpfas clean` (docs/tracking.md, "Cleaning up")
 clean:
 	rm -rf data/raw data/index data/frames data/faces data/manifests data/scores models plots reports
