@@ -1,6 +1,6 @@
 """Per-protocol split manifests: which video plays which role, with its aligned faces.
 
-Label convention (also in README): ``label`` is live / print / replay; ``is_live`` is 1
+Label convention (also in docs/datasets.md): ``label`` is live / print / replay; ``is_live`` is 1
 for live (the positive class: a higher score means more likely live) and 0 for any
 attack. ``role`` is ``source-train`` (meta-learning data), ``source-val`` (a
 subject-disjoint slice of the sources, used to pick the checkpoint and fix the

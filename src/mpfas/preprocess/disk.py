@@ -1,7 +1,7 @@
 """Will the sampled frames fit on the disk? Asked before extract decodes anything.
 
 Frames are kept at full resolution, so their size follows the videos' resolution: at the real
-datasets' sizes PNG frames take about 60 GB (OULU-NPU's 1080p 43.5 GB; README, "Disk at the real
+datasets' sizes PNG frames take about 60 GB (OULU-NPU's 1080p 43.5 GB; docs/benchmarks.md, "Disk at the real
 datasets' sizes"). A stage that fills the disk half way loses no file (every write is atomic and
 a rerun resumes) but wastes hours; this check fails first when even a low estimate does not fit.
 

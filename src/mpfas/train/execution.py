@@ -6,8 +6,7 @@ batches on CUDA only, as before the setting existed; ``true`` uses it on CPU too
 oneDNN then skips its NCHW reorders; ``false`` never. NHWC sums the convolutions' products
 in another order, so the weights differ from NCHW's in the last bits and then drift apart as
 any two float runs do (``tests/test_execution.py`` bounds how far); the default leaves the
-CPU step bit for bit as it was. ``torch.compile`` was measured and left out (README,
-"Training step").
+CPU step bit for bit as it was. ``torch.compile`` was measured and left out (docs/benchmarks.md).
 """
 
 from __future__ import annotations
