@@ -336,7 +336,7 @@ def group_result(group: Group, ours: Ours, off: Official, agr: dict) -> dict:
     off_s = sum(off.video_s(v) for v in vids) / n
     frames = sum(off.frames[v] for v in vids) / n
     detected = sum(off.detected[v] for v in vids) / n
-    # disk: what extract and align wrote per video, times the real videos (DVC's hardlinked cache adds nothing)
+    # disk: what extract and align wrote per video, times the real videos (DVC's cache copy not counted)
     frame_bytes = sum(path.stat().st_size for path in ours.images.values()) / n
     face_bytes = sum(path.stat().st_size for path in ours.crops.values()) / n
     return {"key": group.key, "dataset": group.code, "note": group.note, "videos_run": n,

@@ -28,6 +28,7 @@ import torch
 
 from helpers import param_defaults as dflt
 from helpers.foreign_pickle import save_foreign
+from helpers.kills import in_stage, kill_when, stages_in_log, temp_files
 from helpers.pipeline_copy import REPO, TINY, copy_repo, dvc, env
 from helpers.stage_cmd import stage_argv
 from mpfas.preprocess.jobs import MARKER
@@ -38,51 +39,12 @@ PROTOCOL = "OCI-M"
 FAULT_PARAMS = copy.deepcopy(TINY)
 FAULT_PARAMS["train"].update({"iterations": 4, "eval_every": 2})
 FAULT_PARAMS["runtime"].update({"checkpoint_every": 1})
-OUTPUT_DIRS = ("data", "models", "metrics")
 # metrics fields that legitimately differ between two runs of the same params: ids, timing,
 # and resume bookkeeping (videos done by this attempt vs kept from a killed one)
 RUN_SPECIFIC = {"run_id", "seconds_per_iteration", "resumed_from", "processed", "skipped"}
 
 
 # ---------------------------------------------------------------- helpers
-
-def _start_repro(repo: Path, log: Path) -> subprocess.Popen:
-    fh = log.open("w")
-    return subprocess.Popen([str(Path(sys.executable).parent / "dvc"), "repro"], cwd=repo, env=env(),
-                            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _kill_when(repo: Path, name: str, ready, timeout: float = 400.0, poll: float = 0.1) -> dict:
-    """Run ``dvc repro`` until ``ready()`` holds, SIGKILL its whole process group, and say what
-    the kill left behind (temp files, the stage DVC was running)."""
-    log = repo.parent / f"{repo.name}-{name}.log"
-    proc = _start_repro(repo, log)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            if proc.poll() is not None:
-                pytest.fail(f"dvc repro ended (rc {proc.returncode}) before the {name} kill point:\n"
-                            + log.read_text()[-3000:])
-            if time.monotonic() > deadline:
-                pytest.fail(f"{name} kill point not reached in {timeout:.0f} s:\n" + log.read_text()[-3000:])
-            time.sleep(poll)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    time.sleep(0.5)  # let the kernel reap the group (extract/align workers die with their parent)
-    ran, unchanged = _stages(log.read_text())
-    return {"stage": ran[-1] if ran else None, "ran": ran, "unchanged": unchanged,
-            "temp_files": _temp_files(repo), "rc": proc.returncode}
-
-
-def _stages(log: str) -> tuple[list[str], list[str]]:
-    """The stages ``dvc repro`` ran, and those it skipped as unchanged, from its output."""
-    lines = log.splitlines()
-    ran = [line.split("'")[1] for line in lines if line.startswith("Running stage")]
-    unchanged = [line.split("'")[1] for line in lines if line.endswith("didn't change, skipping")]
-    return ran, unchanged
-
 
 def _done(folder: Path) -> list[Path]:
     """Video folders that hold a finished-video marker (what a rerun must skip)."""
@@ -95,10 +57,6 @@ def _plant_temp(folder: Path, name: str) -> Path:
     path = folder / f".{name}.999999.tmp"
     path.write_bytes(b"half a write")
     return path
-
-
-def _temp_files(repo: Path) -> list[str]:
-    return sorted(p.relative_to(repo).as_posix() for d in OUTPUT_DIRS for p in (repo / d).rglob("*.tmp"))
 
 
 def _any_file(folder: Path, pattern: str) -> bool:
@@ -156,19 +114,19 @@ def recovered(tmp_path_factory):
 
     def plant(kill: str, folder: Path, name: str) -> None:  # and list the temp files before the sweep
         planted[kill] = _plant_temp(folder, name)
-        kills[kill].update(planted=planted[kill].relative_to(repo).as_posix(), temp_before=_temp_files(repo))
+        kills[kill].update(planted=planted[kill].relative_to(repo).as_posix(), temp_before=temp_files(repo))
 
     frames, faces = repo / "data/frames/O", repo / "data/faces"
-    kills["extract"] = _kill_when(repo, "extract", lambda: _any_file(frames, MARKER), poll=0.02)
+    kills["extract"] = kill_when(repo, "extract", lambda: _any_file(frames, MARKER), poll=0.02)
     kills["extract"]["done"] = len(_done(frames))
     plant("extract", _done(frames)[0], "f00000.png")
-    kills["align"] = _kill_when(repo, "align", lambda: _any_file(faces, MARKER), poll=0.05)
+    kills["align"] = kill_when(repo, "align", lambda: _any_file(faces, MARKER), poll=0.05)
     kills["align"]["left"] = left()
     aligning = faces / kills["align"]["stage"].split("@")[-1]
     kills["align"]["done"] = len(_done(aligning))
     plant("align", _done(aligning)[0], "f00000.png")
     # after the MLflow run started, before any last.pt: the retry cannot resume it
-    kills["train-early"] = _kill_when(repo, "train-early", lambda: (models / "run.json").is_file(), poll=0.02)
+    kills["train-early"] = kill_when(repo, "train-early", lambda: (models / "run.json").is_file(), poll=0.02)
     kills["train-early"]["left"] = left()
     kills["train-early"]["run_id"] = _json(repo, f"models/{PROTOCOL}/run.json")["run_id"]
     assert not (models / "last.pt").exists(), "killed too late: last.pt already written"
@@ -180,24 +138,16 @@ def recovered(tmp_path_factory):
         except (OSError, RuntimeError, KeyError, EOFError):
             return False
 
-    kills["train"] = _kill_when(repo, "train", checkpointed, poll=0.5)
+    kills["train"] = kill_when(repo, "train", checkpointed, poll=0.5)
     kills["train"]["left"] = left()
     last = torch.load(models / "last.pt", weights_only=True)
     kills["train"].update(run_id=last["run_id"], iteration=last["iteration"])
-    evaluating = repo.parent / f"{repo.name}-evaluate.log"
-
-    def in_evaluate() -> bool:
-        if "Running stage 'evaluate@" not in (evaluating.read_text() if evaluating.is_file() else ""):
-            return False
-        time.sleep(1.5)  # into the scoring, not just the start
-        return True
-
-    kills["evaluate"] = _kill_when(repo, "evaluate", in_evaluate)
+    kills["evaluate"] = kill_when(repo, "evaluate", in_stage(repo, "evaluate", "evaluate@"))
 
     start = time.monotonic()
     final = dvc(repo, "repro")
     assert final.returncode == 0, final.stdout[-4000:] + final.stderr[-4000:]
-    ran, unchanged = _stages(final.stdout + final.stderr)
+    ran, unchanged = stages_in_log(final.stdout + final.stderr)
     kills["final"] = {"seconds": time.monotonic() - start, "ran": ran, "unchanged": unchanged}
     (repo.parent / "kills.json").write_text(json.dumps(kills, indent=2, default=str))
     return repo, kills
@@ -221,7 +171,7 @@ def test_rerun_succeeds_without_temp_files_or_a_second_run(recovered):
     repo, kills = recovered
     for kill in ("extract", "align", "train-early"):  # a stale temp file in each swept folder
         assert kills[kill]["planted"] in kills[kill]["temp_before"], kills[kill]
-    assert _temp_files(repo) == []
+    assert temp_files(repo) == []
     # each planted temp file is gone by the next kill: the stage that owns its folder ran again first
     assert [kills[stage]["left"] for stage in ("align", "train-early", "train")] == [[], [], []], kills
     # the last kill hit evaluate: only it and what follows ran again

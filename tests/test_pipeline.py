@@ -9,11 +9,14 @@ import io
 import json
 import re
 import shlex
+import shutil
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers.kills import in_stage, kill_when, stages_in_log, temp_files
 from helpers.pipeline_copy import check_runtime_edits_rerun_nothing, copy_repo, dvc
 from helpers.sweeps import run_sweep
 
@@ -109,6 +112,51 @@ def test_second_repro_is_a_no_op(repo):
     assert result.returncode == 0, result.stderr
     assert "Running stage" not in result.stdout
     assert time.monotonic() - start < 60
+
+
+def _changed(repo):
+    """Paths `dvc status` reports modified, deleted or new."""
+    text = dvc(repo, "status").stdout
+    return {line.split(":", 1)[1].strip() for line in text.splitlines()
+            if line.strip().split(":")[0] in {"modified", "deleted", "new", "not in cache"}}
+
+
+def test_an_in_place_edit_of_an_output_never_reaches_the_cache(repo):
+    """The audit's case: root (CI, containers) writes through DVC's read-only bit, so an output
+    that shared its inode with the cache object (hardlink cache) took the cache with it."""
+    manifest = repo / "data/manifests/OCI-M.csv"
+    original = manifest.read_bytes()
+    manifest.chmod(0o644)  # what root may do anyway
+    with manifest.open("a") as f:
+        f.write("M,x\n")
+    assert "data/manifests" in _changed(repo)  # seen as an edit, not as the cached version
+    restored = dvc(repo, "checkout", "-f", "data/manifests")
+    assert restored.returncode == 0, restored.stderr
+    assert manifest.read_bytes() == original  # the cache kept the pipeline's bytes
+    assert "Data and pipelines are up to date." in dvc(repo, "status").stdout
+
+
+def test_a_kill_during_evaluate_redoes_only_evaluate_and_what_follows(repo):
+    from mlflow.tracking import MlflowClient
+
+    outs = ("data/scores/OCI-M.csv", "metrics/evaluate/OCI-M.json", "reports/summary.md")
+    before = {rel: (repo / rel).read_bytes() for rel in outs}
+    script = repo / "stages/evaluate.py"  # a dependency edit that changes no result: evaluate@OCI-M runs again
+    original = script.read_text()
+    script.write_text(original + "# edited\n")
+    kill = kill_when(repo, "evaluate", in_stage(repo, "evaluate", "evaluate@"))
+    assert kill["stage"] == "evaluate@OCI-M" and kill["rc"] == -signal.SIGKILL, kill
+    final = dvc(repo, "repro")
+    assert final.returncode == 0, final.stdout[-4000:] + final.stderr[-4000:]
+    ran = stages_in_log(final.stdout)[0]  # report too, unless evaluate's outputs came out unchanged
+    assert ran[0] == "evaluate@OCI-M" and set(ran) <= {"evaluate@OCI-M", "report"}, ran
+    assert {rel: (repo / rel).read_bytes() for rel in outs} == before
+    assert temp_files(repo) == []
+    run_id = load(repo, "models/OCI-M/run.json")["run_id"]
+    assert MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").get_run(run_id).info.status == "FINISHED"
+    script.write_text(original)
+    assert dvc(repo, "repro").returncode == 0  # the run cache has the original's outputs
+    assert "Data and pipelines are up to date." in dvc(repo, "status").stdout
 
 
 def test_runtime_edits_rerun_nothing(repo):
@@ -243,24 +291,20 @@ def _best_matches_lock(repo):
     return hashlib.md5((repo / "models/OCI-M/best.pt").read_bytes()).hexdigest() == md5
 
 
-def _changed(repo):
-    """Paths `dvc status` reports modified, deleted or new."""
-    text = dvc(repo, "status").stdout
-    return {line.split(":", 1)[1].strip() for line in text.splitlines()
-            if line.strip().split(":")[0] in {"modified", "deleted", "new", "not in cache"}}
-
-
 @pytest.mark.heavy  # about 2 min (experiments applied, push/pull, a resumed training): `make test-all`
 def test_clean_frees_leftovers_and_keeps_what_kept_experiments_need(repo):
     """`mpfas clean` on the finished module repo (experiments and a sweep in it): a leftover of each
     kind goes, the bytes are counted per inode, and resume, `dvc exp apply` and predict still work."""
     import hashlib
-    import shutil
 
     from mlflow.exceptions import MlflowException
 
     from helpers.sweeps import mpfas_cli
 
+    # the default cache holds copies (nothing to relink); a user who opts into hardlinks for
+    # disk's sake gets every duplicate relinked
+    assert (repo / "models/OCI-M/best.pt").stat().st_nlink == 1
+    assert dvc(repo, "config", "--local", "cache.type", "hardlink,symlink,copy").returncode == 0
     size = 1_000_000
     g = _garbage(repo, size)
     kept_best = (repo / "models/OCI-M/best.pt").read_bytes()
@@ -283,7 +327,7 @@ def test_clean_frees_leftovers_and_keeps_what_kept_experiments_need(repo):
     assert freed["DVC cache"] >= size  # also what runs of this module left uncommitted
     md5 = hashlib.md5(g["blob"][::-1]).hexdigest()
     assert not (repo / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).exists()
-    # one file per cached output: the workspace's best.pt and faces are their cache objects
+    # relinked: the workspace's best.pt and faces are their cache objects again
     assert (repo / "models/OCI-M/best.pt").stat().st_nlink == 2
     assert min(p.stat().st_nlink for p in (repo / "data/faces").rglob("*") if p.is_file()) >= 2
     assert not any(p.exists() for p in (g["copy"], g["stale"], g["tmp"]))
