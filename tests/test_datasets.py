@@ -2,8 +2,9 @@ from collections import Counter
 
 import pytest
 
-from helpers.name_trees import TREES
-from mpfas.data import DatasetError, Label, adapter_for, read_index, write_index
+from helpers.name_trees import TREES, rose_release
+from mpfas.data import DatasetError, Label, adapter_for, dataset_spec, read_index, write_index
+from mpfas.data.datasets import rose_youtu
 
 EXPECTED = {  # total, live, print, replay on the full official file lists
     "O": (4950, 990, 1980, 1980),
@@ -17,7 +18,7 @@ SPLITS = {
     "C": {"train": 240, "test": 360},
     "I": {"train": 360, "dev": 360, "test": 480},
     "M": {"train": 120, "test": 160},
-    "Y": {"train": 1751, "test": 1746},  # of the generated tree (the release does not publish its file list)
+    "Y": {"train": 1775, "test": 1722},  # the official list (MetaPattern_FAS data/data_list/ROSE-ALL.csv)
 }
 
 
@@ -86,15 +87,44 @@ def test_index_round_trip(full_trees, tmp_path):
 
 
 def test_rose_youtu_types_and_folders(full_trees):
-    """Type prefix -> label and attack; ``_13``-style test folders give subject 13; no subject in two splits."""
+    """Type prefix -> label and attack; ``_13``-style test folders (as the release spells them) give
+    subject 13; the release's subjects (no 1, 8 or 19)."""
     recs = adapter_for("Y").scan(full_trees / "Y").records
     attacks = Counter(r.attack for r in recs if r.label is Label.PRINT)
     assert set(attacks) == {"paper_still", "paper_quivering", "mask_cropped", "mask_full", "mask_upper"}
     assert set(Counter(r.attack for r in recs if r.label is Label.REPLAY)) == {"video_lenovo", "video_mac"}
     assert all(r.relpath.split("/")[1].startswith("_") for r in recs if r.split == "test")
-    assert {r.subject for r in recs if r.split == "test"} == {str(s) for s in range(13, 23)}
+    assert {r.subject for r in recs if r.split == "train"} == {str(s) for s in (2, 3, 4, 5, 6, 7, 9, 10, 11, 12)}
+    assert {r.subject for r in recs if r.split == "test"} == {str(s) for s in (13, 14, 15, 16, 17, 18, 20, 21, 22, 23)}
     parse = adapter_for("Y").parse
     assert parse("test/_13/G_NT_HW_g_E_13_1.mp4").subject == "13"
     assert parse("train/3/Mu_T_5s_wg_E_3_2.MP4").label is Label.PRINT
     assert parse("train/3/Xx_T_5s_wg_E_3_2.mp4") is None  # unknown type
     assert parse("dev/3/G_T_5s_wg_E_3_2.mp4") is None  # no such split in the release
+
+
+def test_rose_youtu_release_list_parses_to_its_own_labels():
+    """Every name of the official list parses with our adapter to the list's label, at the
+    release's counts; the third column is 0 (no face for the authors' detector) for 180 videos."""
+    rows = rose_release()
+    parse = adapter_for("Y").parse
+    parsed = {path: parse(path) for path, _, _ in rows}
+    assert [p for p, r in parsed.items() if r is None] == []
+    assert [p for p, label, _ in rows if parsed[p].label.value != label] == []
+    assert len(parsed) == len(rows) == 3497
+    assert Counter(r.label for r in parsed.values()) == {Label.LIVE: 897, Label.PRINT: 1799, Label.REPLAY: 801}
+    assert Counter(label for _, label, faces in rows if faces == 0) == {"replay": 148, "print": 29, "live": 3}
+
+
+def test_rose_youtu_demo_plan_is_the_release_list():
+    """``DemoPlan.full`` (what ``demo.size: full`` writes and the raw stage checks a copy with) is
+    the shipped list, name for name, and so is the package's reader; each spec's phone is the
+    name's third field and its subject the folder."""
+    paths = sorted(path for path, _, _ in rose_release())
+    specs, side = dataset_spec("Y").demo.full()
+    assert [s.relpath for s in specs] == paths == rose_youtu.full_names() and side == {}
+    assert [(f.relpath, f.label, f.faces) for f in rose_youtu.release()] == sorted(rose_release())
+    assert {(s.relpath.split("/")[2].split("_")[2], s.capture) for s in specs} == {
+        (p, p) for p in rose_youtu.ROSE_PHONES}
+    subjects = [s for ids in rose_youtu.ROSE_SUBJECTS.values() for s in ids]
+    assert all(subjects[s.subject] == int(s.relpath.split("/")[1].lstrip("_")) for s in specs)

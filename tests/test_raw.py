@@ -70,8 +70,8 @@ def test_only_data_datasets_are_indexed(trees, tmp_path):
 
 
 def test_complete_release_is_recorded_and_lists_nothing_missing(trees, tmp_path):
-    """The hand-written official name trees (O, C, I, M file by file; Y by class counts) are
-    whole releases to the check, so a real run on them records 'complete' and writes no list."""
+    """The official name trees (O, C, I, M hand-written, Y the official HFN+MP list) are whole
+    releases to the file-by-file check, so a real run on them records 'complete' and writes no list."""
     params = real_params(trees, Y=str(trees / "Y"))
     counts = build_raw(params, tmp_path / "index")
     releases = {c: v["release"] for c, v in counts["datasets"].items()}
@@ -88,41 +88,56 @@ def _lose_files(trees):
     return live
 
 
-def test_incomplete_copy_fails_naming_files_and_param(trees, tmp_path, caplog):
+def test_incomplete_copy_fails_naming_files_and_param(trees, tmp_path):
     """A copy short of its release (a lost file, a partial download) stops the raw stage by
-    default, naming the dataset, the count, the files and the param, before any index is written.
-    ROSE-Youtu, checked by class counts only, is named in a warning, never stops the stage."""
-    _lose_files(trees)
+    default, naming the dataset, the count, the files and the param, before any index is written."""
+    live = _lose_files(trees)
     params = real_params(trees, Y=str(trees / "Y"))
     with pytest.raises(DatasetError) as info:
         build_raw(params, tmp_path / "index")
     msg = str(info.value)
     assert "OULU-NPU (O): 2 of the 4950 official videos are missing" in msg
     assert "Dev_files/2_1_21_3.avi" in msg and "Test_files/6_3_55_5.avi" in msg
-    assert "ROSE-Youtu" not in msg
-    assert ("ROSE-Youtu (Y): 1 of the 3497 official videos are short of the release's counts: live: 896 of 897 "
-            "(counts only, not enforced)") in caplog.text
+    lost = live.relative_to(trees / "Y").as_posix()
+    assert f"ROSE-Youtu (Y): 1 of the 3497 official videos are missing: {lost}" in msg
     assert "data.incomplete: warn" in msg and "CASIA" not in msg and "restore them under data.roots" in msg
     assert (tmp_path / "index" / "O_missing.txt").read_text().split() == [
         "Dev_files/2_1_21_3.avi", "Test_files/6_3_55_5.avi"]
     assert not list((tmp_path / "index").glob("*.csv"))
     (trees / "O" / "Test_files" / "6_3_55_5.avi").touch()  # restored
     (trees / "O" / "Dev_files" / "2_1_21_3.avi").touch()
-    assert build_raw(params, tmp_path / "index")["datasets"]["Y"]["release"]["missing"] == 1  # Y alone: goes on
-    assert not (tmp_path / "index" / "O_missing.txt").exists()  # the earlier list does not linger
+    live.touch()
+    assert build_raw(params, tmp_path / "index")["datasets"]["Y"]["release"]["complete"]
+    assert not list((tmp_path / "index").glob("*_missing.txt"))  # the earlier lists do not linger
+
+
+def test_rose_youtu_copy_missing_an_official_file_stops_raw(trees, tmp_path):
+    """ROSE-Youtu is checked file by file against the official list, like the other four: one
+    lost video (here a replay in which the authors' detector found no face) stops the raw stage,
+    naming it, while the other copies are complete."""
+    lost = "test/_20/Vl_NT_HS_g_E_17_146.mp4"
+    (trees / "Y" / lost).unlink()
+    params = real_params(trees, Y=str(trees / "Y"))
+    with pytest.raises(DatasetError) as info:
+        build_raw(params, tmp_path / "index")
+    msg = str(info.value)
+    assert f"ROSE-Youtu (Y): 1 of the 3497 official videos are missing: {lost}" in msg
+    assert "OULU-NPU" not in msg and "data.incomplete: warn" in msg
+    assert (tmp_path / "index" / "Y_missing.txt").read_text() == f"{lost}\n"
+    assert not list((tmp_path / "index").glob("*.csv"))
 
 
 def test_incomplete_copy_runs_with_warn_and_is_recorded(trees, tmp_path, caplog):
-    _lose_files(trees)
+    live = _lose_files(trees)
     params = real_params(trees, Y=str(trees / "Y"))
     params = replace(params, data=replace(params.data, incomplete="warn"))
     counts = build_raw(params, tmp_path / "index")
     assert counts["datasets"]["O"]["videos"] == 4948
     assert counts["datasets"]["O"]["release"] == {"official": 4950, "missing": 2, "unofficial": 0, "complete": False}
-    assert counts["datasets"]["Y"]["release"]["missing"] == 1
+    assert counts["datasets"]["Y"]["release"] == {"official": 3497, "missing": 1, "unofficial": 0, "complete": False}
     assert counts["datasets"]["C"]["release"]["complete"]
     assert "data.incomplete: warn: going on" in caplog.text
-    assert (tmp_path / "index" / "Y_missing.txt").read_text() == "live: 896 of 897\n"
+    assert (tmp_path / "index" / "Y_missing.txt").read_text() == f"{live.relative_to(trees / 'Y').as_posix()}\n"
 
 
 def test_files_outside_the_release_are_named(trees, tmp_path, caplog):

@@ -1,12 +1,15 @@
 """Empty-file trees that follow the datasets' full official file lists.
 
-ROSE-Youtu's per-file list is not public: its tree follows the documented pattern
-(``{train,test}/<subject>/<type>_<...>.mp4``, test folders ``_<n>``) at the release's
-counts, 3497 videos: 897 live, 1799 print, 801 replay.
+ROSE-Youtu's tree is the official HFN+MP repository's list of the release
+(``data/data_list/ROSE-ALL.csv`` in RizhaoCai/MetaPattern_FAS @847ba96), as the package
+ships it in ``mpfas/data/datasets/rose_youtu_release.csv``: 3497 videos, 897 live,
+1799 print, 801 replay, test folders spelled ``_<n>``.
 """
 
 from __future__ import annotations
 
+import csv
+from importlib import resources
 from pathlib import Path
 
 
@@ -67,22 +70,18 @@ def msu_tree(root: Path) -> None:
                 _touch(root, f"scene01/attack/attack_client{c:03d}_{cam}_SD_{kind}_scene01.{ext}")
 
 
-ROSE_TRAIN = [2, 3, 4, 5, 6, 7, 9, 10, 11, 12]
-ROSE_TEST = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22]
-ROSE_CLASSES = {"live": (897, ["G"]), "print": (1799, ["Ps", "Pq", "Mc", "Mf", "Mu"]), "replay": (801, ["Vl", "Vm"])}
+def rose_release() -> list[tuple[str, str, int]]:
+    """(relpath, label, faces) of each row of the shipped ROSE-Youtu list, read with the csv
+    module alone (not the package's reader, which the tests check against it)."""
+    text = resources.files("mpfas.data.datasets").joinpath("rose_youtu_release.csv").read_text(encoding="utf-8")
+    rows = csv.reader(line for line in text.splitlines() if not line.startswith("#"))
+    assert next(rows) == ["relpath", "label", "faces"]
+    return [(path, label, int(faces)) for path, label, faces in rows]
 
 
 def rose_tree(root: Path) -> None:
-    # each class's types dealt over subjects, then types, then the five phones, then takes
-    subjects = [("train", str(s), s) for s in ROSE_TRAIN] + [("test", f"_{s}", s) for s in ROSE_TEST]
-    for count, kinds in ROSE_CLASSES.values():
-        for n in range(count):
-            split, folder, s = subjects[n % 20]
-            kind = kinds[n // 20 % len(kinds)]
-            phone = ["HS", "HW", "IP", "5s", "ZTE"][n // 20 // len(kinds) % 5]
-            take = n // 20 // len(kinds) // 5 + 1
-            talk, glasses = ("NT", "T")[take % 2], ("wg", "g")[take // 2 % 2]
-            _touch(root, f"{split}/{folder}/{kind}_{talk}_{phone}_{glasses}_E_{s}_{take}.mp4")
+    for relpath, _, _ in rose_release():
+        _touch(root, relpath)
     _touch(root, "train/2/readme.txt")  # not a video: ignored
 
 

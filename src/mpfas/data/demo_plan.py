@@ -67,9 +67,8 @@ class DemoPlan:
     registration order, fixes the pixels, so adding a dataset changes no other one.
     ``small`` lays out ``demo.size: small`` from the subjects dealt over ``split_dirs``
     (the official split folders) and a generator; ``full`` lists every official file
-    (None: only the small demo), with ``full_subjects`` identities; ``full_exact`` says its
-    names are the release's own file list (False: the documented pattern at the release's
-    counts per class), which is what ``release.check_release`` compares a real copy with.
+    (None: only the small demo), with ``full_subjects`` identities: the release that
+    ``release.check_release`` compares a real copy with, file by file.
     ``camera`` and ``place`` map a spec's ``capture`` to the simulated camera and background.
     """
 
@@ -80,7 +79,6 @@ class DemoPlan:
     place: Callable[[str], Place]
     full: Callable[[], Files] | None = None
     full_subjects: int = 0
-    full_exact: bool = True
 
 
 def deal(split_dirs: tuple[str, ...], subjects: int) -> Dealt:

@@ -70,10 +70,9 @@ def check_copies(params: Params, records: dict[str, list[VideoRecord]], index_di
     """Real roots only: each indexed dataset against its official release (``datasets.release``)
     and, where an OULU-NPU copy has them, our protocol folds against its own lists
     (``datasets.oulu_lists``). Missing videos are listed in ``<index_dir>/<D>_missing.txt``. A
-    copy short of its release or lists that disagree stop the stage, naming what differs, with
+    copy missing an official file or lists that disagree stop the stage, naming what differs, with
     ``data.incomplete: fail`` (the default), before any index is written; ``warn`` logs the same
-    account and goes on. A shortfall found by class counts only (ROSE-Youtu) always just warns.
-    Returns per dataset what metrics/raw.json records."""
+    account and goes on. Returns per dataset what metrics/raw.json records."""
     if params.data.source != "real":
         return {}
     releases = {code: check for code, recs in records.items() if (check := check_release(code, recs))}
@@ -82,12 +81,7 @@ def check_copies(params: Params, records: dict[str, list[VideoRecord]], index_di
         listing = Path(index_dir) / f"{check.code}_missing.txt"
         if check.missing:
             write_text(listing, "\n".join(check.missing) + "\n")
-            # a count-only check (ROSE-Youtu: its file list is not public, its counts not confirmed
-            # against the release here) only warns; a file-by-file one follows data.incomplete
-            if check.exact:
-                short.append(check)
-            else:
-                log.warning("%s (counts only, not enforced)", check.describe())
+            short.append(check)
         else:
             listing.unlink(missing_ok=True)
         if check.unofficial:

@@ -3,14 +3,13 @@
 The paper's protocols use every video of each dataset; a copy with a split folder left
 out, a partial download or files lost in a move still indexes and trains, and gives
 other numbers without an error. The raw stage compares what it indexed with the
-release: file by file where the dataset file lists its official names (``DemoPlan.full``
-with ``full_exact``: OULU-NPU, CASIA-FASD, Replay-Attack, MSU-MFSD), else by the
-release's video count per class (ROSE-Youtu, whose file list is not public).
+release file by file: each dataset file lists its official names (``DemoPlan.full``:
+OULU-NPU, CASIA-FASD, Replay-Attack, MSU-MFSD, and ROSE-Youtu as the official HFN+MP
+repository lists it, see ``datasets/rose_youtu.py``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,9 +25,8 @@ class ReleaseCheck:
     code: str
     official: int                   # videos in the release's protocols
     found: int                      # of those, indexed from the copy
-    missing: tuple[str, ...]        # official relative paths not found (or, by counts, "<label>: n of N")
+    missing: tuple[str, ...]        # official relative paths not found
     unofficial: tuple[str, ...]     # indexed paths that follow the naming rules but are not in the release
-    exact: bool                     # compared file by file (else class counts)
 
     @property
     def complete(self) -> bool:
@@ -42,10 +40,8 @@ class ReleaseCheck:
     def describe(self, shown: int = 10) -> str:
         """What is missing, naming the first ``shown`` missing files (an incomplete copy)."""
         name = dataset_spec(self.code).name
-        lost = self.official - self.found
-        how = "missing" if self.exact else "short of the release's counts"
-        return (f"{name} ({self.code}): {lost} of the {self.official} official videos are {how}: "
-                f"{first_of(self.missing, shown)}")
+        return (f"{name} ({self.code}): {self.official - self.found} of the {self.official} official videos "
+                f"are missing: {first_of(self.missing, shown)}")
 
 
 def check_release(code: str, records: Sequence[VideoRecord]) -> ReleaseCheck | None:
@@ -54,16 +50,8 @@ def check_release(code: str, records: Sequence[VideoRecord]) -> ReleaseCheck | N
     demo = dataset_spec(code).demo
     if demo is None or demo.full is None:
         return None
-    specs, _ = demo.full()
+    official = [s.relpath for s in demo.full()[0]]
     indexed = {r.relpath for r in records}
-    if demo.full_exact:
-        official = [s.relpath for s in specs]
-        names = set(official)
-        missing = tuple(p for p in official if p not in indexed)
-        unofficial = tuple(sorted(indexed - names))
-        return ReleaseCheck(code, len(official), len(official) - len(missing), missing, unofficial, exact=True)
-    want = Counter(s.label for s in specs)
-    have = Counter(r.label.value for r in records)
-    missing = tuple(f"{label}: {have[label]} of {n}" for label, n in want.items() if have[label] < n)
-    found = sum(min(have[label], n) for label, n in want.items())
-    return ReleaseCheck(code, sum(want.values()), found, missing, (), exact=False)
+    missing = tuple(p for p in official if p not in indexed)
+    unofficial = tuple(sorted(indexed - set(official)))
+    return ReleaseCheck(code, len(official), len(official) - len(missing), missing, unofficial)

@@ -2,9 +2,9 @@
 
 OULU-NPU 4950, CASIA-FASD 600, Replay-Attack 1200 (``enroll/`` is left out: no
 protocol reads it), MSU-MFSD 280 and ROSE-Youtu 3497 videos, 10527 in all, with the
-real names (each dataset file's ``DemoPlan.full``; ROSE-Youtu's per-file list is not
-public, so its names follow the documented pattern at the release's class counts).
-Each kind of file is rendered as the small demo renders it (see layout). The lists are enumerated, not drawn, so only
+real names (each dataset file's ``DemoPlan.full``; ROSE-Youtu's from the official HFN+MP
+repository's list). Each kind of file is rendered as the small demo renders it (see
+layout). The lists are enumerated, not drawn, so only
 identities and pixels depend on the seed. A spec's ``subject`` counts the dataset's
 subjects in file order, an index into the identities of faces.reuse_identities.
 """

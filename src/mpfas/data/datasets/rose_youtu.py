@@ -1,18 +1,30 @@
 """ROSE-Youtu: ``{train,test}/<subject>/<type>_<...>.mp4`` (Li et al., IEEE TIFS 2018).
 
 Only the folder and the type prefix carry the protocol: the split is the top folder,
-the subject the numeric folder (test folders may start with an underscore, ``_13``),
-the label the type. ``G`` is live; ``Ps``/``Pq`` printed paper (still / quivering) and
-``Mc``/``Mf``/``Mu`` paper masks (cropped, full, upper part) are print; ``Vl``/``Vm``
-(video replay on a Lenovo LCD / a Mac screen) are replay. What the name says after the
-type (talking, phone, glasses, background, ...) is kept as ``capture``. The release has
-no development split: as for CASIA-FASD and MSU-MFSD, source-val is the seeded
-subject-disjoint slice ``manifests`` draws from the train and test subjects.
+the subject the numeric folder (the release spells test folders with an underscore,
+``_13``; a plain ``13`` is read the same), the label the type. ``G`` is live; ``Ps``/``Pq``
+printed paper (still / quivering) and ``Mc``/``Mf``/``Mu`` paper masks (cropped, full,
+upper part) are print; ``Vl``/``Vm`` (video replay on a Lenovo LCD / a Mac screen) are
+replay. What the name says after the type (talking, phone, glasses, background, ...) is
+kept as ``capture``. The release has no development split: as for CASIA-FASD and
+MSU-MFSD, source-val is the seeded subject-disjoint slice ``manifests`` draws from the
+train and test subjects.
+
+The release's own file list is ``rose_youtu_release.csv`` beside this file, carried over
+from the official HFN+MP repository: ``data/data_list/ROSE-ALL.csv`` in
+RizhaoCai/MetaPattern_FAS at commit 847ba96f6359dfc9fc45bf02595e8beb2df241c0 (3497
+videos: 897 live, 1799 print, 801 replay; train subjects 2-7 and 9-12, test 13-18 and
+20-23). It is what ``demo.size: full`` writes and what ``release.check_release`` compares
+a real copy with, file by file.
 """
 
 from __future__ import annotations
 
+import csv
 import re
+from functools import cache
+from importlib import resources
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,11 +61,12 @@ class RoseYoutu(DatasetAdapter):
 
 # ---------------------------------------------------------------- demo
 
-# Names follow <type>_<T|NT>_<phone>_<g|wg>_<background>_<subject>_<take>.mp4 (talking or
-# not, phone, glasses or not); the adapter reads only the folder and the type.
-ROSE_SUBJECTS = {"train": (2, 3, 4, 5, 6, 7, 9, 10, 11, 12), "test": (13, 14, 15, 16, 17, 18, 19, 20, 21, 22)}
+# Names follow <type>_<T|NT>_<phone>_<g|wg>_<background>_<person>_<take>.mp4 (talking or
+# not, phone, glasses or not); the adapter reads only the folder and the type. In the release
+# the name's person number is not the folder's (train/9/..._E_15_153.mp4); the small demo
+# writes the folder's. The release's subject folders (none is numbered 1, 8 or 19):
+ROSE_SUBJECTS = {"train": (2, 3, 4, 5, 6, 7, 9, 10, 11, 12), "test": (13, 14, 15, 16, 17, 18, 20, 21, 22, 23)}
 ROSE_PHONES = ("HS", "HW", "IP", "5s", "ZTE")  # Hasee, Huawei, iPad, iPhone 5s, ZTE
-ROSE_COUNTS = {"live": 897, "print": 1799, "replay": 801}  # the release (3497 videos)
 # type -> (label, medium, printer / screen style)
 ROSE_TYPES = {
     "G": ("live", "live", ""),
@@ -104,36 +117,43 @@ def _small(dealt: Dealt, rng: np.random.Generator) -> Files:
     return videos, {}
 
 
-def full_names() -> list[tuple[str, int, str, str, int]]:
-    """(split, subject, type, phone, take) of a tree with the release's counts per class.
+class ReleaseFile(NamedTuple):
+    """One row of the release's file list."""
 
-    The per-file list of the release is not public, so the names are the documented
-    pattern, dealt round-robin over subjects, phones and the class's types until each
-    class reaches its count (897 live, 1799 print, 801 replay).
-    """
-    subjects = [(split, s) for split, ids in ROSE_SUBJECTS.items() for s in ids]
-    kinds = {label: [k for k, (lab, _, _) in ROSE_TYPES.items() if lab == label] for label in ROSE_COUNTS}
-    out = []
-    for label, count in ROSE_COUNTS.items():
-        for n in range(count):
-            split, subject = subjects[n % len(subjects)]
-            rest = n // len(subjects)
-            kind = kinds[label][rest % len(kinds[label])]
-            rest //= len(kinds[label])
-            phone = ROSE_PHONES[rest % len(ROSE_PHONES)]
-            out.append((split, subject, kind, phone, rest // len(ROSE_PHONES) + 1))
-    return out
+    relpath: str   # as on disk, relative to the ROSE-Youtu root
+    label: str     # live | print | replay
+    faces: int     # frames where the authors' face detector found a face (0: none)
+
+
+@cache
+def release() -> tuple[ReleaseFile, ...]:
+    """The release's 3497 files, sorted by path (``rose_youtu_release.csv``, see the module doc)."""
+    text = resources.files("mpfas.data.datasets").joinpath("rose_youtu_release.csv").read_text(encoding="utf-8")
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return tuple(ReleaseFile(r["relpath"], r["label"], int(r["faces"])) for r in rows)
+
+
+def full_names() -> list[str]:
+    """The relative path of every file of the release, sorted."""
+    return [f.relpath for f in release()]
 
 
 def _full() -> Files:
+    """Every release file as a demo spec: the type is the name's first ``_`` field, the phone its
+    third, the subject the folder number (the name's own subject field numbers people otherwise)."""
     index = {s: i for i, s in enumerate(s for ids in ROSE_SUBJECTS.values() for s in ids)}
-    return [_spec(split, subject, index[subject], kind, phone, take)
-            for split, subject, kind, phone, take in full_names()], {}
+    specs = []
+    for relpath in full_names():
+        _, folder, name = relpath.split("/")
+        subject = int(folder.lstrip("_"))
+        kind, _, phone = name.split("_")[:3]
+        label, medium, device = ROSE_TYPES[kind]
+        specs.append(VideoSpec("Y", relpath, index[subject], label, medium, device, phone))
+    return specs, {}
 
 
 SPEC = DatasetSpec(
     order=4, adapter=RoseYoutu, splits=("train", "test"),
     demo=DemoPlan(key=4, split_dirs=("train", "test"), small=_small, camera=_PHONES.__getitem__,
-                  place=lambda capture: _PLACE, full=_full, full_subjects=20,
-                  full_exact=False),
+                  place=lambda capture: _PLACE, full=_full, full_subjects=20),
 )
