@@ -1,7 +1,7 @@
 """DVC stage `evaluate@<protocol>`: score target and source-val videos, write metrics and plots.
 
 Usage (dvc.yaml's cmd): python stages/evaluate.py <protocol> --model PT --run JSON --manifest CSV
-    --faces DIR --scores CSV --metrics JSON --roc JSON --plots DIR
+    --faces DIR --curve CSV --scores CSV --metrics JSON --roc JSON --plots DIR
 """
 
 import argparse
@@ -19,6 +19,8 @@ parser.add_argument("--model", type=Path, required=True, help="the checkpoint (t
 parser.add_argument("--run", type=Path, required=True, help="run.json naming the MLflow run to log to")
 parser.add_argument("--manifest", type=Path, required=True, help="the protocol's manifest (manifests stage)")
 parser.add_argument("--faces", type=Path, required=True, help="faces folder the manifest's paths lie in")
+parser.add_argument("--curve", type=Path, required=True,
+                    help="training's validation curve (train stage): the paper-style and last-N views")
 parser.add_argument("--scores", type=Path, required=True, help="per-frame target scores (CSV)")
 parser.add_argument("--metrics", type=Path, required=True, help="metrics (JSON)")
 parser.add_argument("--roc", type=Path, required=True, help="target ROC points (JSON, a DVC plot)")
@@ -34,7 +36,7 @@ def main(params, args) -> None:
                               f"known (manifests.protocols): {sorted(params.manifests.protocols)}")
     done = evaluate_protocol(params, protocol, params.manifests.protocols[protocol], checkpoint=args.model,
                              run_json=args.run, manifest=args.manifest, faces=args.faces,
-                             out=Outputs(args.scores, args.metrics, args.roc, args.plots))
+                             out=Outputs(args.scores, args.metrics, args.roc, args.plots), curve=args.curve)
     publish_best(protocol, done.run_id, args.model)  # best.pt as MLflow models in the protocol's run, registered
     print(done.describe())
 

@@ -82,11 +82,11 @@ def test_mean_and_sample_std_over_folds():
     assert out["acer"].std == pytest.approx(math.sqrt(2 * 0.05 ** 2))
 
 
-def _fold_file(path: Path, apcer: float, bpcer: float) -> None:
+def _fold_file(path: Path, apcer: float, bpcer: float, selection: str = "source_val") -> None:
     video = {"apcer_val": apcer, "bpcer_val": bpcer, "acer_val": (apcer + bpcer) / 2, "val_threshold": 0.5,
              "apcer_print_val": apcer, "apcer_replay_val": apcer / 2}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"video": video}))
+    path.write_text(json.dumps({"video": video, "selection": selection}))
 
 
 def test_report_table(tmp_path):
@@ -111,8 +111,14 @@ def test_report_table(tmp_path):
     params = dataclasses.replace(params, manifests=dataclasses.replace(params.manifests, oulu_protocols=["P1", "P3"]))
     md = render_markdown(build_summary(params, metrics, preset_differences={}))
     assert "## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)" in md
-    assert "| P1 | 1/1 | 10.00 | 5.00 | 7.50 |" in md
-    assert f"| P3 | 6/6 | 7.00 ± {out['P3']['apcer_pct']['std']:.2f} | 0.00 ± 0.00 |" in md
+    assert "| P1 | `source_val` | 1/1 | 10.00 | 5.00 | 7.50 |" in md
+    assert f"| P3 | `source_val` | 6/6 | 7.00 ± {out['P3']['apcer_pct']['std']:.2f} | 0.00 ± 0.00 |" in md
+    assert "- Checkpoint `source_val`: checkpoint picked on Dev" in md and "leaks Test" not in md
+    # a fold whose checkpoint was picked on Test says so in its row and below the table
+    _fold_file(metrics / "evaluate" / "OULU-P3" / "OULU-P3-6.json", 0.12, 0.0, selection="target_oracle")
+    md = render_markdown(build_summary(params, metrics, preset_differences={}))
+    assert "| P3 | `source_val`, `target_oracle` (leaks Test) | 6/6 |" in md
+    assert "- Checkpoint `target_oracle`: checkpoint picked on TEST" in md
     (metrics / "evaluate" / "OULU-P1" / "OULU-P1.json").write_text(json.dumps({"video": {}}))
     with pytest.raises(ReportError, match=r"OULU-P1\.json: malformed"):
         oulu_summary(["P1"], metrics)

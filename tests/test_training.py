@@ -8,6 +8,7 @@ desaturated, blurred and striped (print/replay-like), so there is something to l
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from helpers.faces import manifest_rows
 from helpers.stage_cmd import stage_argv
 from mpfas.core.config import ConfigError, load_params
 from mpfas.core.sampling import pick_evenly
+from mpfas.evaluate.protocol import Outputs, evaluate_protocol
 from mpfas.models import build_model
 from mpfas.models.checkpoint import SCHEMA_VERSION, Preprocess
 from mpfas.models.inference import load_faces, score_videos
@@ -320,6 +322,23 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces", out_dir="models/OCI-M",
           curves=curves)
     assert (curves.loss.path.read_text(), curves.source_val.path.read_text()) == written
+
+    # the target is scored at every evaluation (never selecting under source_val), as evaluate scores
+    # it: at best.pt's iteration the curve holds the evaluate stage's frame numbers
+    assert all(r["target_frame_min_hter"] and r["target_frame_auc"] for r in val)
+    quick = dataclasses.replace(params, evaluate=dataclasses.replace(params.evaluate, bootstrap=0, last_n=1))
+    done = evaluate_protocol(quick, "OCI-M", quick.manifests.protocols["OCI-M"],
+                             checkpoint=Path("models/OCI-M/best.pt"), run_json=Path("models/OCI-M/run.json"),
+                             manifest=Path("data/manifests/OCI-M.csv"),
+                             faces=Path("data/faces"), curve=curves.source_val.path,
+                             out=Outputs(*map(Path, ("s.csv", "m.json", "roc.json", "plots"))))
+    at_best = next(r for r in val if int(r["step"]) == best["iteration"])
+    frame = done.evaluation.metrics["frame"]
+    assert float(at_best["target_frame_min_hter"]) == pytest.approx(frame["hter_oracle"], abs=1e-9)
+    assert float(at_best["target_frame_auc"]) == pytest.approx(frame["auc"], abs=1e-9)
+    views = json.loads(Path("m.json").read_text())["views"]
+    assert views["evaluations"] == 2 and views["last_n"]["iterations"] == [3]
+    assert views["last_n"]["frame_auc"] == {"mean": pytest.approx(float(val[-1]["target_frame_auc"])), "std": None}
 
 
 def test_a_tracking_db_of_another_schema_stops_training_before_any_work(workspace, empty_db, monkeypatch):

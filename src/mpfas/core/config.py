@@ -224,11 +224,13 @@ class ScoreConfig:
 class EvaluateConfig:
     bootstrap: int
     seed: int
+    last_n: int  # the report's last-N view: target evaluations averaged (mpfas.evaluate.views)
 
     def validate(self) -> None:
         if self.bootstrap < 0:
             raise ConfigError(f"evaluate.bootstrap: {self.bootstrap} must be >= 0")
         _seed("evaluate.seed", self.seed)
+        _positive("evaluate.last_n", self.last_n)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any
 from mpfas.core.config import Params, Protocol
 from mpfas.core.device import resolve_device
 from mpfas.evaluate.scoring import Evaluation, evaluate, write_outputs
+from mpfas.evaluate.views import target_views
 from mpfas.manifests.build import read_manifest
 from mpfas.models.checkpoint import Checkpoint, CheckpointError, load_model
 from mpfas.models.inference import score_frames
@@ -60,9 +61,10 @@ def check_belongs(ckpt: Checkpoint, path: Path, protocol: str, run_json: Path) -
 
 
 def evaluate_protocol(params: Params, protocol: str, domains: Protocol, *, checkpoint: Path, run_json: Path,
-                      manifest: Path, faces: Path, out: Outputs) -> ProtocolEvaluation:
+                      manifest: Path, faces: Path, out: Outputs, curve: Path | None = None) -> ProtocolEvaluation:
     """Evaluate ``checkpoint`` on ``manifest`` (whose roles hold ``domains``), write ``out`` and log
-    the metrics and artifacts to the MLflow run named in ``run_json``."""
+    the metrics and artifacts to the MLflow run named in ``run_json``. ``curve``: training's
+    validation curve, for the paper-style and last-N views (:mod:`mpfas.evaluate.views`)."""
     cfg = params.score
     device = resolve_device(params.runtime.device)
     model, ckpt = load_model(checkpoint, device)
@@ -76,6 +78,7 @@ def evaluate_protocol(params: Params, protocol: str, domains: Protocol, *, check
         return score_frames(model, paths, model.input_size, cfg.batch_size, device, cfg.precision)
 
     ev = evaluate(protocol, rows, score_fn, cfg.faces_per_video, params.evaluate, info)
+    ev.metrics["views"] = target_views(curve, params.evaluate.last_n) if curve is not None else None
     artifacts = write_outputs(ev, scores_csv=out.scores, metrics_json=out.metrics, roc_json=out.roc,
                               plot_dir=out.plots)
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)

@@ -19,9 +19,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mpfas.core import atomic
+from mpfas.core.stats import Stat
 
 SEED_KEY = "train.seed"
 
@@ -55,24 +55,6 @@ class Experiment:
     @property
     def seed(self) -> Any:
         return self.params.get(SEED_KEY)
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Mean and sample standard deviation (ddof 1; None for one value) over ``n`` values."""
-
-    mean: float | None
-    std: float | None
-    n: int
-
-    @classmethod
-    def of(cls, values: Iterable[float | None]) -> Stat:
-        """Missing and non-finite values are left out (pandas' skipna)."""
-        series = pd.Series([np.nan if v is None else v for v in values], dtype=float).replace([np.inf, -np.inf], np.nan)
-        n = int(series.count())
-        if n == 0:
-            return cls(None, None, 0)
-        return cls(float(series.mean()), float(series.std()) if n > 1 else None, n)
 
 
 @dataclass(frozen=True)
