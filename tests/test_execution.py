@@ -92,7 +92,7 @@ def test_optimised_step_matches_the_plain_step(batches):
     """Losses and every weight of the optimised step within tolerance of the plain step's.
 
     channels_last sums the convolutions' products in another order and PyTorch's NHWC batch
-    norm takes its statistics less accurately (README, "A faster CPU step?"), so values differ
+    norm takes its statistics less accurately (docs/benchmarks.md, "train.channels_last: true on CPU"), so values differ
     from the first step on, and the randomly initialised network with BatchNorm on small
     batches amplifies that: against a float64 reference, one fp32 forward/backward of the
     two-stream ResNet-50 at 128 px has gradients 2 % off in NCHW and 4.5 % off in NHWC (the

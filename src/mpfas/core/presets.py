@@ -34,7 +34,8 @@ class Preset:
 
 PAPER = Preset(
     name="paper",
-    description="HFN+MP as the official code trains and selects it (docs/method.md)",
+    description="HFN+MP's official training and selection settings (docs/method.md; the detector, "
+                "frame sampling and iteration budget still differ)",
     values={
         # the network: two ResNet-50 streams at 256 px from torchvision's V1 ImageNet weights
         "model.backbone": "resnet50",

@@ -6,8 +6,9 @@ attack. ``role`` is ``source-train`` (meta-learning data), ``source-val`` (a
 subject-disjoint slice of the sources, used to pick the checkpoint and fix the
 decision threshold without looking at the target) or ``target`` (the unseen domain).
 
-A video without any aligned face is left out, as the official data lists hold only
-videos with a detected face: it has nothing to train on or score. Such videos are
+A video without any aligned face is left out: it has nothing to train on or score (the
+official data lists keep such videos and the official loader skips them as it loads,
+docs/provenance.md). Such videos are
 counted per role and domain (``excluded_no_face`` in metrics/manifests.json), and a
 faceless row is refused wherever a manifest is checked or read.
 

@@ -202,7 +202,7 @@ def train(params: Params, protocol: str, *, manifest: str | Path, faces: str | P
     if params.data.source == "real" and not params.model.pretrained:
         raise ConfigError(
             "model.pretrained: empty, but data.source is 'real': the paper's numbers need ImageNet "
-            "weights. Set it to a local torchvision ResNet file (the paper: resnet50-19c8e357.pth), "
+            "weights. Set it to a local torchvision ResNet file (likely the paper's: resnet50-19c8e357.pth), "
             "or to 'random' to train from random weights on purpose"
         )
     if cfg.select == "source_val" and not by_role["source-val"]:
