@@ -325,6 +325,9 @@ def test_report_shows_three_labelled_views_and_sets_the_paper_style_beside_publi
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps({**data, "selection": "target_oracle"}))
     md = render_markdown(build_summary(params, Path("metrics"), preset_differences=differences(params)))
     assert "| OCI-M (O&C&I→M) | none (checkpoint chosen on the target) | 10.00 / 95.00 (40) |" in md
+    # the paper preset in full still differs where no knob reaches: the report never says "every knob"
+    md = render_markdown(build_summary(params, Path("metrics"), preset_differences={}))
+    assert "None of the paper preset's knobs" in md and "face detector and the frame sampling, still differs" in md
 
 
 def test_report_detection_table_shows_release_completeness(workdir):

@@ -153,8 +153,9 @@ class ModelConfig:
     backbone: str  # a name in the backbone registry (mpfas.models.backbones)
     input_size: int
     pattern: Literal["meta", "none", "hsv", "ycrcb", "lbp"]
-    # Local torchvision ImageNet weights file (relative paths: from the repository root);
-    # "random" = train from random weights on purpose; "" = not set (demo only: random, warned).
+    # Local ImageNet weights file (relative paths: from the repository root); "bundled" = the
+    # file an installed package ships for the backbone (efficientnet_lite0); "random" = train
+    # from random weights on purpose; "" = not set (demo only: random, warned).
     pretrained: str
     # rgb: faces enter the network as RGB. bgr: channels reversed first, which is what the
     # official code feeds (OpenCV's BGR frames, unconverted, into RGB ImageNet weights).

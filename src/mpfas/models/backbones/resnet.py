@@ -30,13 +30,13 @@ class ResNetBody(nn.Module):
         return c3, c4, c5
 
 
-@register_backbone("resnet18", channels=(128, 256, 512))
+@register_backbone("resnet18", channels=(128, 256, 512), head=("fc.",))
 def resnet18() -> nn.Module:
     """torchvision ResNet-18 without avgpool/fc (the CPU demo's)."""
     return ResNetBody("resnet18")
 
 
-@register_backbone("resnet50", channels=(512, 1024, 2048))
+@register_backbone("resnet50", channels=(512, 1024, 2048), head=("fc.",))
 def resnet50() -> nn.Module:
     """torchvision ResNet-50 without avgpool/fc (the paper's)."""
     return ResNetBody("resnet50")
