@@ -105,6 +105,15 @@ def test_same_seed_same_frames_other_seed_differs(demo, tmp_path):
 
 
 @pytest.mark.slow  # writes the demo twice: ~9 s
+def test_only_the_datasets_asked_for_are_written_each_as_in_a_full_run(demo, tmp_path):
+    """The raw stage writes only ``data.datasets``; each dataset draws from its own streams, so
+    leaving ROSE-Youtu out changes no byte of the others."""
+    synthesize_demo(SMALL, tmp_path, progress=False, workers=1, codes=["M"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DATASET_NAMES["M"]]
+    written = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert written == {rel: (demo / rel).read_bytes() for rel in written}
+
+
 def test_rerun_replaces_a_demo_but_refuses_foreign_data(tmp_path):
     small = dflt.demo(seed=0, subjects=2, frames=2, fps=12)
     synthesize_demo(small, tmp_path, progress=False, workers=1)

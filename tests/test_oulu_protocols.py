@@ -124,8 +124,8 @@ def test_config():
     for bad, match in (("[P5]", "unknown protocol 'P5'"), ("[P1, P1]", "listed twice")):
         with pytest.raises(ConfigError, match=match):
             checked(base.replace("oulu_protocols: []", f"oulu_protocols: {bad}"))
-    assert "datasets: [O, C, I, M, Y]" in chosen and "protocols: [OCI-M, OMI-C, OCM-I, ICM-O]" in chosen
-    without_o = (chosen.replace("datasets: [O, C, I, M, Y]", "datasets: [C, I, M, Y]")
+    assert "datasets: [O, C, I, M]" in chosen and "protocols: [OCI-M, OMI-C, OCM-I, ICM-O]" in chosen
+    without_o = (chosen.replace("datasets: [O, C, I, M]", "datasets: [C, I, M]")
                  .replace("protocols: [OCI-M, OMI-C, OCM-I, ICM-O]", "protocols: [MI-C]"))
     with pytest.raises(ConfigError, match=r"oulu_protocols: OULU-NPU \(O\) is not in data.datasets"):
         checked(without_o)

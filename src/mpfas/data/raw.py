@@ -114,7 +114,7 @@ def build_raw(params: Params, index_dir: Path, contact_sheet_png: Path | None = 
     if params.data.source == "demo":
         from mpfas.demo import synthesize_demo  # heavy imports only when needed
 
-        synthesize_demo(params.demo, Path(params.data.demo_root))
+        synthesize_demo(params.demo, Path(params.data.demo_root), codes=params.data.datasets)
     else:
         # Real roots are read-only inputs; the demo folder only records where they are.
         Path(params.data.demo_root).mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,11 +135,13 @@ def _prepare_root(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
-def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, workers: int = 2) -> None:
-    """Write ``out_root/<dataset name>/...`` for each demo dataset (same seed -> same videos)."""
+def synthesize_demo(cfg: DemoConfig, out_root: Path, progress: bool = True, workers: int = 2,
+                    codes: Sequence[str] | None = None) -> None:
+    """Write ``out_root/<dataset name>/...`` for each demo dataset in ``codes`` (default: all; same
+    seed -> same videos, whichever others are written: each dataset draws from its own streams)."""
     cfg.validate()
     out_root = Path(out_root)
-    plans = plan_demo(cfg)
+    plans = {code: plan for code, plan in plan_demo(cfg).items() if codes is None or code in codes}
     tmp_dir = out_root / _TMP_DIR
     shutil.rmtree(tmp_dir, ignore_errors=True)
     tmp_dir.mkdir(parents=True)

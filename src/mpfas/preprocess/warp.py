@@ -4,6 +4,12 @@ As in the official pipeline's MTCNN alignment: rotation and scale come from the
 least-squares similarity between the five landmarks (eyes, nose tip, mouth corners)
 and a mean-face template widened by ``padding`` on every side; the translation then
 puts the midpoint of the eyes at (0.5 W, 0.4 H) of the crop.
+
+The landmarks are rounded to whole frame pixels first. MTCNN's float results differ in
+their last bits from one CPU to another (vector units, thread counts), and unrounded they
+made the aligned faces, and so every trained model, differ byte for byte between machines
+given the same frames. Whole pixels absorb such differences except at a rounding
+boundary; the cost is at most half a frame pixel of alignment.
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def alignment_matrix(landmarks: np.ndarray, size: int, padding: float) -> np.ndarray:
     """2x3 matrix taking a frame to the aligned ``size`` x ``size`` crop."""
-    landmarks = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
+    landmarks = np.round(np.asarray(landmarks, dtype=np.float64).reshape(5, 2))  # CPU-independent (module doc)
     m = similarity_transform(landmarks, template_points(size, padding))
     eyes = landmarks[:2].mean(0)
     m[:, 2] = np.array(EYE_CENTRE) * size - m[:, :2] @ eyes
