@@ -34,7 +34,7 @@ parser.add_argument("--val-curve", type=Path, help="source-val metrics per valid
 # training reads the protocol's definition, how faces were made (recorded in the checkpoints), the
 # model and training knobs, and how source-val scores
 @stage_main(parser, item="protocol", sections=("data", "manifests", "extract", "align", "model", "train", "score"),
-            checks=(check_params, lambda p: check_backbone(p.model.backbone)))
+            checks=(check_params, lambda p: check_backbone(p.model.backbone, p.model.pretrained)))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.protocols:

@@ -32,7 +32,7 @@ parser.add_argument("--metrics", type=Path, required=True, help="training summar
 
 # the keys every training stage reads (mpfas.train.keys), and which OULU-NPU protocols are on
 @stage_main(parser, item="protocol", sections=("data", "manifests", "extract", "align", "model", "train", "score"),
-            checks=(check_params, lambda p: check_backbone(p.model.backbone)))
+            checks=(check_params, lambda p: check_backbone(p.model.backbone, p.model.pretrained)))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.oulu_protocols:

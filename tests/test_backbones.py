@@ -73,3 +73,13 @@ def test_a_resnet_file_for_lite0_names_both(tmp_path):
     model = build_model(dflt.model(backbone="efficientnet_lite0", input_size=64, pretrained="random"))
     with pytest.raises(ValueError, match=r"resnet18\.pth: not a state dict of efficientnet_lite0.*looks like resnet18"):
         load_pretrained(model, path)
+
+
+def test_bundled_for_a_backbone_without_a_package_fails_at_the_params_check():
+    from mpfas.core.config import ConfigError
+    from mpfas.models.backbones import check_backbone
+
+    check_backbone("efficientnet_lite0", "bundled")
+    check_backbone("resnet18", "weights/resnet18-f37072fd.pth")
+    with pytest.raises(ConfigError, match=r"model\.pretrained: 'bundled'.*resnet18.*efficientnet_lite0"):
+        check_backbone("resnet18", "bundled")

@@ -56,7 +56,7 @@ def test_repo_params_load():
     (lambda d: d["train"].update(meta_lr="inf"), "train.meta_lr"),
     (lambda d: d["train"].update(seed=2**32), "train.seed"),
     (lambda d: d["runtime"].update(experiment=""), "runtime.experiment"),
-    (lambda d: d["align"]["max_failed_videos"].pop("Y"), "align.max_failed_videos"),
+    (lambda d: d["align"]["max_failed_videos"].pop("M"), "align.max_failed_videos"),
     # names and folders that become paths stay inside the repository
     (lambda d: d["manifests"]["protocols"].update({"../../../x/evil": {"sources": ["O", "C"], "target": "M"}}),
      "manifests.protocols.../../../x/evil"),
@@ -72,7 +72,7 @@ def test_bad_params_name_the_key(tmp_path, mutate, key):
     with pytest.raises(ConfigError) as info:
         params = load_params(write(tmp_path, mutate))
         check_params(params)
-        check_backbone(params.model.backbone)
+        check_backbone(params.model.backbone, params.model.pretrained)
     assert key in str(info.value)
 
 
@@ -86,7 +86,7 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 def test_flatten_for_mlflow():
     flat = flat_params(load_params(ROOT / "params.yaml"))
-    assert flat["train.inner_loops"] == "4"
+    assert flat["train.inner_loops"] == "2" and flat["model.pretrained"] == "bundled"
     assert flat["manifests.protocols.OCI-M.target"] == "M"
     assert flat["data.roots.O"] == ""
 

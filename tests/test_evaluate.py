@@ -270,7 +270,7 @@ def test_report_table_and_published_numbers(workdir):
     assert "NOT selected on the target" in md and "lowest video-level HTER on source-val" in md
     assert "we infer that the published numbers" in md  # a fact about the papers we could not check
     assert "docs/provenance.md" in md and "DESIGN" not in md
-    assert "`model.backbone`: 'resnet18'" in md  # knobs that differ from the paper preset
+    assert "`model.backbone`: 'efficientnet_lite0'" in md  # knobs that differ from the paper preset
     assert json.loads(Path("metrics/summary.json").read_text())["data_source"] == "demo"
     assert Path("plots/summary.png").stat().st_size > 1000
     real = dataclasses.replace(params, data=dataclasses.replace(params.data, source="real"))

@@ -162,7 +162,8 @@ def test_oulu_stages_train_on_phones_and_evaluate_at_the_dev_threshold(oulu_work
 
     table = oulu_summary(["P1"], oulu_workspace / "metrics")["P1"]
     assert table["evaluated"] == 1 and table["acer_pct"]["mean"] == round(100 * video["acer_val"], 2)
-    assert re.search(r"\| P1 \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", "\n".join(render_oulu({"P1": table})))
+    row = r"\| P1 \| `source_val` \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|"
+    assert re.search(row, "\n".join(render_oulu({"P1": table})))
 
     mlflow.set_tracking_uri(uri)
     run_id = json.loads((fold_dir / "run.json").read_text())["run_id"]
@@ -235,6 +236,6 @@ def test_dvc_repro_oulu_p1_on_a_small_real_tree(tmp_path):
 
     md = (repo / "reports/summary.md").read_text()
     assert "## OULU-NPU intra-dataset protocols (ISO/IEC 30107-3)" in md
-    assert re.search(r"\| P1 \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", md), md
+    assert re.search(r"\| P1 \| `source_val` \| 1/1 \| \d+\.\d\d \| \d+\.\d\d \| \d+\.\d\d \|", md), md
     # the output-neutral knobs leave the OULU stages up to date
     check_runtime_edits_rerun_nothing(repo, stages=("train_oulu", "evaluate_oulu"))

@@ -41,7 +41,7 @@ def test_paper_preset_sets_every_knob_and_keeps_comments(tmp_path):
     dry = _cli("preset", "paper", "--params", str(params_file), "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert params_file.read_text() == (REPO / "params.yaml").read_text()  # a dry run writes nothing
-    assert "model.backbone: 'resnet18' -> 'resnet50'" in dry.stdout
+    assert "model.backbone: 'efficientnet_lite0' -> 'resnet50'" in dry.stdout
 
     done = _cli("preset", "paper", "--params", str(params_file))
     assert done.returncode == 0, done.stderr
@@ -58,7 +58,8 @@ def test_paper_preset_sets_every_knob_and_keeps_comments(tmp_path):
     # the user's data settings and the file's comments survive
     assert p.data == before.data
     text = params_file.read_text()
-    assert "# The single source of knobs." in text and "# resnet18 (CPU demo) | resnet50 (the paper)" in text
+    assert "# The single source of knobs." in text
+    assert "# efficientnet_lite0 (CPU demo, docs/demo.md) | resnet18 | resnet50 (the paper)" in text
 
 
 def test_preset_as_dvc_exp_arguments_and_own_weights_path(tmp_path):

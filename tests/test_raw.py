@@ -14,7 +14,8 @@ from mpfas.data.raw import build_raw, index_datasets
 def real_params(tmp_path, **roots):
     base = {code: str(tmp_path / code) for code in "OCIM"}
     base.update(roots)
-    return dflt.params(data=dflt.data(source="real", roots=base, demo_root=str(tmp_path / "raw")))
+    datasets = [code for code in "OCIMY" if code in base]  # ROSE-Youtu only when a test gives its root
+    return dflt.params(data=dflt.data(source="real", roots=base, datasets=datasets, demo_root=str(tmp_path / "raw")))
 
 
 @pytest.fixture

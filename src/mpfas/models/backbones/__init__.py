@@ -65,12 +65,17 @@ def get_backbone(name: str) -> Backbone:
         raise ValueError(f"model.backbone: unknown backbone {name!r}; use one of {list(_REGISTRY)}") from None
 
 
-def check_backbone(name: str) -> None:
-    """``model.backbone`` names a registered backbone (the params parser knows no registry)."""
-    if name not in _REGISTRY:
-        from mpfas.core.config import ConfigError
+def check_backbone(name: str, pretrained: str = "") -> None:
+    """``model.backbone`` names a registered backbone (the params parser knows no registry), and
+    ``model.pretrained: bundled`` only one whose weights an installed package ships."""
+    from mpfas.core.config import ConfigError
 
+    if name not in _REGISTRY:
         raise ConfigError(f"model.backbone: {name!r} is not a registered backbone; use one of {list(_REGISTRY)}")
+    if pretrained == "bundled" and _REGISTRY[name].bundled is None:
+        shipped = [n for n, b in _REGISTRY.items() if b.bundled is not None]
+        raise ConfigError(f"model.pretrained: 'bundled', but no installed package ships {name} weights (only "
+                          f"{shipped}); set it to a local weights file, or 'random' on purpose")
 
 
 # every module of this package registers its backbones: adding one is one new file
