@@ -41,12 +41,12 @@ def test_every_stage_produced_its_outputs(repo):
     assert raw["source"] == "demo"
     assert all(d["live"] and d["print"] and d["replay"] for d in raw["datasets"].values())
     assert (repo / "plots/datasets.png").stat().st_size > 10_000
-    for code in "OCIMY":
+    for code in "OCIM":  # the default data.datasets: what the default protocols read
         align = load(repo, f"metrics/align/{code}.json")
         assert align["detection_rate"] >= 0.95, (code, align["failures_by_reason"])
         assert (repo / f"plots/faces_{code}.png").is_file()
     manifests = load(repo, "metrics/manifests.json")["protocols"]
-    assert set(manifests) == {"OCI-M", "OMI-C", "OCM-I", "ICM-O", "MI-C", "MI-O", "ICY-O", "IMY-O", "MCY-O"}
+    assert set(manifests) == {"OCI-M", "OMI-C", "OCM-I", "ICM-O", "MI-C", "MI-O"}  # no ROSE-Youtu ones
     for name, roles in manifests.items():
         target = name.split("-")[1]
         assert set(roles["target"]) == {target}

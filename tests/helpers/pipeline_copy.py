@@ -21,7 +21,7 @@ TINY = {  # small enough for CI on 2 cores, large enough for every check to mean
     "align": {"crop_size": 64},
     "manifests": {"val_fraction": 0.25},
     "model": {"input_size": 64},
-    "data": {"protocols": ["OCI-M"], "datasets": ["O", "C", "I", "M", "Y"]},  # every dataset's path
+    "data": {"protocols": ["OCI-M"]},
     "train": {"iterations": 3, "inner_loops": 1, "eval_every": 3, "batch_live": 2, "batch_spoof": 2},
     "evaluate": {"bootstrap": 50},
     "runtime": {"checkpoint_every": 3},
