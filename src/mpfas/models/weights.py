@@ -135,7 +135,7 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
             f"got {type(state).__name__}"
         )
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    state = {k: v for k, v in state.items() if not k.startswith(backbone.head or ("\0",))}
+    state = {k: v for k, v in state.items() if not k.startswith(backbone.head)}
 
     body = model.hfn.rgb_stream.body
     expected = body.state_dict()

@@ -115,7 +115,7 @@ class EfficientNetLiteClassifier(nn.Module):
         """A weights file's state dict (body keys unprefixed, as the file has them)."""
         head = ("_conv_head.", "_bn1.", "_fc.")
         self.body.load_state_dict({k: v for k, v in state.items() if not k.startswith(head)})
-        nn.Module.load_state_dict(self, {k: v for k, v in state.items() if k.startswith(head)}, strict=False)
+        self.load_state_dict({k: v for k, v in state.items() if k.startswith(head)}, strict=False)
 
 
 def bundled_lite0() -> Path:
