@@ -5,11 +5,11 @@ batches + the meta-train batches), achieved TFLOP/s (counted with
 torch.utils.flop_counter over one iteration), the share of wall time spent outside the
 model's forward, the backward passes and the optimiser steps, and peak memory, for
 
-* demo:  resnet18, 128 px, 4+4 per domain, K=4 (params.yaml defaults)
+* demo:  efficientnet_lite0, 128 px, 4+4 per domain, K=2 (params.yaml defaults)
 * paper: resnet50, 256 px, 4+4 per domain, K=4 (the official setting)
 
 ``--variant`` picks the step's execution settings (``mpfas.train.execution``): ``plain``
-is params.yaml's defaults (channels_last on CUDA only), ``optimised``
+is NCHW on CPU (``channels_last: auto``: channels_last on CUDA only), ``optimised``
 is OPTIMISED below, ``both`` runs the two interleaved in one process (A, B, A, B, ... so that
 load from other jobs hits both alike) from the same weights on the same batches and prints
 the speed-up and how far their losses and weights ended apart.
@@ -37,14 +37,17 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
-from mpfas.core.config import ModelConfig, TrainConfig
+from mpfas.core.config import ModelConfig, TrainConfig, load_params
 from mpfas.models import build_model
 from mpfas.train.data import DomainBatch
 from mpfas.train.execution import channels_last, prepare_model
 from mpfas.train.step import Optimisers, meta_iteration
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class BenchConfig:
 
 
 CONFIGS = {
-    "demo": BenchConfig("demo", "resnet18", 128),
+    "demo": BenchConfig("demo", "efficientnet_lite0", 128, inner_loops=2),
     "paper": BenchConfig("paper", "resnet50", 256),
 }
 
@@ -143,6 +146,7 @@ def timed(step: Callable[[], object], iters: int, device: torch.device) -> tuple
     return (time.perf_counter() - t0) / iters, (time.process_time() - c0) / iters
 
 
+PLAIN: dict[str, object] = {"channels_last": "auto"}
 OPTIMISED: dict[str, object] = {"channels_last": True}
 """What ``--variant optimised`` sets in the train section (``mpfas.train.execution``);
 the README's bench table says what each candidate gave."""
@@ -226,12 +230,14 @@ def make_case(cfg: BenchConfig, variant: str, precision: str, algorithm: str, de
               batches: dict[str, list[DomainBatch]]) -> Case:
     """The training loop's model, optimisers and iteration for ``variant``, from seed 0's
     weights, drawing ``batches`` in the same order as every other case."""
-    train_cfg = TrainConfig(algorithm=algorithm, inner_loops=cfg.inner_loops, first_order=False,
-                            precision=precision, **(OPTIMISED if variant == "optimised" else {}))
+    train_cfg = dataclasses.replace(load_params(ROOT / "params.yaml").train, algorithm=algorithm,
+                                    inner_loops=cfg.inner_loops, first_order=False, precision=precision,
+                                    **(OPTIMISED if variant == "optimised" else PLAIN))
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_model(ModelConfig(backbone=cfg.backbone, input_size=cfg.input_size)).to(device)
+        model = build_model(ModelConfig(backbone=cfg.backbone, input_size=cfg.input_size, pattern="meta",
+                                        pretrained="random", channel_order="rgb", pyramid_init="official")).to(device)
     model = prepare_model(model, train_cfg, device)
     model.train()
     opt = Optimisers(*make_optimizers(model, meta_lr=1e-3, inner_loops=cfg.inner_loops))

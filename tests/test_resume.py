@@ -26,6 +26,7 @@ from PIL import Image
 
 from helpers.faces import manifest_rows, picked_face, train_workspace
 from mpfas.core.config import load_params
+from mpfas.models.inference import FaceCache, load_face
 from mpfas.train import DomainSampler
 
 # ---------------------------------------------------------------- kill and resume
@@ -183,6 +184,30 @@ def test_loader_threads_give_the_same_batches(workspace):
             assert torch.equal(a.rgb, b.rgb) and torch.equal(a.is_live, b.is_live), domain
     finally:
         threaded.close()
+
+
+def test_the_face_cache_changes_no_batch_and_keeps_to_its_budget(workspace):
+    """Training keeps decoded faces in memory (``FaceCache``): the same tensors as decoding each
+    time, a caller's in-place edit never reaches the cache, and past ``max_bytes`` it decodes."""
+    rows = [r for r in manifest_rows(workspace) if r.role == "source-train"]
+    cached = DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5)
+    uncached = DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5,
+                             cache=FaceCache(32, max_bytes=0))
+    for domain in ("O", "C", "I") * 6:  # long enough to draw faces a second time
+        a, b = cached.batch(domain), uncached.batch(domain)
+        assert torch.equal(a.rgb, b.rgb) and torch.equal(a.is_live, b.is_live), domain
+    assert len(cached.cache) > 0 and len(uncached.cache) == 0
+    face = rows[0].faces[0]
+    cache = FaceCache(32, max_bytes=2 * 3 * 32 * 32)
+    first = cache.load(face)
+    assert torch.equal(first, load_face(face, 32))
+    first.zero_()
+    assert torch.equal(cache.load(face), load_face(face, 32))
+    for other in rows[1].faces + rows[2].faces:
+        cache.load(other)
+    assert len(cache) == 2 and cache.bytes == 2 * 3 * 32 * 32
+    with pytest.raises(ValueError, match="32 px"):
+        DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=64, seed=5, cache=cache)
 
 
 @pytest.mark.slow  # three train() runs

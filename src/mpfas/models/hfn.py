@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mpfas.core.config import ModelConfig
+from mpfas.models.backbones import get_backbone
 from mpfas.models.fpn import FPN_CHANNELS, FPNStream, upsample_add
 from mpfas.models.pattern import build_pattern
 from mpfas.models.weights import load_pretrained
@@ -163,10 +164,12 @@ def build_model(cfg: ModelConfig) -> MetaPatternFAS:
     if not cfg.random_init:
         load_pretrained(model, cfg.pretrained)
     else:
+        fix = ("'bundled' (the installed package's ImageNet file)" if get_backbone(cfg.backbone).bundled
+               else "a local ImageNet weights file (torchvision's)")
         msg = (
             f"model.pretrained is {cfg.pretrained or 'empty'!r}: the {cfg.backbone} backbones start from "
-            "RANDOM weights, not ImageNet; results will not be comparable to the paper. Set "
-            "model.pretrained to a local torchvision weights file."
+            f"RANDOM weights, not ImageNet; results will not be comparable to the paper. Set "
+            f"model.pretrained to {fix}."
         )
         warnings.warn(msg, RandomInitWarning, stacklevel=2)
         log.warning(msg)

@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.transforms.v2 import functional as tf
 
 from mpfas.core.errors import MpfasError
 from mpfas.core.sampling import pick_evenly
-from mpfas.models.inference import load_face
+from mpfas.models.inference import FaceCache
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +104,8 @@ def photometric_jitter(rgb: Tensor, rng: np.random.Generator, jitter: Jitter = J
     hue = rng.uniform(-jitter.hue, jitter.hue, n)
     blur = rng.random(n) < jitter.blur_p
     sigma = rng.uniform(0.1, 1.0, n)
+    from torchvision.transforms.v2 import functional as tf  # here: torchvision costs 1.7 s to import
+
     out = []
     for i, img in enumerate(rgb):
         img = tf.adjust_brightness(img, float(bright[i]))
@@ -127,8 +128,11 @@ class DomainSampler:
 
     def __init__(self, rows: Sequence[Any], *, num_frames: int, batch_live: int, batch_spoof: int,
                  size: int, seed: int | Sequence[int], workers: int = 0, flip: bool = True,
-                 color: bool = False) -> None:
+                 color: bool = False, cache: FaceCache | None = None) -> None:
         self.batch_live, self.batch_spoof, self.size, self.flip = batch_live, batch_spoof, size, flip
+        self.cache = cache if cache is not None else FaceCache(size)
+        if self.cache.size != size:
+            raise ValueError(f"face cache holds {self.cache.size} px faces, the sampler needs {size} px")
         self.color = color
         self.rng = np.random.default_rng(seed)
         self.streams: dict[tuple[str, int], _Stream] = {}
@@ -156,8 +160,7 @@ class DomainSampler:
                   + self.streams[(domain, 0)].take(self.batch_spoof, self.rng))
         flips = self.rng.random(len(picked)) < 0.5 if self.flip else np.zeros(len(picked), bool)
         paths = [f.path for f in picked]
-        images = list(self.pool.map(lambda p: load_face(p, self.size), paths)) if self.pool else [
-            load_face(p, self.size) for p in paths]
+        images = list(self.pool.map(self.cache.load, paths)) if self.pool else [self.cache.load(p) for p in paths]
         rgb = torch.stack([img.flip(-1) if f else img for img, f in zip(images, flips)])
         if self.color:  # drawn after the flips: with color off, the batches stay the official ones
             rgb = photometric_jitter(rgb, self.rng)

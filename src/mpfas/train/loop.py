@@ -45,7 +45,7 @@ from mpfas.core.errors import MpfasError
 from mpfas.core.metrics import best_hter, eer, error_rates, roc_auc
 from mpfas.core.sampling import pick_evenly
 from mpfas.models.checkpoint import Preprocess
-from mpfas.models.inference import FaceReadError, score_video_frames
+from mpfas.models.inference import FaceCache, FaceReadError, score_video_frames
 from mpfas.train import distributed, rng
 from mpfas.train.curves import Curves
 from mpfas.train.data import DomainSampler
@@ -111,7 +111,7 @@ def faces_digest(paths: Sequence[str]) -> str:
 
 
 def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device: torch.device,
-             prefix: str = "val") -> dict[str, float]:
+             prefix: str = "val", cache: FaceCache | None = None) -> dict[str, float]:
     """Video-level AUC, EER and HTER at the EER threshold, the sweep-oracle min HTER, and the
     frame-level AUC and min HTER (what the official trainer selects on).
 
@@ -121,7 +121,7 @@ def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device
     """
     cfg = params.score
     per_video = score_video_frames(model, [r.faces for r in rows], params.model.input_size, cfg.batch_size,
-                                   device, cfg.faces_per_video, cfg.precision)
+                                   device, cfg.faces_per_video, cfg.precision, cache)
     scores = np.array([s.mean() for s in per_video])
     frames = np.concatenate(per_video)
     labels = np.array([r.is_live for r in rows])
@@ -144,18 +144,18 @@ def validate(model: torch.nn.Module, rows: Sequence[Any], params: Params, device
 
 
 def _validation(model: torch.nn.Module, by_role: dict[str, list[Any]], params: Params, device: torch.device,
-                it: int) -> tuple[dict[str, float], tuple[float, float]]:
-    """Score source-val (and, for the target oracle, the target); return the record and the
-    selection key of ``train.select`` (smaller is better)."""
+                it: int, cache: FaceCache | None = None) -> tuple[dict[str, float], tuple[float, float]]:
+    """Score source-val and the target; return the record and the selection key of
+    ``train.select`` (smaller is better)."""
     select = params.train.select
     val: dict[str, float] = {}
     if by_role["source-val"]:
-        val = validate(model, by_role["source-val"], params, device, "source-val")
+        val = validate(model, by_role["source-val"], params, device, "source-val", cache)
         log.info("it %d: source-val AUC %.4f HTER@EER-thr %.4f (thr %.4f)", it, val["auc"], val["hter"],
                  val["threshold"])
     # the target is scored at every evaluation, as the official trainer does, for the report's
     # paper-style and last-N views (mpfas.evaluate.views); it selects only under target_oracle
-    tgt = validate(model, by_role["target"], params, device, "target")
+    tgt = validate(model, by_role["target"], params, device, "target", cache)
     val.update({f"target_{k}": v for k, v in tgt.items()})
     log.info("it %d: target frame-level min-HTER %.4f, frame AUC %.4f (%s)", it, tgt["frame_min_hter"],
              tgt["frame_auc"], "selects: the oracle" if select == "target_oracle" else "observed, never selects")
@@ -282,8 +282,8 @@ def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
     if params.model.random_init:
         log.warning("!" * 72)
         log.warning("model.pretrained is %r: BOTH streams start from RANDOM weights, not ImageNet. "
-                    "Numbers will be far from the paper's; set model.pretrained to a local "
-                    "torchvision ResNet weights file.", params.model.pretrained or "empty")
+                    "Numbers will be far from the paper's; set model.pretrained (docs/method.md).",
+                    params.model.pretrained or "empty")
         log.warning("!" * 72)
     return model
 
@@ -312,7 +312,7 @@ def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, opt: Optim
     if validate_now or checkpoint_now:
         ctx.average_buffers(model)  # one model to validate and save, whichever rank
     if validate_now and ctx.is_main:
-        val, key = _validation(model, by_role, run.params, device, it)
+        val, key = _validation(model, by_role, run.params, device, it, sampler.cache)
         run.log_metrics({k if k.startswith("target_") else f"val_{k}": v
                          for k, v in val.items() if not k.endswith("videos")}, it)
         if _better(key, best.key):

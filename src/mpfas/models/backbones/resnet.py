@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torchvision
 from torch import Tensor, nn
 
 from mpfas.models.backbones import register_backbone
@@ -17,6 +16,8 @@ class ResNetBody(nn.Module):
 
     def __init__(self, arch: str) -> None:
         super().__init__()
+        import torchvision  # here, not at the top: 1.7 s of import every stage would pay
+
         net = getattr(torchvision.models, arch)(weights=None)
         self.arch = arch
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
