@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo lint test test-all test-fast bench gpu-check ui exps seeds seeds-report clean
+.PHONY: setup demo lint test test-all test-fast bench gpu-check ui exps seeds seeds-report compare compare-report clean
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,14 @@ seeds: setup
 
 seeds-report: setup
 	$(BIN)/python -m mpfas seeds aggregate --out reports/seeds.md --plot plots/seeds.png
+
+# both methods (HFN+MP and the SSDG-R baseline) on the same manifests and seeds: one queued
+# experiment per (method, seed), then one table of mean +- std per method (docs/methods.md)
+compare: setup
+	$(BIN)/python -m mpfas seeds queue --seeds $(SEEDS) -S model.method=hfn_mp,ssdg --start --jobs $(JOBS)
+
+compare-report: setup
+	$(BIN)/python -m mpfas seeds aggregate --out reports/methods.md --plot plots/methods.png
 
 # experiments side by side: the params that differ and the headline means (docs/tracking.md)
 exps: setup

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from mpfas.core.presets import PAPER, differences
+from mpfas.core.presets import differences, preset_for
 from mpfas.core.stage import stage_main
 from mpfas.evaluate.report import write_report
 from mpfas.tracking import log_pipeline_summary
@@ -22,9 +22,10 @@ parser.add_argument("--plot", type=Path, required=True, help="the summary figure
 
 
 # the report lists every knob that differs from the paper preset: it reads the preset's sections
-@stage_main(parser, sections=("data", "manifests", "align", "model", "train", "score"))
+@stage_main(parser, sections=("data", "manifests", "align", "model", "train", "ssdg", "score"))
 def main(params, args) -> None:
-    summary = write_report(params, preset_differences=differences(params, PAPER), metrics_dir=args.metrics_dir,
+    official = preset_for(params.model.method)  # the run's own method's official setting
+    summary = write_report(params, preset_differences=differences(params, official), metrics_dir=args.metrics_dir,
                            summary_json=args.summary, summary_md=args.markdown, summary_png=args.plot)
     # the table and plot as artifacts of this pipeline run's parent MLflow run (its protocol runs' parent)
     parent = log_pipeline_summary(params.runtime.experiment, os.environ.get("MPFAS_PARAMS", "params.yaml"),

@@ -19,7 +19,7 @@ from mpfas.core.atomic import write_json
 from mpfas.core.config import ConfigError
 from mpfas.core.stage import stage_main
 from mpfas.data import check_params
-from mpfas.models.backbones import check_backbone
+from mpfas.methods import check_model
 
 parser = argparse.ArgumentParser(description="Meta-learn HFN+MP on one protocol's source domains.")
 parser.add_argument("protocol", help="a name in manifests.protocols")
@@ -33,8 +33,9 @@ parser.add_argument("--val-curve", type=Path, help="source-val metrics per valid
 
 # training reads the protocol's definition, how faces were made (recorded in the checkpoints), the
 # model and training knobs, and how source-val scores
-@stage_main(parser, item="protocol", sections=("data", "manifests", "extract", "align", "model", "train", "score"),
-            checks=(check_params, lambda p: check_backbone(p.model.backbone, p.model.pretrained)))
+@stage_main(parser, item="protocol",
+            sections=("data", "manifests", "extract", "align", "model", "train", "ssdg", "score"),
+            checks=(check_params, lambda p: check_model(p.model)))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.protocols:

@@ -20,7 +20,7 @@ from mpfas.core.config import ConfigError
 from mpfas.core.stage import stage_main
 from mpfas.data import check_params
 from mpfas.data.oulu_protocols import oulu_folds
-from mpfas.models.backbones import check_backbone
+from mpfas.methods import check_model
 
 parser = argparse.ArgumentParser(description="Meta-learn HFN+MP on each fold of one OULU-NPU protocol.")
 parser.add_argument("protocol", help="P1, P2, P3 or P4 (a name in manifests.oulu_protocols)")
@@ -31,8 +31,9 @@ parser.add_argument("--metrics", type=Path, required=True, help="training summar
 
 
 # the keys every training stage reads (mpfas.train.keys), and which OULU-NPU protocols are on
-@stage_main(parser, item="protocol", sections=("data", "manifests", "extract", "align", "model", "train", "score"),
-            checks=(check_params, lambda p: check_backbone(p.model.backbone, p.model.pretrained)))
+@stage_main(parser, item="protocol",
+            sections=("data", "manifests", "extract", "align", "model", "train", "ssdg", "score"),
+            checks=(check_params, lambda p: check_model(p.model)))
 def main(params, args) -> None:
     protocol = args.protocol
     if protocol not in params.manifests.oulu_protocols:

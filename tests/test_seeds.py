@@ -30,7 +30,8 @@ def _data(seed, *, inner=4, protocols=("OCI-M", "ICM-O"), auc=0.8, hter_val=0.3,
         metrics[f"metrics/evaluate/{p}.json"] = {"data": {
             "protocol": p,
             "video": {"auc": auc - d, "hter_val": hter_val + d, "hter_eer": hter_eer + d},
-            "frame": {"hter_oracle": oracle + d, "auc": 0.5}}}
+            "frame": {"hter_oracle": oracle + d, "auc": 0.5},
+            "views": {"paper_style": {"hter": oracle / 2 + d, "auc": 0.7}}}}
         metrics[f"metrics/train_{p}.json"] = {"data": {"source_val": {"hter": sv_hter + d, "auc": 0.9}}}
     params = {"data": {"source": "demo", "protocols": list(protocols)}, "train": {"seed": seed, "inner_loops": inner}}
     return {"rev": "x", "params": {"params.yaml": {"data": params}}, "metrics": metrics}
@@ -66,10 +67,12 @@ def test_reads_finished_experiments_only():
     assert [e.name for e in found] == ["exp-a", "exp-b", "exp-c", "exp-d"]  # no workspace, baseline, queued, failed
     a = found[0]
     assert a.params["train.seed"] == 1 and a.params["train.inner_loops"] == 4
-    assert set(a.results) == {"OCI-M", "ICM-O"}
+    assert list(a.results) == ["OCI-M", "ICM-O", "mean"]
     assert a.results["OCI-M"] == {"video_auc": 0.8, "hter_val": 0.3, "hter_eer": 0.2, "frame_hter_oracle": 0.1,
-                                  "source_val_hter": 0.05, "source_val_auc": 0.9}
+                                  "paper_hter": 0.05, "paper_auc": 0.7, "source_val_hter": 0.05, "source_val_auc": 0.9}
     assert a.results["ICM-O"]["hter_eer"] == pytest.approx(0.21)
+    assert a.results["mean"]["hter_eer"] == pytest.approx(0.205)  # each experiment's mean over its protocols
+    assert a.results["mean"]["paper_hter"] == pytest.approx(0.055)
     assert [e.name for e in _read(SHOWN, include_baseline=True)] == ["main", "exp-a", "exp-b", "exp-c", "exp-d"]
     assert [e.name for e in _read(SHOWN, names=["exp-b", "4444444"])] == ["exp-b", "exp-d"]
 

@@ -150,6 +150,7 @@ class ManifestsConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
+    method: str  # a name in the method registry (mpfas.methods): hfn_mp | ssdg
     backbone: str  # a name in the backbone registry (mpfas.models.backbones)
     input_size: int
     pattern: Literal["meta", "none", "hsv", "ycrcb", "lbp"]
@@ -205,6 +206,31 @@ class TrainConfig:
         if not 0 <= self.momentum < 1:
             raise ConfigError(f"train.momentum: {self.momentum} must be in [0, 1)")
         _seed("train.seed", self.seed)
+
+
+@dataclass(frozen=True)
+class SSDGConfig:
+    """SSDG-R's training knobs (``model.method: ssdg``; docs/methods.md). Schedules are fractions
+    of ``train.iterations`` so that the official run (4,000 iterations) and a short demo run keep
+    their shape."""
+
+    lr: float  # SGD lr before the drop (official: configured 0.01, effective 0.001 from the first step)
+    lr_drop_at: float  # fraction of train.iterations where lr drops tenfold (official: 1500 / 4000)
+    momentum: float
+    weight_decay: float
+    lambda_triplet: float  # weight of the asymmetric triplet loss (official 1.0)
+    lambda_adversarial: float  # weight of the live-only domain-adversarial loss (official 0.5)
+    triplet_margin: float  # official 0.1
+    grl_horizon: float  # fraction of train.iterations over which the reversal ramps 0 -> ~1 (official 1.0)
+
+    def validate(self) -> None:
+        for key in ("lr", "triplet_margin", "grl_horizon"):
+            _positive(f"ssdg.{key}", getattr(self, key))
+        for key in ("weight_decay", "lambda_triplet", "lambda_adversarial", "lr_drop_at"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"ssdg.{key}: {getattr(self, key)} must be >= 0")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"ssdg.momentum: {self.momentum} must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -269,6 +295,7 @@ class Params:
     manifests: ManifestsConfig
     model: ModelConfig
     train: TrainConfig
+    ssdg: SSDGConfig
     score: ScoreConfig
     evaluate: EvaluateConfig
     runtime: RuntimeConfig

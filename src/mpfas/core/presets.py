@@ -1,4 +1,5 @@
-"""Named settings of many knobs at once; ``paper`` is the official HFN+MP setting.
+"""Named settings of many knobs at once: ``paper`` is the official HFN+MP setting, ``ssdg-paper``
+SSDG-R's (the baseline) as its official code runs it.
 
 A preset is a flat ``section.key -> value`` map over ``params.yaml``. ``apply_preset``
 writes it into the file in place (comments and order kept, the result validated before
@@ -8,7 +9,7 @@ paper's setting can also run as an experiment without touching the workspace's p
 report and each MLflow run carry that list, so a number is never mistaken for the paper's
 setting when it was not.
 
-Where each value comes from is documented in ``docs/method.md``.
+Where each value comes from is documented in ``docs/method.md`` and ``docs/methods.md``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ PAPER = Preset(
                 "frame sampling and iteration budget still differ)",
     values={
         # the network: two ResNet-50 streams at 256 px from torchvision's V1 ImageNet weights
+        "model.method": "hfn_mp",
         "model.backbone": "resnet50",
         "model.input_size": 256,
         "model.pattern": "meta",
@@ -72,13 +74,58 @@ PAPER = Preset(
     },
 )
 
-PRESETS = {p.name: p for p in (PAPER,)}
+SSDG_WEIGHTS = "weights/resnet18-5c106cde.pth"
+"""torchvision's V1 ResNet-18 under the file name the official SSDG code loads."""
+
+SSDG_PAPER = Preset(
+    name="ssdg-paper",
+    description="SSDG-R's official training and selection settings (taylover-pei/SSDG-CVPR2020; "
+                "docs/methods.md; the detector and frame sampling still differ)",
+    values={
+        "model.method": "ssdg",
+        "model.backbone": "resnet18",
+        "model.input_size": 256,
+        "model.pretrained": SSDG_WEIGHTS,
+        "model.channel_order": "rgb",  # PIL images, ImageNet-normalised
+        "manifests.val_fraction": 0.0,
+        "manifests.target_set": "all",
+        "train.iterations": 4000,  # the official loop runs iterations 0..4000; the last is never evaluated
+        "train.eval_every": 10,
+        "train.batch_live": 10,
+        "train.batch_spoof": 10,
+        "train.faces_per_video": 1,
+        "train.augment": "flip",
+        "train.seed": 666,
+        "train.select": "target_oracle",
+        "train.precision": "fp32",
+        "ssdg.lr": 0.001,
+        "ssdg.lr_drop_at": 0.375,
+        "ssdg.momentum": 0.9,
+        "ssdg.weight_decay": 0.0005,
+        "ssdg.lambda_triplet": 1.0,
+        "ssdg.lambda_adversarial": 0.5,
+        "ssdg.triplet_margin": 0.1,
+        "ssdg.grl_horizon": 1.0,
+        "score.faces_per_video": 2,
+        "score.precision": "fp32",
+    },
+)
+
+PRESETS = {p.name: p for p in (PAPER, SSDG_PAPER)}
 
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; known: {sorted(PRESETS)}")
     return PRESETS[name]
+
+
+def preset_for(method: str) -> Preset:
+    """The official setting of ``model.method``: what a run of that method is compared against."""
+    for preset in PRESETS.values():
+        if preset.values.get("model.method") == method:
+            return preset
+    raise ConfigError(f"model.method: no preset holds the official setting of {method!r}")
 
 
 def differences(params: Params, preset: Preset = PAPER) -> dict[str, dict[str, Any]]:

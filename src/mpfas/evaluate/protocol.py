@@ -18,6 +18,7 @@ from mpfas.core.device import resolve_device
 from mpfas.evaluate.scoring import Evaluation, evaluate, write_outputs
 from mpfas.evaluate.views import target_views
 from mpfas.manifests.build import read_manifest
+from mpfas.methods import get_method
 from mpfas.models.checkpoint import Checkpoint, CheckpointError, load_model
 from mpfas.models.inference import score_frames
 from mpfas.tracking import log_evaluation
@@ -78,7 +79,9 @@ def evaluate_protocol(params: Params, protocol: str, domains: Protocol, *, check
         return score_frames(model, paths, model.input_size, cfg.batch_size, device, cfg.precision)
 
     ev = evaluate(protocol, rows, score_fn, cfg.faces_per_video, params.evaluate, info)
-    ev.metrics["views"] = target_views(curve, params.evaluate.last_n) if curve is not None else None
+    method = get_method(ckpt.model_config["method"])
+    ev.metrics["method"], ev.metrics["method_title"] = method.name, method.title
+    ev.metrics["views"] = target_views(curve, params.evaluate.last_n, method.oracle) if curve is not None else None
     artifacts = write_outputs(ev, scores_csv=out.scores, metrics_json=out.metrics, roc_json=out.roc,
                               plot_dir=out.plots)
     # the score CSV can be large on real data; MLflow gets it too (the brief asks for it)

@@ -35,7 +35,7 @@ from mpfas.core.metrics import IsoRates
 from mpfas.data import dataset_name
 from mpfas.data.oulu_protocols import PREFIX, oulu_folds
 from mpfas.evaluate.oulu_npu import RATES, over_folds
-from mpfas.evaluate.views import LAST_N, PAPER_STYLE
+from mpfas.evaluate.views import LAST_N
 
 # HTER %, AUC % on real data, leave-one-domain-out (docs/provenance.md, "Published numbers":
 # sources and caveats). Keyed by (sources, target).
@@ -55,8 +55,9 @@ OURS = [("auc", "AUC"), ("hter_eer", "HTER@EER"), ("hter_val", "HTER@source-val"
 SELECTION_TEXT = {
     "source_val": "the checkpoint with the lowest video-level HTER on source-val videos (leakage-free)",
     "last": "the last checkpoint of the fixed iteration budget (leakage-free; needs no source-val)",
-    "target_oracle": "the checkpoint with the lowest frame-level HTER on the TARGET set, threshold swept "
-                     "on the target, as the official code does (leaks the test set)",
+    "target_oracle": "the checkpoint the method's official rule picks on the TARGET set (HFN+MP: lowest "
+                     "frame-level HTER, threshold swept on the target; SSDG-R: lowest video HTER at the "
+                     "target's EER threshold), as its official code does (leaks the test set)",
 }
 
 
@@ -98,6 +99,8 @@ def build_summary(params: Params, metrics_dir: Path, *,
                 "sources": params.manifests.protocols[name].sources,
                 "target": params.manifests.protocols[name].target,
                 "selection": m.get("selection", "unknown"),
+                "method": m.get("method", "hfn_mp"),  # metrics of evaluate stages before methods: HFN+MP
+                "method_title": m.get("method_title", "HFN+MP"),
                 "iteration": m.get("iteration"),
                 "target_videos": m["counts"]["target"]["videos"],
                 "source_val_videos": m["counts"]["source_val"]["videos"],
@@ -128,7 +131,13 @@ def build_summary(params: Params, metrics_dir: Path, *,
         "protocols": protocols,
         "detection": detection_rates(params, metrics_dir),
         "paper_preset_differs": {k: v["ours"] for k, v in preset_differences.items()},
+        "method": params.model.method,
+        "method_title": next((p["method_title"] for p in protocols.values()), params.model.method),
     }
+    stale = sorted(n for n, p in protocols.items() if p["method"] != params.model.method)
+    if stale:
+        raise ReportError(f"metrics of {stale} were evaluated for method {protocols[stale[0]]['method']!r}, "
+                          f"but model.method is {params.model.method!r}: re-run their evaluate stages")
     if params.manifests.oulu_protocols:  # only when asked for: the default summary is unchanged
         summary["oulu"] = oulu_summary(params.manifests.oulu_protocols, metrics_dir)
     if protocols:
@@ -181,34 +190,37 @@ def render_views(summary: Mapping[str, Any]) -> list[str]:
     std, each labelled with how its checkpoint and threshold were chosen."""
     if not summary["protocols"]:
         return []
+    first = next(iter(summary["protocols"].values()))
+    level, chosen = first.get("paper_level") or "frame", first.get("paper_chosen") or "n/a"
     lines = ["## Three views of each number", "",
              "Each view chooses the checkpoint and the threshold differently; only the first never "
              "looks at the target.", "",
-             "| Protocol | leakage-free: video AUC % / HTER@source-val % | paper-style: frame HTER % / AUC % "
-             "(iteration) | last N: frame HTER % / AUC %, mean ± std (N) |", "|---|---|---|---|"]
+             f"| Protocol | leakage-free: video AUC % / HTER@source-val % | paper-style: {level} HTER % / AUC % "
+             f"(iteration) | last N: {level} HTER % / AUC %, mean ± std (N) |", "|---|---|---|---|"]
     for name, p in summary["protocols"].items():
         free = (f"{_num(p['auc_pct'])} / {_num(p['hter_val_pct'])}" if p["leakage_free"]
                 else "none (checkpoint chosen on the target)" if p["selection"] == "target_oracle"
                 else "none (no source-val)")
-        paper = ("n/a (no target evaluations recorded)" if p["paper_frame_hter_pct"] is None else
-                 f"{_num(p['paper_frame_hter_pct'])} / {_num(p['paper_frame_auc_pct'])} ({p['paper_iteration']})")
-        last = ("n/a" if p["last_frame_hter_pct"] is None else
-                f"{_mean_std({'mean': p['last_frame_hter_pct'], 'std': p['last_frame_hter_std_pct']})} / "
-                f"{_mean_std({'mean': p['last_frame_auc_pct'], 'std': p['last_frame_auc_std_pct']})} ({p['last_n']})")
+        paper = ("n/a (no target evaluations recorded)" if p["paper_hter_pct"] is None else
+                 f"{_num(p['paper_hter_pct'])} / {_num(p['paper_auc_pct'])} ({p['paper_iteration']})")
+        last = ("n/a" if p["last_hter_pct"] is None else
+                f"{_mean_std({'mean': p['last_hter_pct'], 'std': p['last_hter_std_pct']})} / "
+                f"{_mean_std({'mean': p['last_auc_pct'], 'std': p['last_auc_std_pct']})} ({p['last_n']})")
         lines.append(f"| {name} ({p['name']}) | {free} | {paper} | {last} |")
     mean = summary.get("mean", {})
     if mean:
         free = (f"{_num(mean['auc_pct'])} / {_num(mean['hter_val_pct'])}"
                 if all(p["leakage_free"] for p in summary["protocols"].values()) else "")
-        lines.append(f"| mean | {free} | {_num(mean['paper_frame_hter_pct'])} / {_num(mean['paper_frame_auc_pct'])} "
-                     f"| {_num(mean['last_frame_hter_pct'])} / {_num(mean['last_frame_auc_pct'])} |")
+        lines.append(f"| mean | {free} | {_num(mean['paper_hter_pct'])} / {_num(mean['paper_auc_pct'])} "
+                     f"| {_num(mean['last_hter_pct'])} / {_num(mean['last_auc_pct'])} |")
     rules = sorted({p["selection"] for p in summary["protocols"].values()})
     lines += ["",
               "- **Leakage-free**: checkpoint " + "; ".join(f"`{r}`: {SELECTION_TEXT.get(r, 'unknown rule')}"
                                                             for r in rules)
               + "; threshold at the EER of the source-val videos; video level.",
-              f"- **Paper-style**: {PAPER_STYLE}; frame level, as the official code selects.",
-              "- **Last N** (`evaluate.last_n`): " + LAST_N.format(n="N") + "; frame level.", ""]
+              f"- **Paper-style**: {chosen}; {level} level, as {summary.get('method_title', 'the method')}'s "
+              "official code selects.",
+              "- **Last N** (`evaluate.last_n`): " + LAST_N.format(n="N") + f"; {level} level.", ""]
     return lines
 
 
@@ -276,22 +288,29 @@ def _release_cell(release: Mapping[str, Any] | None) -> str:
     return f"all {official}" if not missing else f"{official - missing} of {official} ({missing} missing)"
 
 
-VIEW_KEYS = ("paper_frame_hter", "paper_frame_auc", "last_frame_hter", "last_frame_auc")
+def _paper_rule(protocols: Mapping[str, Any]) -> str:
+    """The method's official checkpoint rule, as the paper-style view recorded it."""
+    chosen = next((p.get("paper_chosen") for p in protocols.values() if p.get("paper_chosen")), None)
+    if not chosen:
+        return "the checkpoint its rule picks"
+    return chosen.split("; threshold")[0].removeprefix("checkpoint: ")
+
+
+VIEW_KEYS = ("paper_hter", "paper_auc", "last_hter", "last_auc")
 
 
 def _views(views: Mapping[str, Any] | None) -> dict[str, Any]:
     """The paper-style and last-N views of metrics/evaluate/<P>.json (mpfas.evaluate.views) in
     percent; None values where training recorded no target evaluations."""
     if not views:
-        return {**{f"{k}_pct": None for k in VIEW_KEYS}, "paper_iteration": None, "last_n": 0,
-                "last_frame_hter_std_pct": None, "last_frame_auc_std_pct": None}
+        return {**{f"{k}_pct": None for k in VIEW_KEYS}, "paper_iteration": None, "paper_level": None,
+                "paper_chosen": None, "last_n": 0, "last_hter_std_pct": None, "last_auc_std_pct": None}
     paper, last = views["paper_style"], views["last_n"]
-    return {"paper_frame_hter_pct": _pct(paper["frame_hter_oracle"]), "paper_frame_auc_pct": _pct(paper["frame_auc"]),
-            "paper_iteration": paper["iteration"], "last_n": last["n"],
-            "last_frame_hter_pct": _pct(last["frame_hter_oracle"]["mean"]),
-            "last_frame_hter_std_pct": _pct(last["frame_hter_oracle"]["std"]),
-            "last_frame_auc_pct": _pct(last["frame_auc"]["mean"]),
-            "last_frame_auc_std_pct": _pct(last["frame_auc"]["std"])}
+    return {"paper_hter_pct": _pct(paper["hter"]), "paper_auc_pct": _pct(paper["auc"]),
+            "paper_iteration": paper["iteration"], "paper_level": paper["level"], "paper_chosen": paper["chosen"],
+            "last_n": last["n"],
+            "last_hter_pct": _pct(last["hter"]["mean"]), "last_hter_std_pct": _pct(last["hter"]["std"]),
+            "last_auc_pct": _pct(last["auc"]["mean"]), "last_auc_std_pct": _pct(last["auc"]["std"])}
 
 
 def render_markdown(summary: Mapping[str, Any]) -> str:
@@ -333,11 +352,10 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines += ["", *render_oulu(summary["oulu"])]
 
     methods = list(PUBLISHED)
-    paper_style = all(p["paper_frame_hter_pct"] is not None for p in protocols.values())
+    paper_style = all(p["paper_hter_pct"] is not None for p in protocols.values())
     lines += ["", "## Beside the published numbers", "",
-              "The official code keeps the checkpoint with the lowest frame-level HTER on the target set, "
-              "with the threshold swept on the target (MIN_HTER); we infer that the published numbers "
-              "were chosen so (docs/provenance.md). "
+              f"{summary['method_title']}'s official code keeps {_paper_rule(protocols)} on the target set; "
+              "we infer that the published numbers were chosen so (docs/provenance.md). "
               + ("Our columns are therefore the paper-style view, chosen the same way."
                  if paper_style else
                  "Our columns are the frame-level oracle HTER and frame AUC of our checkpoint"
@@ -345,10 +363,11 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                     else ", which was NOT selected on the target: the stricter numbers."))
               + " Published: HTER % / AUC % on the real datasets (sources in docs/provenance.md); "
               "— = no published number for this protocol.", ""]
-    header = ["Protocol", "Ours frame HTER %", "Ours frame AUC %"] + [f"{m} HTER / AUC" for m in methods]
+    level = next(iter(protocols.values())).get("paper_level") or "frame" if paper_style else "frame"
+    header = ["Protocol", f"Ours {level} HTER %", f"Ours {level} AUC %"] + [f"{m} HTER / AUC" for m in methods]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, p in protocols.items():
-        hter, auc = (("paper_frame_hter_pct", "paper_frame_auc_pct") if paper_style
+        hter, auc = (("paper_hter_pct", "paper_auc_pct") if paper_style
                      else ("frame_hter_oracle_pct", "frame_auc_pct"))
         cells = [f"{name} ({p['name']})", _num(p[hter]), _num(p[auc])]
         for method in methods:
@@ -407,7 +426,7 @@ def plot_summary(summary: Mapping[str, Any], path: Path) -> Path:
     series = [(label, [_nan(summary["protocols"][n][f"{key}_pct"]) for n in names])
               for key, label in OURS if key != "auc"]
     series.append(("frame oracle HTER", [summary["protocols"][n]["frame_hter_oracle_pct"] for n in names]))
-    series.append(("paper-style frame HTER", [_nan(summary["protocols"][n]["paper_frame_hter_pct"]) for n in names]))
+    series.append(("paper-style frame HTER", [_nan(summary["protocols"][n]["paper_hter_pct"]) for n in names]))
     pub = [(summary["protocols"][n]["published"]["HFN+MP"] or {}).get("hter", np.nan) for n in names]
     series.append(("HFN+MP published (real data)", pub))
     x = np.arange(len(names))

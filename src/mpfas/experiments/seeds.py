@@ -30,8 +30,15 @@ TARGET_METRICS: tuple[tuple[str, str, str], ...] = (
     ("hter_val", "HTER@source-val %", "video.hter_val"),
     ("hter_eer", "HTER@EER %", "video.hter_eer"),
     ("frame_hter_oracle", "frame oracle HTER %", "frame.hter_oracle"),
+    ("paper_hter", "paper-style HTER % (target-selected)", "views.paper_style.hter"),
+    ("paper_auc", "paper-style AUC % (target-selected)", "views.paper_style.auc"),
 )
-"""(key, column, path in metrics/evaluate/<P>.json): the target's numbers, reported, never ranked on."""
+"""(key, column, path in metrics/evaluate/<P>.json): the target's numbers, reported, never ranked on.
+The paper-style pair is each method's own official selection on the target (mpfas.evaluate.views):
+it leaks the test set and is labelled so."""
+
+MEAN = "mean"
+"""The pseudo-protocol holding each experiment's mean over its protocols (when every one has the number)."""
 
 SOURCE_METRICS: tuple[tuple[str, str, str], ...] = (
     ("source_val_hter", "source-val HTER %", "source_val.hter"),
@@ -132,6 +139,10 @@ def experiment_from_data(name: str, rev: str, data: Mapping[str, Any], *, evalua
         results[protocol] = numbers
     listed = [p for p in params.get("data.protocols") or () if p in results]  # the params' order first
     ordered = {p: results[p] for p in listed + sorted(set(results) - set(listed))}
+    if len(ordered) > 1:
+        ordered[MEAN] = {key: (None if any(r.get(key) is None for r in ordered.values())
+                               else float(np.mean([r[key] for r in ordered.values()])))
+                         for key in next(iter(ordered.values()))}
     return Experiment(name=name, rev=rev, params=params, results=ordered)
 
 

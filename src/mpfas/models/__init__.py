@@ -1,4 +1,6 @@
-"""HFN + Meta Pattern models: ``build_model(params.model)`` is the entry point.
+"""HFN + Meta Pattern models (``build_model(params.model)``), the backbones every method shares,
+checkpoints, and scoring. Any registered method's network is built by
+``mpfas.methods.build_model``.
 
 ``model(rgb)`` takes a B x 3 x input_size x input_size batch in [0, 1] and returns a
 ``ModelOutput(map, logits, pattern)``; ``frame_score`` turns it into a liveness score

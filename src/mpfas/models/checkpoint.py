@@ -34,7 +34,7 @@ from mpfas.core.errors import MpfasError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1  # raise on any change to what is stored; older files then ask for a re-train
+SCHEMA_VERSION = 2  # raise on any change to what is stored; older files then ask for a re-train
 """Bump when a field is added, removed or changes meaning."""
 
 Kind = Literal["best", "last"]
@@ -107,14 +107,14 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class ResumeState:
-    """What only ``last.pt`` holds: optimisers, the data stream and RNGs, and the best so far.
+    """What only ``last.pt`` holds: the method's trainer state (its optimisers; SSDG's also its
+    discriminator), the data stream and RNGs, and the best so far.
 
     ``sampler``/``rng`` are rank 0's; ``ranks`` holds every rank's (``{"sampler", "rng"}``)
     when ``world_size`` > 1.
     """
 
-    optim_mp: dict[str, Any] | None
-    optim_hfn: dict[str, Any]
+    trainer: dict[str, Any]  # the method's Trainer.state_dict() (mpfas.methods)
     sampler: dict[str, Any]
     rng: dict[str, Any]
     best: dict[str, Any] | None  # {"iteration", "key", "val"} of the best checkpoint so far
@@ -215,23 +215,25 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> Checkpoi
 
 def build_model(ckpt: Checkpoint, device: str | torch.device = "cpu", where: str | Path = "checkpoint") -> nn.Module:
     """The checkpoint's model, from its own ``model_config`` (not today's params), in eval mode."""
+    from mpfas.methods import build_model as build
     from mpfas.models import RandomInitWarning
-    from mpfas.models import build_model as build
 
     known = {f.name for f in dataclasses.fields(ModelConfig)}
     # the weights come from the checkpoint: no backbone file is needed (or read) here
     cfg = dataclasses.replace(ModelConfig(**{k: v for k, v in ckpt.model_config.items() if k in known}),
                               pretrained="")
     # ... so build_model's "random weights" warning would be false here: silence it
-    hfn_log = logging.getLogger("mpfas.models.hfn")
-    level = hfn_log.level
-    hfn_log.setLevel(logging.ERROR)
+    quiet = [logging.getLogger(name) for name in ("mpfas.models.hfn", "mpfas.methods.ssdg")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RandomInitWarning)
             model = build(cfg)
     finally:
-        hfn_log.setLevel(level)
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
     try:
         model.load_state_dict(ckpt.model)
     except RuntimeError as exc:  # keys or shapes do not match

@@ -138,6 +138,19 @@ class MetaPatternFAS(nn.Module):
         pattern = None if self.pattern is None else self.pattern(rgb)
         return self.hfn(rgb, pattern)
 
+    export_names = ("score", "map", "logits")
+
+    @staticmethod
+    def frame_score(out: ModelOutput) -> Tensor:
+        return frame_score(out)
+
+    def export_outputs(self, out: ModelOutput) -> tuple[Tensor, Tensor, Tensor]:
+        return frame_score(out), out.map, out.logits
+
+    def backbone_bodies(self) -> list[nn.Module]:
+        """Where an ImageNet file loads: the body of every stream."""
+        return [stream.body for stream in self.hfn.streams]
+
     def pattern_parameters(self) -> list[nn.Parameter]:
         """The MP extractor's parameters; [] for fixed or no patterns."""
         return [] if self.pattern is None else list(self.pattern.parameters())
@@ -147,9 +160,9 @@ class MetaPatternFAS(nn.Module):
 
 
 def frame_score(out: ModelOutput) -> Tensor:
-    """Per-frame liveness in [0, 1]: (mean of the map + softmax live probability) / 2."""
-    map_mean = out.map.flatten(1).mean(dim=1)
-    live_prob = out.logits.softmax(dim=1)[:, 1]
+    """Per-frame liveness in [0, 1]: (mean of the map + softmax live probability) / 2, in fp32."""
+    map_mean = out.map.float().flatten(1).mean(dim=1)
+    live_prob = out.logits.float().softmax(dim=1)[:, 1]
     return (map_mean + live_prob) / 2
 
 

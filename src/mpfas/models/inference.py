@@ -3,7 +3,7 @@
 One definition of "the score of a video" keeps source-val model selection and the
 reported numbers consistent (docs/method.md, "Method"): a video is represented by
 ``score.faces_per_video`` of its aligned faces (first and last detected frame when 2, evenly spread
-otherwise), each frame is scored by ``frame_score`` (higher = live) and the video score is
+otherwise), each frame is scored by the model's ``frame_score`` (higher = live) and the video score is
 the mean of its frame scores.
 """
 
@@ -131,13 +131,9 @@ def score_batch(model: nn.Module, rgb: Tensor, device: torch.device,
     """Frame scores of one in-memory B x 3 x S x S batch in [0, 1] (the model as it is, no
     mode change), and the dtype its forward pass produced (bf16 shows autocast was on).
     The forward pass runs in ``precision``; the score is computed in fp32."""
-    from mpfas.models import ModelOutput, frame_score
-
     with autocast(device, precision):
         out = model(to_device(rgb, device))
-    dtype = out.logits.dtype
-    out = ModelOutput(map=out.map.float(), logits=out.logits.float(), pattern=None)
-    return frame_score(out).cpu().numpy(), dtype
+    return model.frame_score(out).cpu().numpy(), out.logits.dtype
 
 
 def score_video_frames(model: nn.Module, videos: Sequence[Sequence[str]], size: int, batch_size: int,

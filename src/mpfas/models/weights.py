@@ -1,4 +1,4 @@
-"""Loading local ImageNet weights into both HFN streams.
+"""Loading local ImageNet weights into a model's backbone bodies (both HFN streams; SSDG's one).
 
 Nothing may be downloaded at run time, so the user supplies the file torchvision
 would have fetched (e.g. ``resnet50-19c8e357.pth``), or, for a backbone whose weights an
@@ -93,7 +93,7 @@ class WeightsError(MpfasError, ValueError):
 
 
 def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
-    """Load an ImageNet state dict of ``model.backbone`` into the backbone of every HFN stream.
+    """Load an ImageNet state dict of ``model.backbone`` into each of ``model.backbone_bodies()``.
 
     ``bundled`` is the file the backbone's package installs (``Backbone.bundled``). A
     relative path is read from the working directory, else from the main repository
@@ -137,8 +137,8 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(backbone.head)}
 
-    body = model.hfn.rgb_stream.body
-    expected = body.state_dict()
+    bodies = model.backbone_bodies()
+    expected = bodies[0].state_dict()
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in state if k not in expected]
     shapes = [
@@ -158,8 +158,8 @@ def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:
             f"{path}: not a state dict of {model.backbone} (model.backbone is "
             f"{model.backbone!r}; the file looks like {_describe(state)}): " + "; ".join(problems)
         )
-    for stream in model.hfn.streams:
-        stream.body.load_state_dict(state, strict=False)  # only BN counters can be absent here
+    for body in bodies:
+        body.load_state_dict(state, strict=False)  # only BN counters can be absent here
     model.pretrained_sha256 = sha256_of(path)
     known = identify(model.pretrained_sha256)
     log.info("ImageNet weights %s: sha256 %s, %s", path, model.pretrained_sha256,

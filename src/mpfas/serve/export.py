@@ -2,8 +2,9 @@
 
 The graph takes ``rgb``: float32 B x 3 x S x S, RGB in [0, 1], S = the checkpoint's
 ``model.input_size`` (aligned faces, as ``mpfas.models.inference.load_faces`` makes them),
-with a dynamic batch, and returns ``score`` (B, the frame score: higher = live),
-``map`` (B x 1 x S/8 x S/8) and ``logits`` (B x 2, index 1 = live). The checkpoint's
+with a dynamic batch, and returns the method's ``export_names``: ``score`` (B, the frame
+score: higher = live) first, then e.g. HFN+MP's ``map`` (B x 1 x S/8 x S/8) and ``logits``
+(B x 2, index 1 = live); SSDG-R has ``score`` and ``logits``. The checkpoint's
 threshold, protocol, model config and preprocessing (the align/extract settings its
 training faces were made with, ``preprocess`` as JSON) are stored as ONNX metadata.
 
@@ -34,7 +35,7 @@ from mpfas.core.errors import MpfasError
 from mpfas.serve.predict import LoadedModel, load_model
 
 INPUT_NAME = "rgb"
-OUTPUT_NAMES = ("score", "map", "logits")
+OUTPUT_NAMES = ("score", "map", "logits")  # HFN+MP's; a model's own: its ``export_names``
 DEFAULT_OPSET = 18
 DEFAULT_TOLERANCE = 1e-4
 
@@ -44,17 +45,14 @@ class ExportError(MpfasError):
 
 
 class ScoringModel(nn.Module):
-    """The FAS model with ``frame_score`` attached: what the ONNX graph computes."""
+    """The FAS model with its score attached (``export_outputs``): what the ONNX graph computes."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, rgb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        from mpfas.models import frame_score
-
-        out = self.model(rgb)
-        return frame_score(out), out.map, out.logits
+    def forward(self, rgb: Tensor) -> tuple[Tensor, ...]:
+        return self.model.export_outputs(self.model(rgb))
 
 
 @dataclass(frozen=True)
@@ -83,6 +81,7 @@ def _metadata(loaded: LoadedModel, params: Params | None) -> dict[str, str]:
         "iteration": str(loaded.iteration),
         "selection": loaded.selection,
         "threshold": "" if loaded.threshold is None else repr(loaded.threshold),
+        "method": str(cfg.get("method", "")),
         "backbone": str(cfg.get("backbone", "")),
         "pattern": str(cfg.get("pattern", "")),
         "input_size": str(loaded.input_size),
@@ -95,19 +94,20 @@ def _metadata(loaded: LoadedModel, params: Params | None) -> dict[str, str]:
     }
 
 
-def _torch_export(module: nn.Module, example: Tensor, path: Path, opset: int, dynamo: bool) -> None:
-    batch_axes = {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)}
+def _torch_export(module: ScoringModel, example: Tensor, path: Path, opset: int, dynamo: bool) -> None:
+    names = list(module.model.export_names)
+    batch_axes = {name: {0: "batch"} for name in (INPUT_NAME, *names)}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # exporter chatter off stdout
         warnings.simplefilter("ignore")
         if dynamo:
             program = torch.onnx.export(
-                module, (example,), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), dynamo=True,
+                module, (example,), input_names=[INPUT_NAME], output_names=names, dynamo=True,
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},), opset_version=opset,
                 verbose=False)
             program.save(str(path), external_data=False)
         else:
             torch.onnx.export(module, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=list(OUTPUT_NAMES), dynamic_axes=batch_axes, opset_version=opset,
+                              output_names=names, dynamic_axes=batch_axes, opset_version=opset,
                               dynamo=False, do_constant_folding=True)
 
 
@@ -123,21 +123,24 @@ def onnx_session(path: str | Path):
 def run_onnx(session_or_path, rgb: np.ndarray) -> dict[str, np.ndarray]:
     """The graph's outputs by name for a float32 B x 3 x S x S batch."""
     session = onnx_session(session_or_path) if isinstance(session_or_path, (str, Path)) else session_or_path
-    values = session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(rgb, dtype=np.float32)})
-    return dict(zip(OUTPUT_NAMES, values))
+    names = [o.name for o in session.get_outputs()]
+    values = session.run(names, {INPUT_NAME: np.ascontiguousarray(rgb, dtype=np.float32)})
+    return dict(zip(names, values))
 
 
 @torch.no_grad()
 def torch_outputs(model: nn.Module, rgb: np.ndarray | Tensor) -> dict[str, np.ndarray]:
-    """The same three outputs from PyTorch (CPU, eval mode, fp32)."""
+    """The same outputs from PyTorch (CPU, eval mode, fp32), by ``model.export_names``."""
     scoring = ScoringModel(model).eval()
     x = torch.as_tensor(np.asarray(rgb, dtype=np.float32))
-    return {name: t.float().cpu().numpy() for name, t in zip(OUTPUT_NAMES, scoring(x))}
+    return {name: t.float().cpu().numpy() for name, t in zip(model.export_names, scoring(x))}
 
 
-def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: Sequence[str] = OUTPUT_NAMES) -> float:
+def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray], names: Sequence[str] | None = None) -> float:
     diffs = []
-    for name in names:
+    if names is None and set(a) != set(b):
+        raise ExportError(f"outputs differ: ONNX {sorted(a)} vs PyTorch {sorted(b)}")
+    for name in names or list(b):
         if a[name].shape != b[name].shape:
             raise ExportError(f"output {name!r}: ONNX shape {a[name].shape} != PyTorch shape {b[name].shape}")
         diffs.append(float(np.abs(a[name].astype(np.float64) - b[name].astype(np.float64)).max()))

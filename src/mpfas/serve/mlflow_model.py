@@ -59,7 +59,6 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: np.ndarray, params=None) -> np.ndarray:
         import torch
 
-        from mpfas.models import frame_score
         from mpfas.models.inference import autocast, to_device
 
         if self._loaded is None:
@@ -74,7 +73,7 @@ class FASPyfuncModel(mlflow.pyfunc.PythonModel):
             for start in range(0, len(rgb), self.batch_size):
                 x = to_device(torch.from_numpy(rgb[start:start + self.batch_size]), device)
                 with autocast(device):
-                    scores.append(frame_score(model(x)).float().cpu().numpy())
+                    scores.append(model.frame_score(model(x)).float().cpu().numpy())
         return np.concatenate(scores) if scores else np.empty(0, dtype=np.float32)
 
 

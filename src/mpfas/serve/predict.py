@@ -58,7 +58,7 @@ class InputError(Exception):
 class LoadedModel:
     """A checkpoint's model in eval mode, with the checkpoint it came from."""
 
-    model: Any  # mpfas.models.MetaPatternFAS
+    model: Any  # a registered method's network (mpfas.methods)
     path: Path
     device: str
     checkpoint: Checkpoint  # threshold, preprocessing, how it was chosen (weights are in ``model``)

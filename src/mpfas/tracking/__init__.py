@@ -127,20 +127,21 @@ def run_tags(protocol: str, params: Params, params_file: str | Path, commit: str
              world_size: int = 1, script: str = "stages/train.py") -> dict[str, str]:
     """Tags every training run carries (protocol, commit, DVC experiment, init, selection,
     how many data-parallel processes trained it, and MLflow's source tags for ``script``)."""
-    from mpfas.core.presets import PAPER, differences
+    from mpfas.core.presets import differences, preset_for
 
     pretrained = params.model.pretrained if not params.model.random_init else "random-init"
-    differs = differences(params, PAPER)
+    differs = differences(params, preset_for(params.model.method))
     tags = {
         "protocol": protocol,
         "git_commit": commit,
         "pipeline_run": pipeline_run_name(params_file, commit),
         "pretrained": pretrained,
+        "method": params.model.method,
         "algorithm": params.train.algorithm,
         "select": params.train.select,
         "leakage": "target-oracle (selects on the target set)" if params.train.select == "target_oracle"
         else f"none (selects on {'source-val' if params.train.select == 'source_val' else 'the last iteration'})",
-        # every knob that is not the paper's setting (`python -m mpfas preset paper`), as key=ours
+        # every knob that is not the method's official setting (`python -m mpfas preset paper|ssdg-paper`)
         "paper_preset_differs": "; ".join(f"{k}={v['ours']}" for k, v in differs.items()) or "none",
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "mlflow.runName": protocol,

@@ -126,11 +126,15 @@ def _cell(value: float) -> str:
     return repr(value) if math.isfinite(value) and abs(value) < sys.float_info.max else ""
 
 
+NOT_CURVES = ("seconds_per_iteration", "best_iteration")
+
+
 def curve_of(metric: str) -> str | None:
-    """Which curve a training metric belongs to: validation numbers, per-iteration losses and
-    learning rates, or none (timings, the best iteration, evaluation's ``eval/`` metrics)."""
+    """Which curve a training metric belongs to: validation numbers, or what the method's step
+    reports each iteration (losses, learning rates; any method's names), or none (timings, the
+    best iteration, evaluation's ``eval/`` and MLflow's ``system/`` metrics)."""
     if metric.startswith(("val_", "target_")):
         return "source_val"
-    if metric.startswith(("meta_", "lr_")):
-        return "loss"
-    return None
+    if metric in NOT_CURVES or "/" in metric:
+        return None
+    return "loss"

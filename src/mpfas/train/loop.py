@@ -1,7 +1,7 @@
 """The training loop of one protocol: build, iterate, validate, checkpoint, log.
 
-Per iteration the source domains are shuffled; with three sources two are meta-train
-and one meta-test (with two: one and one). The step itself is in ``algorithms``.
+Per iteration the source domains are shuffled (HFN+MP: with three sources two are
+meta-train and one meta-test) and the method's trainer takes one step (``mpfas.methods``).
 Every ``train.eval_every`` iterations (and at the end) the model is scored on the
 source-val videos (when the manifest keeps any) and on the target (recorded for the report's
 paper-style and last-N views; it selects only under ``target_oracle``). ``best.pt`` is
@@ -10,16 +10,18 @@ chosen by ``train.select``:
 * ``source_val``: lowest video-level HTER at the source-val EER threshold (ties: higher AUC);
 * ``last``: the checkpoint at the end of the fixed budget (no source-val needed, so all
   source videos can train);
-* ``target_oracle``: lowest *frame-level* HTER on the *target* with the threshold swept on
-  the target (the official code's MIN_HTER; ties keep the earlier checkpoint, as its strict
-  ``<`` does); that leaks the test set and is labelled so everywhere.
+* ``target_oracle``: the method's official rule on the *target* (``Method.oracle``; HFN+MP:
+  lowest frame-level HTER with the threshold swept on the target, ties keep the earlier one;
+  SSDG-R: lowest video HTER at the target's EER threshold, ties keep the later one); that
+  leaks the test set and is labelled so everywhere.
 
 Under ``torchrun --nproc_per_node=N`` the same loop runs data-parallel (``distributed``):
 each rank draws its own batches, gradients are averaged after every backward, and only
 rank 0 validates, writes checkpoints and logs to MLflow.
 
-``_train`` is the orchestration: build, resume (``run.resume``), then per iteration
-``step.meta_iteration``, logging, and ``_validate_and_checkpoint``; ``run.RunContext``
+``_train`` is the orchestration: build the method's model and trainer (``mpfas.methods``),
+resume (``run.resume``), then per iteration the trainer's step, logging, and
+``_validate_and_checkpoint``; ``run.RunContext``
 holds what only rank 0 does (MLflow run, ``run.json``, ``best.pt``/``last.pt``).
 """
 
@@ -44,6 +46,7 @@ from mpfas.core.device import resolve_device
 from mpfas.core.errors import MpfasError
 from mpfas.core.metrics import best_hter, eer, error_rates, roc_auc
 from mpfas.core.sampling import pick_evenly
+from mpfas.methods import Trainer, get_method
 from mpfas.models.checkpoint import Preprocess
 from mpfas.models.inference import FaceCache, FaceReadError, score_video_frames
 from mpfas.train import distributed, rng
@@ -52,7 +55,6 @@ from mpfas.train.data import DomainSampler
 from mpfas.train.execution import prepare_model
 from mpfas.train.protocols import resolve_protocol
 from mpfas.train.run import Best, RunContext, TrainResult, resume
-from mpfas.train.step import Optimisers, domain_roles, meta_iteration
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ def fingerprint(params: Params, protocol: str, manifest: Path, faces: Sequence[s
     train = {k: v for k, v in dataclasses.asdict(params.train).items() if k not in RESUME_FREE}
     scoring = {"faces_per_video": params.score.faces_per_video, "precision": params.score.precision}
     blob = json.dumps({"protocol": protocol, "model": dataclasses.asdict(params.model), "train": train,
+                       "ssdg": dataclasses.asdict(params.ssdg),
                        "validation": scoring, "preprocess": Preprocess.from_params(params).as_dict(),
                        "manifest": hashlib.sha256(manifest.read_bytes()).hexdigest(),
                        "faces": faces_digest(faces), "pretrained_sha256": pretrained_sha256}, sort_keys=True)
@@ -159,8 +162,9 @@ def _validation(model: torch.nn.Module, by_role: dict[str, list[Any]], params: P
     val.update({f"target_{k}": v for k, v in tgt.items()})
     log.info("it %d: target frame-level min-HTER %.4f, frame AUC %.4f (%s)", it, tgt["frame_min_hter"],
              tgt["frame_auc"], "selects: the oracle" if select == "target_oracle" else "observed, never selects")
-    if select == "target_oracle":
-        return val, (tgt["frame_min_hter"], 0.0)  # ties keep the earlier one: the official trainer's strict <
+    if select == "target_oracle":  # the method's official rule: which target number, which of equals
+        oracle = get_method(params.model.method).oracle
+        return val, (tgt[oracle.column.removeprefix("target_")], -float(it) if oracle.ties == "later" else 0.0)
     if select == "last":
         return val, (-float(it), 0.0)  # the latest checkpoint always wins
     return val, (val["hter"], -val["auc"])
@@ -232,14 +236,11 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
         log.setLevel(logging.WARNING)
     rng.seed_everything(cfg.seed)
     model = _build_model(params, device)
-    opt = Optimisers.for_model(model, cfg)
-    if not opt.meta:
-        log.info("model.pattern=%s has no learnable pattern: no meta-learning, no inner steps; the HFN "
-                 "is trained on all source domains (%s) each iteration", params.model.pattern, sources)
+    trainer = get_method(params.model.method).trainer(model, params, sources)
     sampler = _sampler(by_role["source-train"], params, ctx)
     fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
     run = RunContext(ctx, params, protocol, out_dir, fp, curves, script=script)
-    start, run_id, best = resume(run, model, opt, sampler)
+    start, run_id, best = resume(run, model, trainer, sampler)
     ctx.broadcast_model(model)  # identical start on every rank, whatever happened above
     run.open(params_file, run_id, model.pretrained_sha256, start, manifest)
     sync = ctx.average_gradients if ctx.enabled else None
@@ -250,16 +251,16 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
             domains = list(sources)
             random.shuffle(domains)
             domains = ctx.broadcast(domains)  # the roles must be the same on every rank
-            stats = ctx.mean_stats(meta_iteration(model, opt, sampler.batch, domains, cfg, device, sync))
+            stats = ctx.mean_stats(trainer.step(it, domains, sampler.batch, device, sync))
             if any(not math.isfinite(v) for v in stats.values()):
                 raise FloatingPointError(f"iteration {it}: non-finite loss {stats} (lower train.meta_lr?)")
             run.step_times.append(time.perf_counter() - t0)
-            stats.update(opt.learning_rates(), seconds_per_iteration=run.step_times[-1])
+            stats.update(trainer.learning_rates(), seconds_per_iteration=run.step_times[-1])
             run.log_metrics(stats, it)
             if it == start + 1 or it % LOG_EVERY == 0:
-                log.info("it %d/%d meta-train %s meta-test %s | %s", it, cfg.iterations,
-                         *domain_roles(domains, opt.meta), " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
-            best = _validate_and_checkpoint(run, model, opt, sampler, best, by_role, device, it, on_checkpoint)
+                log.info("it %d/%d %s | %s", it, cfg.iterations, trainer.roles(domains),
+                         " ".join(f"{k}={v:.4g}" for k, v in stats.items()))
+            best = _validate_and_checkpoint(run, model, trainer, sampler, best, by_role, device, it, on_checkpoint)
         result = run.finish(params_file, best, start, device)
     except KeyboardInterrupt:
         run.end("KILLED")
@@ -275,7 +276,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
 
 
 def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
-    from mpfas.models import build_model
+    from mpfas.methods import build_model
 
     model = prepare_model(build_model(params.model).to(device), params.train, device)
     model.train()
@@ -301,7 +302,7 @@ def _sampler(rows: list[Any], params: Params, ctx: distributed.Context) -> Domai
     return sampler
 
 
-def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, opt: Optimisers, sampler: DomainSampler,
+def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, trainer: Trainer, sampler: DomainSampler,
                              best: Best, by_role: dict[str, list[Any]], device: torch.device, it: int,
                              on_checkpoint: Callable[[int], None] | None) -> Best:
     """Every ``eval_every`` iterations validate (rank 0) and keep ``best.pt``; every
@@ -323,7 +324,7 @@ def _validate_and_checkpoint(run: RunContext, model: torch.nn.Module, opt: Optim
     if checkpoint_now:
         ranks = ctx.gather({"sampler": sampler.state_dict(), "rng": rng.rng_state()}) if ctx.enabled else None
         if ctx.is_main:
-            run.save_last(model, it, opt, sampler, best, ranks)
+            run.save_last(model, it, trainer, sampler, best, ranks)
             if on_checkpoint is not None:
                 on_checkpoint(it)
     return best

@@ -15,6 +15,7 @@ import torch
 
 from mpfas.core.atomic import remove_temp_files, write_json
 from mpfas.core.config import Params
+from mpfas.methods import Trainer
 from mpfas.models import checkpoint
 from mpfas.models.checkpoint import Checkpoint, Preprocess, ResumeState
 from mpfas.models.weights import describe_weights
@@ -22,7 +23,6 @@ from mpfas.tracking import flat_params, git_commit, open_run, run_tags
 from mpfas.train import distributed, rng
 from mpfas.train.curves import Curves
 from mpfas.train.data import DomainSampler
-from mpfas.train.step import Optimisers
 
 log = logging.getLogger("mpfas.train.loop")  # one logger for the loop's messages (rank > 0 quiets it)
 
@@ -150,10 +150,9 @@ class RunContext:
     def save_best(self, model: torch.nn.Module, it: int, val: dict[str, float]) -> None:
         checkpoint.save(self._checkpoint(model, it, val, "best"), self.best_path)
 
-    def save_last(self, model: torch.nn.Module, it: int, opt: Optimisers, sampler: DomainSampler, best: Best,
+    def save_last(self, model: torch.nn.Module, it: int, trainer: Trainer, sampler: DomainSampler, best: Best,
                   ranks: list[dict[str, Any]] | None) -> None:
-        resume = ResumeState(optim_mp=opt.mp.state_dict() if opt.mp is not None else None,
-                             optim_hfn=opt.hfn.state_dict(), sampler=sampler.state_dict(), rng=rng.rng_state(),
+        resume = ResumeState(trainer=trainer.state_dict(), sampler=sampler.state_dict(), rng=rng.rng_state(),
                              best=best.record, world_size=self.ctx.world_size, ranks=ranks)
         checkpoint.save(self._checkpoint(model, it, best.record["val"] if best.record else {}, "last", resume),
                         self.last_path)
@@ -187,7 +186,7 @@ class RunContext:
 # ------------------------------------------------------------------ resume
 
 
-def resume(run: RunContext, model: torch.nn.Module, opt: Optimisers,
+def resume(run: RunContext, model: torch.nn.Module, trainer: Trainer,
             sampler: DomainSampler) -> tuple[int, str | None, Best]:
     """Restore ``last.pt`` when it can be resumed: (start iteration, MLflow run id, best so far).
 
@@ -202,9 +201,7 @@ def resume(run: RunContext, model: torch.nn.Module, opt: Optimisers,
     last, best_ok = state
     resume = last.resume
     model.load_state_dict(last.model)
-    if opt.mp is not None:
-        opt.mp.load_state_dict(resume.optim_mp)
-    opt.hfn.load_state_dict(resume.optim_hfn)
+    trainer.load_state_dict(resume.trainer)
     mine = _rank_state(resume, ctx)
     if mine is not None:
         sampler.load_state_dict(mine["sampler"])
