@@ -54,6 +54,8 @@ CANDIDATES: dict[str, dict[str, Any]] = {
                           "train.inner_loops": 2},
     "lite0-imagenet-96px-k2": {"model.backbone": "efficientnet_lite0", "model.pretrained": "bundled",
                                "model.input_size": 96, "train.inner_loops": 2},
+    "lite0-imagenet-k1": {"model.backbone": "efficientnet_lite0", "model.pretrained": "bundled",
+                          "train.inner_loops": 1},
 }
 TIE = 2.0  # source-val HTER points within which candidates count as equal
 

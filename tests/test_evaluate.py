@@ -29,6 +29,7 @@ from mpfas.evaluate.scoring import (
 )
 from mpfas.evaluate.views import target_views
 from mpfas.manifests.build import ManifestRow, read_manifest, write_manifest
+from mpfas.methods import get_method
 from mpfas.models.checkpoint import Checkpoint, CheckpointError, Preprocess, load_model, save
 from mpfas.models.inference import load_faces, score_frames
 from mpfas.tracking import flat_metrics, log_evaluation
@@ -284,29 +285,37 @@ def test_report_table_and_published_numbers(workdir):
 
 
 def _curve(path: Path, hters: list[float], aucs: list[float], every: int = 20) -> None:
-    """A training validation curve as the train stage writes it, with target columns."""
+    """A training validation curve as the train stage writes it, with target columns (the video
+    columns, SSDG-R's rule, hold the same numbers shifted by 0.01 / 0.02)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    rows = ["step,target_frame_auc,target_frame_min_hter,val_auc,val_hter"]
-    rows += [f"{every * (i + 1)},{a},{h},0.9,0.1" for i, (h, a) in enumerate(zip(hters, aucs))]
+    rows = ["step,target_auc,target_frame_auc,target_frame_min_hter,target_hter,val_auc,val_hter"]
+    rows += [f"{every * (i + 1)},{a - 0.02},{a},{h},{h + 0.01},0.9,0.1" for i, (h, a) in enumerate(zip(hters, aucs))]
     path.write_text("\n".join(rows) + "\n")
 
 
-def test_views_pick_the_first_target_minimum_and_average_the_last_n(tmp_path):
+HFN, SSDG = get_method("hfn_mp").oracle, get_method("ssdg").oracle
+
+
+def test_views_pick_the_target_minimum_by_each_methods_rule_and_average_the_last_n(tmp_path):
     curve = tmp_path / "val.csv"
     hters, aucs = [0.30, 0.20, 0.25, 0.20, 0.22], [0.70, 0.80, 0.78, 0.85, 0.83]
     _curve(curve, hters, aucs)
-    views = target_views(curve, last_n=3)
-    # a later evaluation with equal HTER and higher AUC does not replace the first (the official strict <)
-    assert views["paper_style"] | {"chosen": None} == {"iteration": 40, "frame_hter_oracle": 0.20,
-                                                      "frame_auc": 0.80, "chosen": None}
+    views = target_views(curve, 3, HFN)
+    # HFN+MP: a later evaluation with equal HTER and higher AUC does not replace the first (strict <)
+    assert views["paper_style"] | {"chosen": None} == {"iteration": 40, "hter": 0.20, "auc": 0.80,
+                                                      "level": "frame", "chosen": None}
     last = views["last_n"]
     assert last["iterations"] == [60, 80, 100] and last["n"] == 3 and views["evaluations"] == 5
-    assert last["frame_hter_oracle"]["mean"] == pytest.approx(np.mean(hters[2:]))
-    assert last["frame_auc"]["std"] == pytest.approx(np.std(aucs[2:], ddof=1))
-    assert target_views(curve, last_n=10)["last_n"] | {"chosen": None} == {
-        **target_views(curve, last_n=5)["last_n"], "requested": 10, "chosen": None}
+    assert last["hter"]["mean"] == pytest.approx(np.mean(hters[2:]))
+    assert last["auc"]["std"] == pytest.approx(np.std(aucs[2:], ddof=1))
+    assert target_views(curve, 10, HFN)["last_n"] | {"chosen": None} == {
+        **target_views(curve, 5, HFN)["last_n"], "requested": 10, "chosen": None}
+    # SSDG-R: video HTER at the target's EER threshold, and of equal values the later one (<=)
+    ssdg = target_views(curve, 3, SSDG)["paper_style"]
+    assert (ssdg["iteration"], ssdg["hter"], ssdg["auc"], ssdg["level"]) == (80, pytest.approx(0.21),
+                                                                             pytest.approx(0.83), "video")
     curve.write_text("step,val_auc\n20,0.9\n")  # a run from before the target was recorded
-    assert target_views(curve, 3) is None and target_views(tmp_path / "none.csv", 3) is None
+    assert target_views(curve, 3, HFN) is None and target_views(tmp_path / "none.csv", 3, HFN) is None
 
 
 def test_report_shows_three_labelled_views_and_sets_the_paper_style_beside_published(workdir):
@@ -315,11 +324,11 @@ def test_report_shows_three_labelled_views_and_sets_the_paper_style_beside_publi
     _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
     _curve(Path("curve.csv"), [0.3, 0.1, 0.2], [0.7, 0.95, 0.9])
     data = json.loads(Path("metrics/evaluate/OCI-M.json").read_text())
-    data["views"] = target_views(Path("curve.csv"), last_n=2)
+    data["views"] = target_views(Path("curve.csv"), 2, HFN)
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps(data))
     md = render_markdown(build_summary(params, Path("metrics"), preset_differences=differences(params)))
     assert "| OCI-M (O&C&I→M) | 90.00 / 17.00 | 10.00 / 95.00 (40) | 15.00 ± 7.07 / 92.50 ± 3.54 (2) |" in md
-    assert "**Paper-style**: checkpoint: lowest target frame HTER" in md and "leaks the test set" in md
+    assert "**Paper-style**: checkpoint: the lowest target frame HTER" in md and "leaks the test set" in md
     assert "**Leakage-free**: checkpoint `source_val`" in md and "**Last N** (`evaluate.last_n`)" in md
     assert "| OCI-M (O&C&I→M) | 10.00 | 95.00 | 5.24 / 97.28 |" in md  # paper-style beside published
     Path("metrics/evaluate/OCI-M.json").write_text(json.dumps({**data, "selection": "target_oracle"}))
@@ -327,7 +336,7 @@ def test_report_shows_three_labelled_views_and_sets_the_paper_style_beside_publi
     assert "| OCI-M (O&C&I→M) | none (checkpoint chosen on the target) | 10.00 / 95.00 (40) |" in md
     # the paper preset in full still differs where no knob reaches: the report never says "every knob"
     md = render_markdown(build_summary(params, Path("metrics"), preset_differences={}))
-    assert "None of the paper preset's knobs" in md and "face detector and the frame sampling, still differs" in md
+    assert "None of the `paper` preset's knobs" in md and "face detector and the frame sampling, still differs" in md
 
 
 def test_report_detection_table_shows_release_completeness(workdir):

@@ -91,8 +91,8 @@ def test_resume_after_kill_matches_uninterrupted_run(workspace, mlflow_uri):
     b = torch.load("models/straight/last.pt", weights_only=True)
     assert a["iteration"] == b["iteration"] == 4
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])
-    for opt in ("optim_mp", "optim_hfn"):
-        sa, sb = a["resume"][opt]["state"], b["resume"][opt]["state"]
+    for opt in ("mp", "hfn"):
+        sa, sb = a["resume"]["trainer"][opt]["state"], b["resume"]["trainer"][opt]["state"]
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k]["momentum_buffer"], sb[k]["momentum_buffer"])
                                               for k in sb)
     for curve in ("loss.csv", "val.csv"):  # the resumed curves are the uninterrupted ones

@@ -272,7 +272,7 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
                    curves=curves)
     assert not stale.exists() and not list(Path("models/OCI-M").glob(".*.tmp"))  # swept at the start
     best = torch.load("models/OCI-M/best.pt", weights_only=True)
-    assert best["schema_version"] == SCHEMA_VERSION == 1 and best["kind"] == "best" and best["resume"] is None
+    assert best["schema_version"] == SCHEMA_VERSION == 2 and best["kind"] == "best" and best["resume"] is None
     assert best["protocol"] == "OCI-M" and best["selection"] == "source_val"
     assert best["model_config"]["backbone"] == "resnet18" and best["iteration"] in (2, 3)
     assert best["iteration"] == result.best_iteration
@@ -280,7 +280,7 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     assert best["threshold_rule"] == "source-val EER"
     last = torch.load("models/OCI-M/last.pt", weights_only=True)
     assert last["kind"] == "last" and last["threshold"] is None
-    assert last["iteration"] == 3 and last["resume"]["optim_hfn"]["state"] and last["run_id"] == result.run_id
+    assert last["iteration"] == 3 and last["resume"]["trainer"]["hfn"]["state"] and last["run_id"] == result.run_id
     for ckpt in (best, last):  # the faces' preprocessing, for predict, export and the MLflow model
         assert ckpt["preprocess"] == Preprocess.from_params(params).as_dict()
     model = build_model(params.model)

@@ -32,6 +32,7 @@ from mpfas.core import atomic
 from mpfas.core.config import LEAKAGE_FREE_SELECTIONS, Params, Protocol
 from mpfas.core.errors import MpfasError
 from mpfas.core.metrics import IsoRates
+from mpfas.core.presets import preset_for
 from mpfas.data import dataset_name
 from mpfas.data.oulu_protocols import PREFIX, oulu_folds
 from mpfas.evaluate.oulu_npu import RATES, over_folds
@@ -408,14 +409,16 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines.append("")
 
     differs = summary.get("paper_preset_differs") or {}
-    lines += ["## Settings that differ from the paper's", ""]
+    preset = preset_for(summary.get("method", "hfn_mp")).name
+    title = summary.get("method_title", "the method")
+    lines += [f"## Settings that differ from {title}'s official setting", ""]
     if differs:
-        lines += ["These knobs are not the paper's setting (`python -m mpfas preset paper` sets them all):", ""]
+        lines += [f"These knobs are not its official setting (`python -m mpfas preset {preset}` sets them all):", ""]
         lines += [f"- `{key}`: {value!r}" for key, value in differs.items()]
     else:
-        lines.append("None of the paper preset's knobs (`python -m mpfas preset paper`). What the preset cannot "
-                     "set, such as the face detector and the frame sampling, still differs: docs/method.md, "
-                     "\"Where this differs from the official code\".")
+        lines.append(f"None of the `{preset}` preset's knobs (`python -m mpfas preset {preset}`). What the preset "
+                     "cannot set, such as the face detector and the frame sampling, still differs: "
+                     "docs/method.md and docs/methods.md, \"Where this differs\".")
     lines.append("")
     return "\n".join(lines)
 
