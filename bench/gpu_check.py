@@ -45,9 +45,9 @@ from train_step import BenchConfig, count_flops, make_optimizers, mfu_peak, sync
 
 from mpfas.core import metrics
 from mpfas.core.config import ModelConfig
+from mpfas.methods.hfn_mp.algorithms import alternating_step
 from mpfas.models import build_model
 from mpfas.models.inference import score_batch
-from mpfas.train.algorithms import alternating_step
 from mpfas.train.data import DomainBatch
 from mpfas.train.rng import seed_everything
 

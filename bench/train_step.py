@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 
 from mpfas.core.config import ModelConfig, TrainConfig, load_params
+from mpfas.methods.hfn_mp.step import Optimisers, meta_iteration
 from mpfas.models import build_model
 from mpfas.train.data import DomainBatch
 from mpfas.train.execution import channels_last, prepare_model
-from mpfas.train.step import Optimisers, meta_iteration
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,7 +25,8 @@ parser.add_argument("--plot", type=Path, required=True, help="the summary figure
 @stage_main(parser, sections=("data", "manifests", "align", "model", "train", "ssdg", "score"))
 def main(params, args) -> None:
     official = preset_for(params.model.method)  # the run's own method's official setting
-    summary = write_report(params, preset_differences=differences(params, official), metrics_dir=args.metrics_dir,
+    summary = write_report(params, preset_differences=differences(params, official), preset=official.name,
+                           metrics_dir=args.metrics_dir,
                            summary_json=args.summary, summary_md=args.markdown, summary_png=args.plot)
     # the table and plot as artifacts of this pipeline run's parent MLflow run (its protocol runs' parent)
     parent = log_pipeline_summary(params.runtime.experiment, os.environ.get("MPFAS_PARAMS", "params.yaml"),

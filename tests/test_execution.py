@@ -14,11 +14,11 @@ import torch
 
 from helpers import param_defaults as dflt
 from mpfas.core.config import ConfigError, TrainConfig, load_params
+from mpfas.methods.hfn_mp.step import Optimisers, meta_iteration
 from mpfas.models import build_model
 from mpfas.models.hfn import _mean
 from mpfas.train.data import DomainBatch
 from mpfas.train.execution import channels_last, prepare_model
-from mpfas.train.step import Optimisers, meta_iteration
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))

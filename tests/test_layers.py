@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "mpfas.core.telemetry": 1,
     "mpfas.core.sampling": 1,
     "mpfas.core.metrics": 1,
+    "mpfas.core.selection": 1,
     "mpfas.core.config": 2,  # a leaf: errors only (no registry)
     "mpfas.experiments.plots_page": 2,  # the offline page template of `dvc plots` (atomic writes only)
     "mpfas.core.device": 3,
@@ -45,16 +46,19 @@ LAYERS: dict[str, int] = {
     "mpfas.manifests.build": 7,
     "mpfas.manifests.export": 8,  # reads and writes manifests: just above them
     "mpfas.models": 8,
-    "mpfas.models.checkpoint": 9,
+    "mpfas.models.checkpoint": 13,  # builds any registered method's network (mpfas.methods)
     "mpfas.models.inference": 10,
+    "mpfas.train.data": 11,  # the per-domain sampler every method's trainer draws from
+    "mpfas.train.execution": 11,  # the step's memory format
+    "mpfas.methods": 12,  # the method registry: each method's network and step
     "mpfas.tracking": 12,
-    "mpfas.train": 13,
-    "mpfas.evaluate": 13,
-    "mpfas.serve": 14,
-    "mpfas.experiments": 15,  # multi-seed aggregation over `dvc exp show` output
-    "mpfas.experiments.sweeps": 16,  # the dvc subprocess calls of `mpfas seeds`
-    "mpfas.experiments.cleanup": 17,  # `mpfas clean`: dvc gc and mlflow gc (through mpfas.experiments.sweeps.run_dvc)
-    "mpfas.__main__": 18,
+    "mpfas.train": 14,
+    "mpfas.evaluate": 14,
+    "mpfas.serve": 15,
+    "mpfas.experiments": 16,  # multi-seed aggregation over `dvc exp show` output
+    "mpfas.experiments.sweeps": 17,  # the dvc subprocess calls of `mpfas seeds`
+    "mpfas.experiments.cleanup": 18,  # `mpfas clean`: dvc gc and mlflow gc (through mpfas.experiments.sweeps.run_dvc)
+    "mpfas.__main__": 19,
 }
 """Rank of each module or package (the longest matching prefix wins); lower never imports higher."""
 

@@ -143,6 +143,7 @@ def test_aggregate_command_writes_table_plot_and_json(tmp_path, monkeypatch, cap
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 5000
     assert [(r["protocol"], r["setting"], r["n"]) for r in json.loads(rows.read_text())] == [
         ("OCI-M", "train.inner_loops=2", 1), ("OCI-M", "train.inner_loops=4", 3),
-        ("ICM-O", "train.inner_loops=2", 1), ("ICM-O", "train.inner_loops=4", 3)]
+        ("ICM-O", "train.inner_loops=2", 1), ("ICM-O", "train.inner_loops=4", 3),
+        ("mean", "train.inner_loops=2", 1), ("mean", "train.inner_loops=4", 3)]
     assert main(["seeds", "aggregate", "--exps", "nope", "--out", str(out), "--plot", ""]) == 2
     assert "nope" in capsys.readouterr().err

@@ -26,11 +26,11 @@ from helpers.stage_cmd import stage_argv
 from mpfas.core.config import ConfigError, load_params
 from mpfas.core.sampling import pick_evenly
 from mpfas.evaluate.protocol import Outputs, evaluate_protocol
+from mpfas.methods.hfn_mp.algorithms import alternating_step, bilevel_meta_gradients, bilevel_step, split_parameters
 from mpfas.models import build_model
 from mpfas.models.checkpoint import SCHEMA_VERSION, Preprocess
 from mpfas.models.inference import load_faces, score_videos
-from mpfas.train import DomainSampler, alternating_step, bilevel_meta_gradients, bilevel_step
-from mpfas.train.algorithms import split_parameters
+from mpfas.train import DomainSampler
 
 # ------------------------------------------------------------------ synthetic data
 
@@ -338,7 +338,7 @@ def test_tiny_training_run_is_tracked(workspace, mlflow_uri):
     assert float(at_best["target_frame_auc"]) == pytest.approx(frame["auc"], abs=1e-9)
     views = json.loads(Path("m.json").read_text())["views"]
     assert views["evaluations"] == 2 and views["last_n"]["iterations"] == [3]
-    assert views["last_n"]["frame_auc"] == {"mean": pytest.approx(float(val[-1]["target_frame_auc"])), "std": None}
+    assert views["last_n"]["auc"] == {"mean": pytest.approx(float(val[-1]["target_frame_auc"])), "std": None}
 
 
 def test_a_tracking_db_of_another_schema_stops_training_before_any_work(workspace, empty_db, monkeypatch):

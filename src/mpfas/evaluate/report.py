@@ -32,7 +32,6 @@ from mpfas.core import atomic
 from mpfas.core.config import LEAKAGE_FREE_SELECTIONS, Params, Protocol
 from mpfas.core.errors import MpfasError
 from mpfas.core.metrics import IsoRates
-from mpfas.core.presets import preset_for
 from mpfas.data import dataset_name
 from mpfas.data.oulu_protocols import PREFIX, oulu_folds
 from mpfas.evaluate.oulu_npu import RATES, over_folds
@@ -81,11 +80,12 @@ def arrow_name(protocol: Protocol) -> str:
 
 
 def build_summary(params: Params, metrics_dir: Path, *,
-                  preset_differences: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+                  preset_differences: Mapping[str, Mapping[str, Any]], preset: str = "paper") -> dict[str, Any]:
     """Collect every protocol in ``data.protocols``; values in percent.
 
-    ``preset_differences``: the knobs where ``params`` is not the paper's setting, as
-    ``mpfas.core.presets.differences`` gives them (the caller's: evaluation sits below presets).
+    ``preset_differences``: the knobs where ``params`` is not the official setting of its method
+    (the preset named ``preset``), as ``mpfas.core.presets.differences`` gives them (the caller's:
+    evaluation sits below presets).
     """
     protocols: dict[str, Any] = {}
     for name in params.data.protocols:
@@ -132,6 +132,7 @@ def build_summary(params: Params, metrics_dir: Path, *,
         "protocols": protocols,
         "detection": detection_rates(params, metrics_dir),
         "paper_preset_differs": {k: v["ours"] for k, v in preset_differences.items()},
+        "preset": preset,
         "method": params.model.method,
         "method_title": next((p["method_title"] for p in protocols.values()), params.model.method),
     }
@@ -409,7 +410,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         lines.append("")
 
     differs = summary.get("paper_preset_differs") or {}
-    preset = preset_for(summary.get("method", "hfn_mp")).name
+    preset = summary.get("preset", "paper")
     title = summary.get("method_title", "the method")
     lines += [f"## Settings that differ from {title}'s official setting", ""]
     if differs:
@@ -450,8 +451,8 @@ def plot_summary(summary: Mapping[str, Any], path: Path) -> Path:
 
 
 def write_report(params: Params, *, metrics_dir: Path, summary_json: Path, summary_md: Path, summary_png: Path,
-                 preset_differences: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    summary = build_summary(params, metrics_dir, preset_differences=preset_differences)
+                 preset_differences: Mapping[str, Mapping[str, Any]], preset: str = "paper") -> dict[str, Any]:
+    summary = build_summary(params, metrics_dir, preset_differences=preset_differences, preset=preset)
     atomic.write_text(summary_json, json.dumps(summary, indent=2, sort_keys=True, allow_nan=False,
                                                ensure_ascii=False) + "\n")
     atomic.write_text(summary_md, render_markdown(summary))

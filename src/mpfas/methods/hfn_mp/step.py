@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from mpfas.core.config import TrainConfig
-from mpfas.train.algorithms import alternating_step, bilevel_step
+from mpfas.methods.hfn_mp.algorithms import alternating_step, bilevel_step
 from mpfas.train.data import DomainBatch
 from mpfas.train.execution import channels_last
 
