@@ -365,7 +365,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                     else ", which was NOT selected on the target: the stricter numbers."))
               + " Published: HTER % / AUC % on the real datasets (sources in docs/provenance.md); "
               "— = no published number for this protocol.", ""]
-    level = next(iter(protocols.values())).get("paper_level") or "frame" if paper_style else "frame"
+    level = next((p.get("paper_level") for p in protocols.values() if p.get("paper_level")), None) or "frame"
+    level = level if paper_style else "frame"
     header = ["Protocol", f"Ours {level} HTER %", f"Ours {level} AUC %"] + [f"{m} HTER / AUC" for m in methods]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, p in protocols.items():
