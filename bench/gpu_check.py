@@ -108,8 +108,8 @@ class CheckConfig:
     peak_tflops: float | None = None
 
     def model_config(self) -> ModelConfig:
-        return ModelConfig(backbone=self.bench.backbone, input_size=self.bench.input_size, pattern="meta",
-                           pretrained=self.pretrained, channel_order="bgr", pyramid_init="official")
+        return ModelConfig(method="hfn_mp", backbone=self.bench.backbone, input_size=self.bench.input_size,
+                           pattern="meta", pretrained=self.pretrained, channel_order="bgr", pyramid_init="official")
 
     @property
     def images_per_iteration(self) -> int:

@@ -236,8 +236,9 @@ def make_case(cfg: BenchConfig, variant: str, precision: str, algorithm: str, de
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = build_model(ModelConfig(backbone=cfg.backbone, input_size=cfg.input_size, pattern="meta",
-                                        pretrained="random", channel_order="rgb", pyramid_init="official")).to(device)
+        model = build_model(ModelConfig(method="hfn_mp", backbone=cfg.backbone, input_size=cfg.input_size,
+                                        pattern="meta", pretrained="random", channel_order="rgb",
+                                        pyramid_init="official")).to(device)
     model = prepare_model(model, train_cfg, device)
     model.train()
     opt = Optimisers(*make_optimizers(model, meta_lr=1e-3, inner_loops=cfg.inner_loops))

@@ -106,6 +106,30 @@ def test_mlflow_lineage_and_registry_of_the_pipeline_run(repo):
     assert best.run_id == run_id and tags["mpfas.model_sha256"] == best.tags["checkpoint_sha256"]
 
 
+def test_the_baseline_method_learns_on_the_demo_faces(repo, tmp_path, monkeypatch):
+    """SSDG-R (``model.method: ssdg``, its official lr) on the pipeline's own demo faces and
+    manifest: its loss falls over a short run. Writes only under tmp_path (its own MLflow store)."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from mpfas.core.config import load_params
+    from mpfas.train import train
+    from mpfas.train.curves import Curves
+
+    params = load_params(repo / "params.yaml")
+    params = replace(params, model=replace(params.model, method="ssdg"),
+                     train=replace(params.train, iterations=40, eval_every=40, batch_live=4, batch_spoof=4))
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{(tmp_path / 'mlflow.db').as_posix()}")
+    curves = Curves.at(tmp_path / "loss.csv", tmp_path / "val.csv")
+    result = train(params, "OCI-M", manifest="data/manifests/OCI-M.csv", faces="data/faces",
+                   out_dir=tmp_path / "ssdg", curves=curves)
+    loss = pd.read_csv(tmp_path / "loss.csv")["loss"]
+    assert result.best_iteration == 40 and len(loss) == 40
+    assert loss.tail(10).mean() < 0.9 * loss.head(10).mean(), loss.round(3).tolist()
+
+
 def test_second_repro_is_a_no_op(repo):
     start = time.monotonic()
     result = dvc(repo, "repro")

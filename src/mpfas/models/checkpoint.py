@@ -223,7 +223,7 @@ def build_model(ckpt: Checkpoint, device: str | torch.device = "cpu", where: str
     cfg = dataclasses.replace(ModelConfig(**{k: v for k, v in ckpt.model_config.items() if k in known}),
                               pretrained="")
     # ... so build_model's "random weights" warning would be false here: silence it
-    quiet = [logging.getLogger(name) for name in ("mpfas.models.hfn", "mpfas.methods.ssdg")]
+    quiet = [logging.getLogger(name) for name in ("mpfas.models", "mpfas.methods")]  # every method's builder
     levels = [logger.level for logger in quiet]
     for logger in quiet:
         logger.setLevel(logging.ERROR)
