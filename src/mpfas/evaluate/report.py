@@ -35,7 +35,7 @@ from mpfas.core.metrics import IsoRates
 from mpfas.data import dataset_name
 from mpfas.data.oulu_protocols import PREFIX, oulu_folds
 from mpfas.evaluate.oulu_npu import RATES, over_folds
-from mpfas.evaluate.views import LAST_N
+from mpfas.evaluate.views import LAST_N, rule_of
 
 # HTER %, AUC % on real data, leave-one-domain-out (docs/provenance.md, "Published numbers":
 # sources and caveats). Keyed by (sources, target).
@@ -192,8 +192,7 @@ def render_views(summary: Mapping[str, Any]) -> list[str]:
     std, each labelled with how its checkpoint and threshold were chosen."""
     if not summary["protocols"]:
         return []
-    first = next(iter(summary["protocols"].values()))
-    level, chosen = first.get("paper_level") or "frame", first.get("paper_chosen") or "n/a"
+    level, _, chosen = _paper_view(summary["protocols"])
     lines = ["## Three views of each number", "",
              "Each view chooses the checkpoint and the threshold differently; only the first never "
              "looks at the target.", "",
@@ -290,12 +289,13 @@ def _release_cell(release: Mapping[str, Any] | None) -> str:
     return f"all {official}" if not missing else f"{official - missing} of {official} ({missing} missing)"
 
 
-def _paper_rule(protocols: Mapping[str, Any]) -> str:
-    """The method's official checkpoint rule, as the paper-style view recorded it."""
-    chosen = next((p.get("paper_chosen") for p in protocols.values() if p.get("paper_chosen")), None)
-    if not chosen:
-        return "the checkpoint its rule picks"
-    return chosen.split("; threshold")[0].removeprefix("checkpoint: ")
+def _paper_view(protocols: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(level, rule, how chosen) of the paper-style view, as evaluate recorded it (one method per
+    report); defaults where no protocol recorded one."""
+    recorded = next((p for p in protocols.values() if p.get("paper_level")), {})
+    if not recorded:
+        return "frame", "the checkpoint its rule picks", "n/a"
+    return recorded["paper_level"], rule_of(recorded["paper_chosen"]), recorded["paper_chosen"]
 
 
 VIEW_KEYS = ("paper_hter", "paper_auc", "last_hter", "last_auc")
@@ -356,7 +356,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     methods = list(PUBLISHED)
     paper_style = all(p["paper_hter_pct"] is not None for p in protocols.values())
     lines += ["", "## Beside the published numbers", "",
-              f"{summary['method_title']}'s official code keeps {_paper_rule(protocols)} on the target set; "
+              f"{summary['method_title']}'s official code keeps {_paper_view(protocols)[1]} on the target set; "
               "we infer that the published numbers were chosen so (docs/provenance.md). "
               + ("Our columns are therefore the paper-style view, chosen the same way."
                  if paper_style else
@@ -365,8 +365,7 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
                     else ", which was NOT selected on the target: the stricter numbers."))
               + " Published: HTER % / AUC % on the real datasets (sources in docs/provenance.md); "
               "— = no published number for this protocol.", ""]
-    level = next((p.get("paper_level") for p in protocols.values() if p.get("paper_level")), None) or "frame"
-    level = level if paper_style else "frame"
+    level = _paper_view(protocols)[0] if paper_style else "frame"
     header = ["Protocol", f"Ours {level} HTER %", f"Ours {level} AUC %"] + [f"{m} HTER / AUC" for m in methods]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, p in protocols.items():

@@ -30,6 +30,14 @@ from mpfas.core.stats import Stat
 
 PAPER_STYLE = ("checkpoint: {rule} over the training evaluations; threshold: chosen on the target "
                "(leaks the test set)")
+_BEFORE_RULE, _AFTER_RULE = PAPER_STYLE.split("{rule}")
+
+
+def rule_of(chosen: str) -> str:
+    """The method's rule inside a paper-style ``chosen`` text (the inverse of its template)."""
+    return chosen.removeprefix(_BEFORE_RULE).removesuffix(_AFTER_RULE)
+
+
 LAST_N = "checkpoint: none, the last {n} evaluations averaged; threshold: chosen on the target at each"
 
 

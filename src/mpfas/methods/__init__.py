@@ -37,6 +37,7 @@ from torch import nn
 
 from mpfas.core.config import ConfigError, ModelConfig, Params
 from mpfas.core.selection import OracleRule
+from mpfas.models.backbones import check_backbone
 
 
 class Trainer(Protocol):
@@ -87,8 +88,6 @@ def get_method(name: str) -> Method:
 def check_model(cfg: ModelConfig) -> None:
     """``model.method`` and ``model.backbone`` are registered (and ``bundled`` weights exist):
     what the params parser, which knows no registry, cannot check before a stage's work."""
-    from mpfas.models.backbones import check_backbone
-
     get_method(cfg.method)
     check_backbone(cfg.backbone, cfg.pretrained)
 

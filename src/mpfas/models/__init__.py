@@ -12,7 +12,6 @@ from mpfas.models.hfn import (
     HierarchicalFusionNetwork,
     MetaPatternFAS,
     ModelOutput,
-    RandomInitWarning,
     build_model,
     frame_score,
 )
@@ -24,7 +23,7 @@ from mpfas.models.pattern import (
     YCrCbPattern,
     build_pattern,
 )
-from mpfas.models.weights import load_pretrained
+from mpfas.models.weights import RandomInitWarning, load_pretrained
 
 __all__ = [
     "PATTERN_NAMES",

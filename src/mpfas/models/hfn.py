@@ -17,8 +17,6 @@ fusion is the identity; the heads stay the same.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 
 import torch
@@ -26,19 +24,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mpfas.core.config import ModelConfig
-from mpfas.models.backbones import get_backbone
 from mpfas.models.fpn import FPN_CHANNELS, FPNStream, upsample_add
 from mpfas.models.pattern import build_pattern
-from mpfas.models.weights import load_pretrained
-
-log = logging.getLogger(__name__)
+from mpfas.models.weights import init_backbones
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class RandomInitWarning(UserWarning):
-    """The backbones start from random weights (no ``model.pretrained`` file)."""
 
 
 @dataclass
@@ -174,16 +165,5 @@ def build_model(cfg: ModelConfig) -> MetaPatternFAS:
     """
     cfg.validate()
     model = MetaPatternFAS(cfg.backbone, cfg.input_size, cfg.pattern, cfg.channel_order, cfg.pyramid_init)
-    if not cfg.random_init:
-        load_pretrained(model, cfg.pretrained)
-    else:
-        fix = ("'bundled' (the installed package's ImageNet file)" if get_backbone(cfg.backbone).bundled
-               else "a local ImageNet weights file (torchvision's)")
-        msg = (
-            f"model.pretrained is {cfg.pretrained or 'empty'!r}: the {cfg.backbone} backbones start from "
-            f"RANDOM weights, not ImageNet; results will not be comparable to the paper. Set "
-            f"model.pretrained to {fix}."
-        )
-        warnings.warn(msg, RandomInitWarning, stacklevel=2)
-        log.warning(msg)
+    init_backbones(model, cfg)
     return model

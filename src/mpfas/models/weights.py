@@ -28,6 +28,7 @@ from mpfas.core.paths import repo_file
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from mpfas.core.config import ModelConfig
     from mpfas.models.hfn import MetaPatternFAS
 
 # Blocks per stage and block type -> torchvision name, to say what a wrong file is.
@@ -66,6 +67,10 @@ BUNDLED = "bundled"
 """``model.pretrained`` value: the weights file an installed package ships for the backbone."""
 
 
+class RandomInitWarning(UserWarning):
+    """The backbones start from random weights (no ``model.pretrained`` file)."""
+
+
 class NotPaperWeightsWarning(UserWarning):
     """The weights file is a known torchvision file other than the paper's V1 weights."""
 
@@ -90,6 +95,23 @@ def describe_weights(sha256: str) -> str:
 
 class WeightsError(MpfasError, ValueError):
     """A ``model.pretrained`` file that cannot be used: one line naming it."""
+
+
+def init_backbones(model: MetaPatternFAS, cfg: ModelConfig) -> None:
+    """Load ``model.pretrained`` into ``model.backbone_bodies()`` (any method's network), or say
+    loudly (warning + log) that they stay random: published numbers need ImageNet weights."""
+    if not cfg.random_init:
+        load_pretrained(model, cfg.pretrained)
+        return
+    from mpfas.models.backbones import get_backbone
+
+    fix = ("'bundled' (the installed package's ImageNet file)" if get_backbone(cfg.backbone).bundled
+           else "a local ImageNet weights file (torchvision's)")
+    msg = (f"model.pretrained is {cfg.pretrained or 'empty'!r}: the {cfg.backbone} backbones start from "
+           f"RANDOM weights, not ImageNet; results will not be comparable to the paper. Set "
+           f"model.pretrained to {fix}.")
+    warnings.warn(msg, RandomInitWarning, stacklevel=3)
+    log.warning(msg)
 
 
 def load_pretrained(model: MetaPatternFAS, path: str | Path) -> None:

@@ -282,7 +282,7 @@ def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
     model.train()
     if params.model.random_init:
         log.warning("!" * 72)
-        log.warning("model.pretrained is %r: BOTH streams start from RANDOM weights, not ImageNet. "
+        log.warning("model.pretrained is %r: the backbones start from RANDOM weights, not ImageNet. "
                     "Numbers will be far from the paper's; set model.pretrained (docs/method.md).",
                     params.model.pretrained or "empty")
         log.warning("!" * 72)

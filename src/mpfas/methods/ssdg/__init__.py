@@ -5,35 +5,22 @@ as a registered method: ``model.py`` its network, ``losses.py`` its two extra lo
 
 from __future__ import annotations
 
-import logging
-import warnings
-
 from torch import nn
 
 from mpfas.core.config import ModelConfig
 from mpfas.methods import Method, OracleRule, register_method
 from mpfas.methods.ssdg.model import SSDGNet
 from mpfas.methods.ssdg.trainer import SSDGTrainer
-
-log = logging.getLogger(__name__)
+from mpfas.models.weights import init_backbones
 
 
 def build_ssdg(cfg: ModelConfig) -> SSDGNet:
     """The network with ImageNet weights in its body; for a ResNet, layer4 then starts from
     torchvision's random init again, as the official embedder's layer4 does."""
-    from mpfas.models.hfn import RandomInitWarning
-    from mpfas.models.weights import load_pretrained
-
     cfg.validate()
     model = SSDGNet(cfg.backbone, cfg.input_size, cfg.channel_order)
-    if cfg.random_init:
-        msg = (f"model.pretrained is {cfg.pretrained or 'empty'!r}: the SSDG {cfg.backbone} body starts from "
-               "RANDOM weights, not ImageNet")
-        warnings.warn(msg, RandomInitWarning, stacklevel=2)
-        log.warning(msg)
-        return model
-    load_pretrained(model, cfg.pretrained)
-    if hasattr(model.body, "layer4"):  # a torchvision ResNet body (mpfas.models.backbones.resnet)
+    init_backbones(model, cfg)
+    if not cfg.random_init and hasattr(model.body, "layer4"):  # a torchvision ResNet body (backbones.resnet)
         fresh: nn.Module = type(model.body)(model.body.arch)
         model.body.layer4.load_state_dict(fresh.layer4.state_dict())
     return model

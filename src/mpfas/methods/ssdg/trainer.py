@@ -24,6 +24,8 @@ from mpfas.core.config import Params
 from mpfas.methods.ssdg.losses import asymmetric_triplet_loss, live_adversarial_loss, triplet_labels
 from mpfas.methods.ssdg.model import Discriminator, grl_coefficient
 from mpfas.models.inference import autocast
+from mpfas.train.data import concat
+from mpfas.train.execution import channels_last
 
 
 class SSDGTrainer:
@@ -46,9 +48,6 @@ class SSDGTrainer:
 
     def step(self, it: int, domains: Sequence[str], draw: Callable[[str], Any], device: torch.device,
              sync: Callable[..., None] | None = None) -> dict[str, float]:
-        from mpfas.train.data import concat
-        from mpfas.train.execution import channels_last
-
         nhwc = channels_last(self.train_cfg, device)
         batches = [draw(d).to(device, nhwc) for d in self.sources]  # the protocol's order, not the shuffle
         batch = concat(batches)
