@@ -318,6 +318,26 @@ def test_views_pick_the_target_minimum_by_each_methods_rule_and_average_the_last
     assert target_views(curve, 3, HFN) is None and target_views(tmp_path / "none.csv", 3, HFN) is None
 
 
+def test_report_refuses_metrics_of_another_method_and_labels_an_ssdg_run(workdir):
+    """A report of model.method X never mixes in metrics an evaluate stage wrote for method Y; an
+    SSDG-R run is compared with its own preset and shows its own (video-level) paper-style rule."""
+    params = load_params(REPO / "params.yaml")
+    params = dataclasses.replace(params, data=dataclasses.replace(params.data, protocols=["OCI-M"]))
+    _metrics_file(Path("metrics/evaluate/OCI-M.json"), 0.9, 0.12)
+    _curve(Path("curve.csv"), [0.3, 0.1, 0.2], [0.7, 0.95, 0.9])
+    data = json.loads(Path("metrics/evaluate/OCI-M.json").read_text())
+    data.update(method="ssdg", method_title="SSDG-R (Jia et al., CVPR 2020)",
+                views=target_views(Path("curve.csv"), 2, SSDG))
+    Path("metrics/evaluate/OCI-M.json").write_text(json.dumps(data))
+    with pytest.raises(ReportError, match=r"evaluated for method 'ssdg', but model.method is 'hfn_mp'"):
+        build_summary(params, Path("metrics"), preset_differences={})
+    ssdg = dataclasses.replace(params, model=dataclasses.replace(params.model, method="ssdg"))
+    md = render_markdown(build_summary(ssdg, Path("metrics"), preset_differences={}, preset="ssdg-paper"))
+    assert "SSDG-R (Jia et al., CVPR 2020)'s official code keeps the lowest target video HTER at the " \
+           "target's EER threshold (last on ties) on the target set" in md
+    assert "paper-style: video HTER %" in md and "None of the `ssdg-paper` preset's knobs" in md
+
+
 def test_report_shows_three_labelled_views_and_sets_the_paper_style_beside_published(workdir):
     params = load_params(REPO / "params.yaml")
     params = dataclasses.replace(params, data=dataclasses.replace(params.data, protocols=["OCI-M"]))
