@@ -49,6 +49,19 @@ def test_both_methods_are_registered_and_an_unknown_one_names_the_key():
         get_method(params.model.method)
 
 
+def test_the_ssdg_preset_writes_its_official_setting(tmp_path):
+    from mpfas.__main__ import main
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(dflt.PARAMS_FILE.read_text())
+    assert main(["preset", "ssdg-paper", "--params", str(params_file)]) == 0
+    p = load_params(params_file)
+    assert (p.model.method, p.model.backbone, p.model.input_size) == ("ssdg", "resnet18", 256)
+    assert (p.train.iterations, p.train.eval_every, p.train.batch_live, p.train.faces_per_video) == (4000, 10, 10, 1)
+    assert p.train.select == "target_oracle" and p.ssdg.lr == 0.001
+    assert differences(p, PRESETS["ssdg-paper"]) == {}
+
+
 def test_each_method_is_compared_with_its_own_official_preset():
     assert preset_for("hfn_mp").name == "paper" and preset_for("ssdg").name == "ssdg-paper"
     ssdg = dflt.params(model=dflt.model(method="ssdg"))

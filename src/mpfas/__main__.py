@@ -3,7 +3,7 @@
     mpfas predict PATH... [--model CKPT | --protocol NAME] [--format json|csv] [--threshold X]
     mpfas export --model CKPT --out model.onnx
     mpfas log-model --protocol NAME
-    mpfas preset paper [--params YAML] [--pretrained FILE] [--dry-run | --dvc-args]
+    mpfas preset paper|ssdg-paper [--params YAML] [--pretrained FILE] [--dry-run | --dvc-args]
     mpfas seeds queue --seeds 1 2 3 [-S KEY=VALUE ...] [--start [--jobs N]]
     mpfas seeds aggregate [--exps NAME ...] [--out MD] [--plot PNG] [--json FILE]
     mpfas export-splits --out DIR [--manifests DIR] [--faces DIR] [--frames DIR]
@@ -272,13 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="default: $MLFLOW_TRACKING_URI or sqlite:///<repo root>/mlflow.db")
     p.set_defaults(func=cmd_log_model)
 
-    p = sub.add_parser("preset", help="switch params.yaml to a named setting (paper: the official HFN+MP)",
+    from mpfas.core.presets import PRESETS
+
+    p = sub.add_parser("preset", help="switch params.yaml to a named setting (paper: the official HFN+MP; "
+                                      "ssdg-paper: the official SSDG-R)",
                        description="Write every knob of the preset into params.yaml in place (comments kept, "
                                    "validated before writing). data.source and data.roots are not touched.")
-    p.add_argument("name", choices=("paper",))
+    p.add_argument("name", choices=sorted(PRESETS))
     p.add_argument("--params", metavar="YAML", help="params file (default: $MPFAS_PARAMS or ./params.yaml)")
     p.add_argument("--pretrained", metavar="FILE",
-                   help="ImageNet ResNet-50 weights (default: weights/resnet50-19c8e357.pth, from the repo root)")
+                   help="ImageNet weights file (default: the preset's, e.g. weights/resnet50-19c8e357.pth for "
+                        "paper, from the repo root)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--dry-run", action="store_true", help="list the knobs that would change; write nothing")
     g.add_argument("--dvc-args", action="store_true",
