@@ -198,6 +198,7 @@ class TrainConfig:
     augment: Literal["flip", "color"]  # flip: official | color: flip + photometric jitter
     precision: Literal["fp32", "bf16"]  # bf16: autocast on CUDA (opt-in; CPU stays fp32)
     channels_last: Literal["auto", True, False]  # auto: CUDA only (mpfas.train.execution)
+    cuda_graph: bool  # hfn_mp alternating on CUDA: replay each step from one CUDA graph (methods/hfn_mp/graph.py)
 
     def validate(self) -> None:
         for key in ("iterations", "inner_loops", "batch_live", "batch_spoof", "faces_per_video", "eval_every",
@@ -318,6 +319,9 @@ class Params:
         if self.manifests.oulu_protocols and "O" not in self.data.datasets:
             raise ConfigError("manifests.oulu_protocols: OULU-NPU (O) is not in data.datasets; add it or "
                               "empty the list")
+        if self.train.cuda_graph and (self.model.method != "hfn_mp" or self.train.algorithm != "alternating"):
+            raise ConfigError(f"train.cuda_graph: true captures HFN+MP's alternating step only, not model.method "
+                              f"{self.model.method!r} with train.algorithm {self.train.algorithm!r}; set it to false")
         if self.train.select == "source_val" and self.manifests.val_fraction == 0:
             raise ConfigError(
                 "train.select: 'source_val' needs source-val videos, but manifests.val_fraction is 0 "

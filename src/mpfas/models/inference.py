@@ -86,13 +86,14 @@ def load_faces(paths: Sequence[str | Path], size: int, cache: FaceCache | None =
 PRECISIONS = ("fp32", "bf16")
 
 
-def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, precision: str = "fp32", cache: bool = True) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA when ``precision`` is ``bf16``; otherwise (and on CPU) plain fp32,
-    as the official code runs."""
+    as the official code runs. ``cache`` False recasts the weights at every use (CUDA graph
+    capture needs that)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: {precision!r} is not one of {list(PRECISIONS)}")
     if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
     return contextlib.nullcontext()
 
 

@@ -62,7 +62,7 @@ LOG_EVERY = 10
 # Train settings that do not change what is learnt: a last.pt written under other values of
 # these may still be resumed (e.g. raise train.iterations to train longer). The runtime section
 # is outside the fingerprint whole; train.eval_every is inside (it decides which checkpoint is kept).
-RESUME_FREE = ("iterations", "channels_last")
+RESUME_FREE = ("iterations", "channels_last", "cuda_graph")
 
 
 class TrainingError(MpfasError, ValueError):

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from mpfas.core.config import Params
+from mpfas.core.config import ConfigError, Params
 from mpfas.methods import Method, OracleRule, register_method
+from mpfas.methods.hfn_mp.graph import Backend, GraphedStep
 from mpfas.methods.hfn_mp.step import Optimisers, domain_roles, meta_iteration
 from mpfas.models.hfn import build_model
 
@@ -23,13 +24,25 @@ from mpfas.models.hfn import build_model
 class HFNTrainer:
     """SGD on the MP extractor and on the HFN, one ``meta_iteration`` per step."""
 
-    def __init__(self, model: nn.Module, params: Params, sources: Sequence[str] = ()) -> None:
+    def __init__(self, model: nn.Module, params: Params, sources: Sequence[str] = (),
+                 graph_backend: Backend | None = None) -> None:
         self.model, self.cfg = model, params.train
         self.opt = Optimisers.for_model(model, self.cfg)
+        self.graph = self._graph(graph_backend) if self.cfg.cuda_graph else None
+
+    def _graph(self, backend: Backend | None) -> GraphedStep:
+        """``train.cuda_graph``: the step captured on CUDA (``backend``: another capture, for tests)."""
+        device = next(self.model.parameters()).device
+        if backend is None and device.type != "cuda":
+            raise ConfigError(f"train.cuda_graph: true needs a CUDA device, and this run trains on {device.type} "
+                              "(runtime.device); set it to false")
+        return GraphedStep(self.model, self.opt.mp, self.opt.hfn, device, self.cfg.precision, backend)
 
     def step(self, it: int, domains: Sequence[str], draw: Callable[[str], Any], device: torch.device,
              sync: Callable[..., None] | None = None) -> dict[str, float]:
-        stats = meta_iteration(self.model, self.opt, draw, domains, self.cfg, device, sync)
+        if sync is not None and self.graph is not None:
+            raise ConfigError("train.cuda_graph: true captures a single-process step; under torchrun set it to false")
+        stats = meta_iteration(self.model, self.opt, draw, domains, self.cfg, device, sync, self.graph)
         return {**stats, "loss": stats["meta_train_loss"]}  # every method's curve has a "loss"
 
     def learning_rates(self) -> dict[str, float]:

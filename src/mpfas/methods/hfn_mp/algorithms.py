@@ -78,7 +78,7 @@ def frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
             p.requires_grad_(flag)
 
 
-def _stats(groups: dict[str, Sequence[LossParts]]) -> dict[str, float]:
+def loss_stats(groups: dict[str, Sequence[LossParts]]) -> dict[str, float]:
     """Mean loss, map and class loss of each group of parts, as ``<prefix>_loss`` etc.
 
     All values leave the device in one transfer (one sync on CUDA, at the end of the step,
@@ -100,7 +100,16 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
                      meta_train: Sequence[DomainBatch], meta_test: Sequence[DomainBatch],
                      device: torch.device, precision: str = "fp32", sync: GradSync | None = None,
                      ) -> dict[str, float]:
-    """One official HFN+MP iteration.
+    """One official HFN+MP iteration (``alternating_losses``), its losses as floats."""
+    return loss_stats(alternating_losses(model, mp_opt, hfn_opt, meta_train, meta_test, device, precision, sync))
+
+
+def alternating_losses(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn_opt: torch.optim.Optimizer,
+                       meta_train: Sequence[DomainBatch], meta_test: Sequence[DomainBatch],
+                       device: torch.device, precision: str = "fp32", sync: GradSync | None = None,
+                       autocast_cache: bool = True) -> dict[str, Sequence[LossParts]]:
+    """One official HFN+MP iteration; returns its loss tensors by group, never reading them
+    back (so that ``graph.GraphedStep`` can capture it as one CUDA graph).
 
     ``meta_test`` holds K fresh batches of the meta-test domain (one MP step each);
     ``meta_train`` one batch per meta-train domain (concatenated for the HFN step). With
@@ -108,7 +117,8 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
     unscaled; the HFN step minimises ``OUTER_SCALE`` x the meta-train loss. ``precision``:
     fp32 (official) or bf16 autocast on CUDA (ignored on CPU); losses are computed in fp32.
     ``sync`` (data-parallel runs) averages the gradients of every MP step and of the HFN step
-    over ranks before the step.
+    over ranks before the step. ``autocast_cache`` False: autocast recasts the weights every
+    forward pass (what CUDA graph capture requires).
     """
     mp, hfn = split_parameters(model)
     groups: dict[str, Sequence[LossParts]] = {}
@@ -116,7 +126,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
         inner = []
         with frozen(list(hfn.values())):
             for batch in meta_test:
-                with autocast(device, precision):
+                with autocast(device, precision, cache=autocast_cache):
                     out = model(batch.rgb)
                 parts = fas_loss(out, batch.is_live)
                 mp_opt.zero_grad(set_to_none=True)
@@ -129,7 +139,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
 
     batch = concat(meta_train)
     with frozen(list(mp.values())):
-        with autocast(device, precision):
+        with autocast(device, precision, cache=autocast_cache):
             out = model(batch.rgb)
         parts = fas_loss(out, batch.is_live)
         hfn_opt.zero_grad(set_to_none=True)
@@ -138,7 +148,7 @@ def alternating_step(model: nn.Module, mp_opt: torch.optim.Optimizer | None, hfn
             sync(hfn.values())
         hfn_opt.step()
     groups["meta_train"] = [parts]
-    return _stats(groups)
+    return groups
 
 
 def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], meta_test: DomainBatch,
@@ -171,7 +181,7 @@ def bilevel_meta_gradients(model: nn.Module, meta_train: Sequence[DomainBatch], 
     mp_grads = torch.autograd.grad(test_parts.total, [mp[n] for n in mp_names], allow_unused=True)
     mp_out = {n: (torch.zeros_like(mp[n]) if g is None else g.detach()) for n, g in zip(mp_names, mp_grads)}
     hfn_out = {n: (torch.zeros_like(hfn[n]) if g is None else g.detach()) for n, g in zip(names, grads)}
-    stats = _stats({"meta_train": [train_parts], "meta_test": [test_parts]})
+    stats = loss_stats({"meta_train": [train_parts], "meta_test": [test_parts]})
     return mp_out, hfn_out, stats
 
 

@@ -10,6 +10,7 @@ import torch
 
 from mpfas.core.config import TrainConfig
 from mpfas.methods.hfn_mp.algorithms import alternating_step, bilevel_step
+from mpfas.methods.hfn_mp.graph import GraphedStep
 from mpfas.train.data import DomainBatch
 from mpfas.train.execution import channels_last
 
@@ -49,11 +50,12 @@ def domain_roles(domains: Sequence[str], meta: bool) -> tuple[list[str], str | N
 
 def meta_iteration(model: torch.nn.Module, opt: Optimisers, draw: Callable[[str], DomainBatch],
                    domains: Sequence[str], cfg: TrainConfig, device: torch.device,
-                   sync: Callable[..., None] | None = None) -> dict[str, float]:
+                   sync: Callable[..., None] | None = None, graph: GraphedStep | None = None) -> dict[str, float]:
     """One training iteration over ``domains`` (already shuffled): draw the meta-test batches
     (K for the alternating scheme, one for bilevel), then one batch per meta-train domain, then
-    take the algorithm's step. Batches take the memory format ``train.channels_last`` gives the
-    model (``execution.prepare_model``). Returns this rank's loss statistics."""
+    take the algorithm's step (``graph``: the alternating step replayed from its CUDA graph).
+    Batches take the memory format ``train.channels_last`` gives the model
+    (``execution.prepare_model``). Returns this rank's loss statistics."""
     train_doms, test_dom = domain_roles(domains, opt.meta)
     nhwc = channels_last(cfg, device)
     meta_test: list[DomainBatch] = []
@@ -61,6 +63,8 @@ def meta_iteration(model: torch.nn.Module, opt: Optimisers, draw: Callable[[str]
         n_test = cfg.inner_loops if cfg.algorithm == "alternating" else 1
         meta_test = [draw(test_dom).to(device, nhwc) for _ in range(n_test)]
     meta_train = [draw(d).to(device, nhwc) for d in train_doms]
+    if graph is not None:
+        return graph(meta_train, meta_test)
     if cfg.algorithm == "bilevel" and opt.meta:
         return bilevel_step(model, opt.mp, opt.hfn, meta_train, meta_test[0], cfg.first_order, device,
                             precision=cfg.precision, sync=sync)
