@@ -29,7 +29,8 @@ def main(params, args) -> None:
     if not args.index.is_file():
         raise MpfasError(f"{args.index}: not found; run the raw stage first")
     summary = run_align(read_index(args.index, code), args.frames, args.out, params.align,
-                        metrics_path=args.metrics, sheet_path=args.sheet, dataset=code)  # the code picks the limit
+                        metrics_path=args.metrics, sheet_path=args.sheet, dataset=code,  # the code picks the limit
+                        workers=params.runtime.align_workers)
     print(f"align {code}: {summary.faces} faces from {summary.frames} frames "
           f"(detection rate {summary.detection_rate:.1%}, {summary.skipped} videos already done); "
           f"{summary.videos_without_face} video(s) with no face in any frame "

@@ -249,6 +249,27 @@ def _align(base: Path, code: str, records: list, cfg: AlignConfig, detector) -> 
     return json.loads((base / f"metrics/align_{code}.json").read_text())
 
 
+def test_worker_processes_write_the_faces_one_process_writes(tmp_path, detector):
+    """``runtime.align_workers``: videos aligned in two spawned processes, each with its own MTCNN,
+    give the same files, faces.csv and failures.csv as the stage's in-process detector."""
+    root = tmp_path / "raw"
+    records = _dataset(root)
+    run_extract(records, root, tmp_path / "frames", dflt.extract(frames_per_video=3, max_failure_rate=0.5),
+                rel_to=tmp_path, dataset="O", progress=False)
+    cfg = dflt.align(crop_size=CROP, max_failed_videos={"O": 0.5})
+    for name, kw in (("one", {"detector": detector}), ("two", {"workers": 2})):
+        run_align(records, tmp_path / "frames/frames.csv", tmp_path / name, cfg, rel_to=tmp_path, dataset="O",
+                  progress=False, **kw)
+    files = sorted(p.relative_to(tmp_path / "one") for p in (tmp_path / "one").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "two") for p in (tmp_path / "two").rglob("*") if p.is_file())
+    assert sum(p.suffix == ".png" for p in files) >= 10
+    for rel in files:
+        one, two = (tmp_path / "one" / rel).read_bytes(), (tmp_path / "two" / rel).read_bytes()
+        if rel.name == "faces.csv":  # its paths name the output folder
+            one = one.replace(b",one/", b",two/")
+        assert one == two, rel
+
+
 def test_frames_without_a_face_never_fail_the_stage(tmp_path, detector):
     """Two thirds of the frames have no face, yet every video has one: the stage passes even at a 0 limit."""
     records = _frame_dataset(tmp_path, "I", {n: [False, True, False] for n in "abc"})

@@ -26,7 +26,7 @@ from PIL import Image
 
 from helpers.faces import manifest_rows, picked_face, train_workspace
 from mpfas.core.config import load_params
-from mpfas.models.inference import FaceCache, load_face
+from mpfas.models.inference import FaceCache, load_face, to_unit
 from mpfas.train import DomainSampler
 
 # ---------------------------------------------------------------- kill and resume
@@ -208,6 +208,14 @@ def test_the_face_cache_changes_no_batch_and_keeps_to_its_budget(workspace):
     assert len(cache) == 2 and cache.bytes == 2 * 3 * 32 * 32
     with pytest.raises(ValueError, match="32 px"):
         DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=64, seed=5, cache=cache)
+
+
+def test_pixels_scale_to_the_same_floats_on_any_device():
+    """A face cached on a GPU is scaled there by a table the CPU computed: every uint8 value must
+    give the CPU division's float, bit for bit (a GPU's scalar division may not)."""
+    values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16)
+    assert torch.equal(to_unit(values), values.float().div_(255.0))
+    assert to_unit(values).dtype == torch.float32 and to_unit(values).device == values.device
 
 
 @pytest.mark.slow  # three train() runs

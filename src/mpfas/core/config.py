@@ -268,6 +268,7 @@ class RuntimeConfig:
 
     device: Literal["auto", "cpu", "cuda"]
     extract_workers: int  # decoding processes
+    align_workers: int  # MTCNN processes (one torch thread each)
     train_workers: int  # threads that load images (batches are the same for any count)
     resume: Literal["auto", "never"]  # auto: continue from last.pt when its fingerprint matches
     checkpoint_every: int  # `last` checkpoint period (iterations)
@@ -276,6 +277,7 @@ class RuntimeConfig:
 
     def validate(self) -> None:
         _positive("runtime.extract_workers", self.extract_workers)
+        _positive("runtime.align_workers", self.align_workers)
         _positive("runtime.checkpoint_every", self.checkpoint_every)
         if self.train_workers < 0:
             raise ConfigError(f"runtime.train_workers: {self.train_workers} must be >= 0")

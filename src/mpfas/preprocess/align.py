@@ -175,6 +175,17 @@ def align_video(job: _Job, folder: Path, cfg: AlignConfig, detector: FaceDetecto
     return marker
 
 
+_DETECTORS: dict[tuple[Any, ...], FaceDetector] = {}
+
+
+def _align_with_own_detector(job: _Job, folder: Path, cfg: AlignConfig, rel_to: Path, device: str) -> dict:
+    """``align_video`` in a worker process, with the detector it built at its first video."""
+    key = (*align_params(cfg).items(), device)
+    if key not in _DETECTORS:
+        _DETECTORS[key] = detector_for(cfg, device)
+    return align_video(job, folder, cfg, _DETECTORS[key], rel_to)
+
+
 def check_frames_listed(frames_csv: str | Path, frames: dict[str, list[FrameEntry]],
                         folders: dict[str, VideoRecord]) -> None:
     """Every video's ``frames.csv`` rows are the frames extract recorded writing (its per-video
@@ -195,8 +206,12 @@ def check_frames_listed(frames_csv: str | Path, frames: dict[str, list[FrameEntr
 def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: str | Path, cfg: AlignConfig, *,
               rel_to: str | Path = ".", metrics_path: str | Path | None = None,
               sheet_path: str | Path | None = None, detector: FaceDetector | None = None,
-              device: str = "cpu", dataset: str = "", progress: bool = True) -> AlignSummary:
+              device: str = "cpu", dataset: str = "", progress: bool = True, workers: int = 1) -> AlignSummary:
     """Align the frames listed in ``frames_csv`` for every record of one dataset.
+
+    ``workers`` > 1 aligns videos in that many processes, each with its own MTCNN (one torch
+    thread each, as in one process: the faces are the same for any count); a given ``detector``
+    aligns in this process.
 
     ``dataset`` is the dataset code (O, C, I, M; by default the records' own), which
     picks the limit ``align.max_failed_videos.<code>``. Writes ``out_dir/faces.csv``,
@@ -219,9 +234,11 @@ def run_align(records: Sequence[VideoRecord], frames_csv: str | Path, out_dir: s
         jobs.append(_Job(rec.video_id, folder, fp, entries))
     plan = VideoJobs.check(jobs, out_dir, files="faces", keep_top=("faces.csv", "failures.csv"),
                            label=f"align {dataset}")
-    if plan.todo and detector is None:
+    if plan.todo and detector is None and workers <= 1:
         detector = detector_for(cfg, device)
-    markers, counts = plan.run(partial(align_video, cfg=cfg, detector=detector, rel_to=rel_to), progress=progress)
+    work = (partial(align_video, cfg=cfg, detector=detector, rel_to=rel_to) if detector is not None
+            else partial(_align_with_own_detector, cfg=cfg, rel_to=rel_to, device=device))
+    markers, counts = plan.run(work, workers=workers, progress=progress)
 
     face_rows, issues = [], []
     for folder, rec in folders.items():

@@ -237,7 +237,7 @@ def _train(params: Params, protocol: str, sources: list[str], by_role: dict[str,
     rng.seed_everything(cfg.seed)
     model = _build_model(params, device)
     trainer = get_method(params.model.method).trainer(model, params, sources)
-    sampler = _sampler(by_role["source-train"], params, ctx)
+    sampler = _sampler(by_role["source-train"], params, ctx, device)
     fp = fingerprint(params, protocol, manifest, training_faces(by_role, params), model.pretrained_sha256)
     run = RunContext(ctx, params, protocol, out_dir, fp, curves, script=script)
     start, run_id, best = resume(run, model, trainer, sampler)
@@ -289,12 +289,13 @@ def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
     return model
 
 
-def _sampler(rows: list[Any], params: Params, ctx: distributed.Context) -> DomainSampler:
+def _sampler(rows: list[Any], params: Params, ctx: distributed.Context, device: torch.device) -> DomainSampler:
+    """Batches of ``rows``, their faces kept decoded on ``device`` (the GPU's memory when training there)."""
     cfg = params.train
     sampler = DomainSampler(rows, num_frames=cfg.faces_per_video, batch_live=cfg.batch_live,
                             batch_spoof=cfg.batch_spoof, size=params.model.input_size,
                             seed=distributed.rank_seed(cfg.seed, ctx), workers=params.runtime.train_workers,
-                            color=cfg.augment == "color")
+                            color=cfg.augment == "color", cache=FaceCache(params.model.input_size, device=device))
     if ctx.enabled:
         log.info("data-parallel: %d ranks, each drawing its own batches (rank-specific sampler seed); "
                  "global batch per domain %d live + %d spoof", ctx.world_size,
