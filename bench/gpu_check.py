@@ -14,7 +14,10 @@
    ``mpfas.models.inference.score_frames`` does, and compares the scores; compares the weights of
    the two training runs.
 4. Runs the evaluation metrics on both score vectors and times scoring (faces/s).
-5. Prints a table, writes JSON (``$OUT/gpu_check.json``, else ``bench/out/gpu_check.json``)
+5. Trains a third time in fp32 with the step replayed from one CUDA graph (``train.cuda_graph``;
+   on CPU the eager stand-in of tests/test_cuda_graph.py), from the same weights on the same
+   batches, and holds it to the fp32 run by the same loss and score bounds (``graph`` in the JSON).
+6. Prints a table, writes JSON (``$OUT/gpu_check.json``, else ``bench/out/gpu_check.json``)
    and a PASS/FAIL verdict against ``Bounds``. Exit status 0 PASS, 1 FAIL, 2 unusable device.
 
 Like the training loop, CUDA runs use channels_last in both precisions and leave
@@ -46,12 +49,14 @@ from train_step import BenchConfig, count_flops, make_optimizers, mfu_peak, sync
 from mpfas.core import metrics
 from mpfas.core.config import ModelConfig
 from mpfas.methods.hfn_mp.algorithms import alternating_step
+from mpfas.methods.hfn_mp.graph import CudaGraph, Eager, GraphedStep
 from mpfas.models import build_model
 from mpfas.models.inference import score_batch
 from mpfas.train.data import DomainBatch
 from mpfas.train.rng import seed_everything
 
 PRECISIONS = ("fp32", "bf16")
+GRAPH = "fp32-cuda-graph"  # report.train's key of the fp32 run replayed from one CUDA graph
 PAPER = BenchConfig("paper", "resnet50", 256)
 TINY = BenchConfig("tiny", "resnet18", 64, batch_live=1, batch_spoof=1, inner_loops=2)
 CPU_NOTE = ("CPU: bf16 autocast is a no-op in this codebase, so the bf16 run is fp32 and the "
@@ -177,6 +182,7 @@ class Report:
     train: dict[str, TrainRun] = field(default_factory=dict)
     score: dict[str, ScoreRun] = field(default_factory=dict)
     agreement: Agreement | None = None
+    graph: dict[str, Any] | None = None  # the CUDA-graph fp32 run against the plain fp32 run
     checks: list[Check] = field(default_factory=list)
     verdict: str = "FAIL"
     error: str | None = None
@@ -273,21 +279,34 @@ def reset_peak_memory(device: torch.device) -> None:
 
 
 def train_run(model: torch.nn.Module, init: State, batches: Batches, cfg: CheckConfig,
-              device: torch.device, precision: str) -> tuple[TrainRun, State]:
-    """Warm-up + timed alternating steps from ``init``, one batch set per step."""
+              device: torch.device, precision: str, graph_flops: int | None = None) -> tuple[TrainRun, State]:
+    """Warm-up + timed alternating steps from ``init``, one batch set per step. With
+    ``graph_flops`` (the plain run's count) the steps replay one CUDA graph (``GraphedStep``),
+    captured in the first warm-up step."""
     model.load_state_dict(init)
     model.train()
     mp_opt, hfn_opt = make_optimizers(model, cfg.meta_lr, cfg.bench.inner_loops, cfg.momentum)
     pending = iter(batches)
     losses: list[dict[str, float]] = []
+    graphed = None
+    if graph_flops is not None:
+        backend = CudaGraph() if device.type == "cuda" else Eager()
+        graphed = GraphedStep(model, mp_opt, hfn_opt, device, precision, backend)
 
     def step() -> None:
         meta_train, meta_test = next(pending)
-        stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device,
-                                 precision=precision, sync=None)
+        if graphed is not None:
+            stats = graphed(meta_train, meta_test)
+        else:
+            stats = alternating_step(model, mp_opt, hfn_opt, meta_train, meta_test, device,
+                                     precision=precision, sync=None)
         losses.append({k: stats[k] for k in ("meta_test_loss", "meta_train_loss")})
 
-    flops = count_flops(step)
+    if graph_flops is None:
+        flops = count_flops(step)
+    else:
+        flops = graph_flops
+        step()  # captures
     for _ in range(cfg.warmup - 1):
         step()
     sync(device)
@@ -450,6 +469,12 @@ def judge(report: Report, bounds: Bounds, device: torch.device) -> list[Check]:
         bounded("spearman", agree.spearman, bounds.spearman, upper=False, judged=spread, note=why),
         bounded("flips at threshold", agree.flip_fraction, bounds.flip_fraction, judged=spread, note=why),
     ]
+    if report.graph is not None:
+        g = report.graph
+        checks += [bounded(f"CUDA graph: final loss rel gap (last {bounds.final_steps})", g["final_loss_rel"],
+                           bounds.final_loss_rel),
+                   bounded("CUDA graph: score mean |diff|", g["score_mean_abs"], bounds.score_mean_abs),
+                   bounded("CUDA graph: score max |diff|", g["score_max_abs"], bounds.score_max_abs)]
     if device.type == "cuda":
         checks.append(Check("bf16 autocast active", bf16, "bfloat16", "pass" if bf16 == "bfloat16" else "fail"))
     else:
@@ -490,6 +515,9 @@ def run_check(cfg: CheckConfig, report: Report, bounds: Bounds) -> None:
     for precision in PRECISIONS:
         report.enter(f"training {precision}")
         report.train[precision], states[precision] = train_run(model, init, batches, cfg, device, precision)
+    report.enter("training fp32, CUDA graph")
+    flops = round(report.train["fp32"].tflop_per_iteration * 1e12)
+    report.train[GRAPH], states[GRAPH] = train_run(model, init, batches, cfg, device, "fp32", graph_flops=flops)
     del batches
 
     scores: dict[str, np.ndarray] = {}
@@ -500,9 +528,27 @@ def run_check(cfg: CheckConfig, report: Report, bounds: Bounds) -> None:
     report.enter("scoring bf16-trained in bf16")
     model.load_state_dict(states["bf16"])
     end_to_end, _ = score_faces(model, faces, cfg.score_batch, device, "bf16")
+    report.enter("scoring the CUDA-graph-trained weights in fp32")
+    model.load_state_dict(states[GRAPH])
+    graph_scores, _ = score_faces(model, faces, cfg.score_batch, device, "fp32")
     report.enter("agreement")
     report.agreement = agreement(scores, end_to_end, labels, states, init, names, report.train, cfg.threshold,
                                  bounds.final_steps)
+    report.graph = graph_agreement(report.train, states, scores["fp32"], graph_scores, names, bounds.final_steps,
+                                   "torch.cuda.CUDAGraph" if device.type == "cuda" else "eager (CPU stand-in)")
+
+
+def graph_agreement(runs: dict[str, TrainRun], states: dict[str, State], plain: np.ndarray, graphed: np.ndarray,
+                    names: Sequence[str], final_steps: int, backend: str) -> dict[str, Any]:
+    """The CUDA-graph run against the plain fp32 run: speed-up, losses, weights and scores."""
+    pair = {"fp32": runs["fp32"], "bf16": runs[GRAPH]}  # final_loss_gap / loss_gap compare these keys
+    diff = np.abs(plain - graphed)
+    return {"backend": backend,
+            "speedup": runs["fp32"].seconds_per_iteration / runs[GRAPH].seconds_per_iteration,
+            "final_loss_rel": final_loss_gap(pair, final_steps), "loss_max_abs": loss_gap(pair),
+            "weights_rel_l2": weight_distance(states[GRAPH], states["fp32"], names)
+            / weight_norm(states["fp32"], names),
+            "score_mean_abs": float(diff.mean()), "score_max_abs": float(diff.max())}
 
 
 def finish(report: Report, bounds: Bounds, device: torch.device) -> None:
@@ -598,6 +644,14 @@ def render(report: Report, path: Path) -> str:
             ["bf16 train+score: score |diff| mean / max, spearman",
              f"{fmt(a.end_to_end['score_mean_abs'])} / {fmt(a.end_to_end['score_max_abs'])}, "
              f"{fmt(a.end_to_end['spearman'])}"]])
+    if report.graph is not None and GRAPH in report.train:
+        g, run = report.graph, report.train[GRAPH]
+        out += rows(f"fp32 replayed from one CUDA graph ({g['backend']}) vs plain fp32", ["", "value"], [
+            ["s/iteration (speed-up)", f"{fmt(run.seconds_per_iteration)} ({fmt(g['speedup'])}x)"],
+            ["MFU", run.mfu],
+            ["final loss rel gap / loss max |diff|", f"{fmt(g['final_loss_rel'])} / {fmt(g['loss_max_abs'])}"],
+            ["weights rel L2", g["weights_rel_l2"]],
+            ["score |diff| mean / max", f"{fmt(g['score_mean_abs'])} / {fmt(g['score_max_abs'])}"]])
     if report.checks:
         out += rows("checks", ["status", "check", "value", "bound", "note"],
                     [[c.status.upper(), c.name, c.value, c.bound, c.note] for c in report.checks])

@@ -270,6 +270,7 @@ class RuntimeConfig:
     extract_workers: int  # decoding processes
     align_workers: int  # MTCNN processes (one torch thread each)
     train_workers: int  # threads that load images (batches are the same for any count)
+    face_cache: Literal["device", "cpu"]  # where training keeps decoded faces (the same floats either way)
     resume: Literal["auto", "never"]  # auto: continue from last.pt when its fingerprint matches
     checkpoint_every: int  # `last` checkpoint period (iterations)
     experiment: str  # MLflow experiment name

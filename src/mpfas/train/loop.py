@@ -290,12 +290,14 @@ def _build_model(params: Params, device: torch.device) -> torch.nn.Module:
 
 
 def _sampler(rows: list[Any], params: Params, ctx: distributed.Context, device: torch.device) -> DomainSampler:
-    """Batches of ``rows``, their faces kept decoded on ``device`` (the GPU's memory when training there)."""
+    """Batches of ``rows``, their faces kept decoded on ``device`` (the GPU's memory when training
+    there) unless ``runtime.face_cache`` is ``cpu``."""
     cfg = params.train
+    cache = FaceCache(params.model.input_size, device=device if params.runtime.face_cache == "device" else "cpu")
     sampler = DomainSampler(rows, num_frames=cfg.faces_per_video, batch_live=cfg.batch_live,
                             batch_spoof=cfg.batch_spoof, size=params.model.input_size,
                             seed=distributed.rank_seed(cfg.seed, ctx), workers=params.runtime.train_workers,
-                            color=cfg.augment == "color", cache=FaceCache(params.model.input_size, device=device))
+                            color=cfg.augment == "color", cache=cache)
     if ctx.enabled:
         log.info("data-parallel: %d ranks, each drawing its own batches (rank-specific sampler seed); "
                  "global batch per domain %d live + %d spoof", ctx.world_size,
