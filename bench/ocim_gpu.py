@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
@@ -109,9 +108,9 @@ def paper_values(size: Size, device: str) -> dict[str, dict[str, Any]]:
 def write_workspace(root: Path, size: Size) -> None:
     """Demo faces (live portraits and their halftone prints) in O, C, I, M and one manifest per
     OCIM protocol: every source video trains, every target video is evaluated (the paper's split)."""
+    from gpu_check import demo_faces
     from PIL import Image
 
-    from gpu_check import demo_faces
     from mpfas.manifests.build import ManifestRow, write_manifest
 
     n = size.videos_per_class * 2 * FACES_PER_VIDEO  # per domain: live and print videos
@@ -170,8 +169,7 @@ def train_worker(root: Path, params_file: Path, protocol: str, out: str, warmup:
     wall = time.perf_counter() - t0
     stamps = loss_timestamps(result.run_id)
     steady = (stamps[warmup + iters] - stamps[warmup]) / iters / 1000.0
-    return {"protocol": protocol, "seconds_per_iteration": steady, "first_iteration_s": None if 1 not in stamps
-            else (stamps[1] - stamps.get(0, stamps[1])) / 1000.0, "wall_s": wall, "device": result.device,
+    return {"protocol": protocol, "seconds_per_iteration": steady, "wall_s": wall, "device": result.device,
             "run_id": result.run_id, "last_pt": str(root / out / "last.pt")}
 
 
@@ -291,11 +289,12 @@ def write_profile_video(args: tuple[str, str, int, int]) -> str:
 def preprocessing(work: Path, size: Size, workers: int, device: str) -> dict[str, Any]:
     """Extract and align ``size.profile_videos`` videos of every OCIM profile; per profile and
     align device, videos per second; projected minutes for the 7,030 videos."""
+    from profiles import profiles
+
     from mpfas.core.config import load_params
     from mpfas.data import Label, VideoRecord
     from mpfas.preprocess.align import run_align
     from mpfas.preprocess.extract import run_extract
-    from profiles import profiles
 
     params = load_params(ROOT / "params.yaml")
     chosen = [p for p in profiles() if p.code in OCIM]
@@ -354,7 +353,6 @@ def environment(device: str) -> dict[str, Any]:
 def flops_per_iteration(size: Size, device: str) -> int:
     """FLOPs of one paper-preset meta-iteration (bench/train_step.py's counter)."""
     import torch
-
     from train_step import BenchConfig, batch, count_flops, make_case
 
     cfg, dev = BenchConfig("ocim", size.backbone, size.input_size, inner_loops=size.inner_loops), torch.device(device)
@@ -438,10 +436,10 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", f"ocim_table_hours: {report['ocim_table_hours']:.2f} ({report['ocim_table_option']})"]
     if "ocim_preprocess_minutes" in report:
         pre = report["preprocessing"]
+        per_device = ", ".join(f"align on {d}: {pre[f'ocim_minutes_align_{d}']:.1f}"
+                               for d in ("cpu", "cuda") if f"ocim_minutes_align_{d}" in pre)
         lines += [f"ocim_preprocess_minutes: {report['ocim_preprocess_minutes']:.1f} "
-                  f"({pre['workers']} workers; " + ", ".join(f"align on {d}: {pre[f'ocim_minutes_align_{d}']:.1f}"
-                                                             for d in ("cpu", "cuda") if f"ocim_minutes_align_{d}" in pre)
-                  + ")"]
+                  f"({pre['workers']} workers; {per_device})"]
     return "\n".join(lines) + "\n"
 
 
