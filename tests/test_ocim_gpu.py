@@ -39,8 +39,9 @@ def test_a_protocols_hours_add_steps_evaluations_checkpoints_and_decoding():
 
 @pytest.mark.slow  # three training processes, two at once, and the preprocessing of short profile videos
 def test_cpu_self_test_measures_every_part(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "bench" / "ocim_gpu.py"), "--device", "cpu", "--tiny",
-                           "--workers", "1", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900)
+    args = ["--device", "cpu", "--tiny", "--workers", "1"]
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "ocim_gpu.py"), *args, "--out", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "ocim_gpu.json").read_text())
     levers, ev = report["levers"], report["evaluation"]
@@ -63,4 +64,4 @@ def test_cpu_self_test_measures_every_part(tmp_path):
     assert report["ocim_preprocess_minutes"] == pre["ocim_minutes_align_cpu"] > 0
     table = (tmp_path / "ocim_gpu.md").read_text()
     assert "| faces-on-device |" in table and "ocim_table_hours:" in table
-    assert (tmp_path / "commands.txt").read_text().startswith("python bench/ocim_gpu.py --device cpu --tiny --workers 1")
+    assert (tmp_path / "commands.txt").read_text().startswith("python bench/ocim_gpu.py " + " ".join(args))
