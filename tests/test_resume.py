@@ -19,6 +19,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -26,7 +27,7 @@ from PIL import Image
 
 from helpers.faces import manifest_rows, picked_face, train_workspace
 from mpfas.core.config import load_params
-from mpfas.models.inference import FaceCache, load_face, to_unit
+from mpfas.models.inference import FaceCache, load_face, scale_by_table, to_unit
 from mpfas.train import DomainSampler
 
 # ---------------------------------------------------------------- kill and resume
@@ -210,12 +211,39 @@ def test_the_face_cache_changes_no_batch_and_keeps_to_its_budget(workspace):
         DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=64, seed=5, cache=cache)
 
 
+def test_a_batch_is_its_faces_decoded_and_flipped_one_by_one(workspace):
+    """The sampler stacks, flips and scales a whole batch at once: every image must still be one
+    of the domain's faces of its class as ``load_face`` decodes it, or its mirror image."""
+    rows = [r for r in manifest_rows(workspace) if r.role == "source-train"]
+    faces = {p: (r, load_face(p, 32)) for r in rows for p in r.faces}
+    sampler = DomainSampler(rows, num_frames=2, batch_live=3, batch_spoof=3, size=32, seed=5)
+
+    class Flips:  # the sampler's generator, but the flip draws are known: images 1 and 4 of each batch
+        def __init__(self, rng):
+            self.rng = rng
+
+        def permutation(self, n):
+            return self.rng.permutation(n)
+
+        def random(self, n):
+            return np.array([0.9, 0.1, 0.9, 0.9, 0.1, 0.9])[:n]  # < 0.5 flips
+
+    sampler.rng = Flips(sampler.rng)
+    for domain in ("O", "C", "I") * 3:
+        batch = sampler.batch(domain)
+        for i, (img, live) in enumerate(zip(batch.rgb, batch.is_live.tolist())):
+            same = [r for r, f in faces.values() if torch.equal(img, f.flip(-1) if i in (1, 4) else f)]
+            assert same, (domain, i)
+            assert all(r.domain == domain and r.is_live == live for r in same)
+
+
 def test_pixels_scale_to_the_same_floats_on_any_device():
     """A face cached on a GPU is scaled there by a table the CPU computed: every uint8 value must
     give the CPU division's float, bit for bit (a GPU's scalar division may not)."""
     values = torch.arange(256, dtype=torch.uint8).view(1, 16, 16)
+    assert torch.equal(scale_by_table(values), values.float().div_(255.0))  # what a GPU's cache uses
     assert torch.equal(to_unit(values), values.float().div_(255.0))
-    assert to_unit(values).dtype == torch.float32 and to_unit(values).device == values.device
+    assert scale_by_table(values).dtype == torch.float32 and scale_by_table(values).device == values.device
 
 
 @pytest.mark.slow  # three train() runs

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from mpfas.core.errors import MpfasError
 from mpfas.core.sampling import pick_evenly
-from mpfas.models.inference import FaceCache
+from mpfas.models.inference import FaceCache, to_unit
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,12 @@ class DomainSampler:
                   + self.streams[(domain, 0)].take(self.batch_spoof, self.rng))
         flips = self.rng.random(len(picked)) < 0.5 if self.flip else np.zeros(len(picked), bool)
         paths = [f.path for f in picked]
-        images = list(self.pool.map(self.cache.load, paths)) if self.pool else [self.cache.load(p) for p in paths]
-        rgb = torch.stack([img.flip(-1) if f else img for img, f in zip(images, flips)])
+        pixels = list(self.pool.map(self.cache.pixels, paths)) if self.pool else [self.cache.pixels(p) for p in paths]
+        rgb = torch.stack(pixels)  # uint8: stacked, flipped and scaled once per batch (a few kernels on a GPU)
+        if flips.any():
+            rows = torch.from_numpy(np.flatnonzero(flips)).to(rgb.device)
+            rgb[rows] = rgb[rows].flip(-1)
+        rgb = to_unit(rgb)
         if self.color:  # drawn after the flips: with color off, the batches stay the official ones
             rgb = photometric_jitter(rgb, self.rng)
         is_live = torch.tensor([f.is_live for f in picked], dtype=torch.int64)
