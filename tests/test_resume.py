@@ -263,6 +263,27 @@ def test_resume_never_retrains_from_zero_despite_a_finished_last_pt(workspace):
     assert all(torch.equal(last["model"][k], weights[k]) for k in weights)  # retrained, same seed
 
 
+def test_mlflow_holds_every_iteration_before_each_checkpoint(workspace, mlflow_uri):
+    """Metrics reach MLflow in batches (``METRICS_FLUSH_EVERY`` iterations), but every checkpoint
+    first writes what is kept back: a resume backfills the curves from MLflow up to ``last.pt``."""
+    from mlflow.tracking import MlflowClient
+
+    from mpfas.train import train
+
+    _set_params(workspace, train={"iterations": 7, "eval_every": 7, "inner_loops": 1}, runtime={"checkpoint_every": 3})
+    client, seen = MlflowClient(mlflow_uri), {}
+
+    def at_checkpoint(it: int) -> None:
+        (run,) = client.search_runs(client.get_experiment_by_name("test-training").experiment_id,
+                                    filter_string="attributes.status = 'RUNNING'")
+        seen[it] = [m.step for m in client.get_metric_history(run.info.run_id, "meta_train_loss")]
+
+    result = train(load_params(workspace / "params.yaml"), "OCI-M", manifest="data/manifests/OCI-M.csv",
+                   faces="data/faces", out_dir="models/OCI-M", on_checkpoint=at_checkpoint)
+    assert seen == {3: [1, 2, 3], 6: [1, 2, 3, 4, 5, 6], 7: list(range(1, 8))}
+    assert [m.step for m in client.get_metric_history(result.run_id, "meta_train_loss")] == list(range(1, 8))
+
+
 # ---------------------------------------------------------------- a best.pt from elsewhere
 
 @pytest.mark.slow  # three train() runs

@@ -90,6 +90,28 @@ def test_run_resumes_by_id_and_records_failure(repo, monkeypatch):
     assert not fresh.resumed and fresh.run_id != info.run_id
 
 
+def test_metrics_kept_back_are_written_together_and_at_the_end(repo, monkeypatch):
+    """``log_metrics(..., flush=False)`` (the training loop, between flushes) writes nothing yet;
+    the next flushing call writes them all with their own steps and times, and ``end`` writes the rest."""
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(repo / EXP_COPY)
+    tracker = tracking.Tracker("exp")
+    info = tracker.start({"protocol": "OCI-M"}, tracking.flat_params(dflt.params()))
+    client = MlflowClient(info.tracking_uri)
+    tracker.log_metrics({"loss": 1.0}, step=1, flush=False)
+    tracker.log_metrics({"loss": 0.9, "lr": 0.1}, step=2, flush=False)
+    assert client.get_metric_history(info.run_id, "loss") == []
+    tracker.log_metrics({"loss": 0.8}, step=3)
+    history = client.get_metric_history(info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.9), (3, 0.8)]
+    assert [m.timestamp for m in history] == sorted(m.timestamp for m in history)
+    assert [m.step for m in client.get_metric_history(info.run_id, "lr")] == [2]
+    tracker.log_metrics({"loss": 0.7}, step=4, flush=False)
+    tracker.end()
+    assert [m.step for m in client.get_metric_history(info.run_id, "loss")] == [1, 2, 3, 4]
+
+
 # ---------------------------------------------------------------- robustness (issue 11, item 6)
 
 

@@ -201,6 +201,7 @@ class Tracker:
         self.experiment_id = (with_retries(self._experiment, experiment, artifact_location(cwd))
                               if experiment is not None else None)
         self.run_id: str | None = None
+        self._pending: list[Any] = []  # metrics logged with flush=False, not yet written
         self._monitor: Any = None  # MLflow's SystemMetricsMonitor, while it samples
 
     @classmethod
@@ -322,14 +323,25 @@ class Tracker:
             self._call(f"params {_names(p.key for p in chunk)}", self.client.log_batch, self.run_id,
                        params=chunk)
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+    def log_metrics(self, metrics: dict[str, float], step: int, flush: bool = True) -> None:
+        """Log ``metrics`` at ``step``, timestamped now. ``flush`` False keeps them for the next
+        call that flushes (or :meth:`flush`, :meth:`end`): one database write for many iterations
+        instead of one each (about 4 ms each into SQLite on a 2-core CPU)."""
         from mlflow.entities import Metric
 
         now = int(_dt.datetime.now().timestamp() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self._pending += [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the metrics kept by ``log_metrics(..., flush=False)``."""
+        batch, self._pending = self._pending, []
         for i in range(0, len(batch), 1000):  # MLflow's per-batch limit
             chunk = batch[i : i + 1000]
-            self._call(f"metrics {_names(m.key for m in chunk)} at step {step}", self.client.log_batch,
+            steps = sorted({m.step for m in chunk})
+            where = f"step {steps[0]}" if len(steps) == 1 else f"steps {steps[0]}-{steps[-1]}"
+            self._call(f"metrics {_names({m.key for m in chunk})} at {where}", self.client.log_batch,
                        self.run_id, metrics=chunk)
 
     def metric_history(self) -> dict[str, list[tuple[int, float]]]:
@@ -369,6 +381,7 @@ class Tracker:
         if monitor is not None:
             monitor.finish()
         try:
+            self.flush()
             self._call(f"its end (status {status})", self.client.set_terminated, self.run_id, status=status)
         except TrackingError as exc:
             if status == "FINISHED":
@@ -397,7 +410,9 @@ class NullTracker:
 
     def log_params(self, params: dict[str, str]) -> None: ...
 
-    def log_metrics(self, metrics: dict[str, float], step: int) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int, flush: bool = True) -> None: ...
+
+    def flush(self) -> None: ...
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None: ...
 
