@@ -381,11 +381,25 @@ def flops_per_iteration(size: Size, device: str) -> int:
     return count_flops(make_case(cfg, "plain", "fp32", "alternating", dev, batches).step)
 
 
-def measure(args: argparse.Namespace, size: Size, out_dir: Path) -> dict[str, Any]:
-    from train_step import mfu_peak
-
+def measure(args: argparse.Namespace, size: Size, save: Any) -> dict[str, Any]:
+    """Training, then preprocessing (``args.parts``); ``save(report)`` after each, so that a run
+    stopped by its time limit still leaves what it measured."""
     report: dict[str, Any] = {"environment": environment(args.device), "size": size.__dict__, "levers": {}}
     cpus = os.cpu_count() or 1
+    if "train" in args.parts:
+        measure_training(args, size, report, cpus)
+        save(report)
+    if "preprocess" in args.parts:
+        with tempfile.TemporaryDirectory(prefix="ocim-pre-") as tmp:
+            report["preprocessing"] = preprocessing(Path(tmp), size, args.workers or cpus, args.device)
+            report["ocim_preprocess_minutes"] = report["preprocessing"]["ocim_preprocess_minutes"]
+        save(report)
+    return report
+
+
+def measure_training(args: argparse.Namespace, size: Size, report: dict[str, Any], cpus: int) -> None:
+    from train_step import mfu_peak
+
     with tempfile.TemporaryDirectory(prefix="ocim-gpu-") as tmp:
         root = Path(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
@@ -443,21 +457,17 @@ def measure(args: argparse.Namespace, size: Size, out_dir: Path) -> dict[str, An
         report["ocim_table_option"] = min(options, key=options.get)
         report["ocim_table_hours"] = options[report["ocim_table_option"]]
 
-    if "preprocess" in args.parts:
-        with tempfile.TemporaryDirectory(prefix="ocim-pre-") as tmp:
-            report["preprocessing"] = preprocessing(Path(tmp), size, args.workers or cpus, args.device)
-            report["ocim_preprocess_minutes"] = report["preprocessing"]["ocim_preprocess_minutes"]
-    return report
-
 
 def markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     lines = [f"OCIM table at the paper preset on {env['device_name']} ({env['cpus']} CPU cores), torch {env['torch']}",
-             "", "| lever | s/iteration | MFU | projected hours, OCIM table |", "|---|---|---|---|"]
-    for name, res in report["levers"].items():
-        mfu = f"{res['mfu']:.1%}" if res.get("mfu") else "-"
-        lines.append(f"| {name} | {res['seconds_per_iteration']:.4f} | {mfu} | {res['ocim_table_hours']:.2f} |")
-    lines += ["", f"ocim_table_hours: {report['ocim_table_hours']:.2f} ({report['ocim_table_option']})"]
+             ""]
+    if "ocim_table_hours" in report:
+        lines += ["| lever | s/iteration | MFU | projected hours, OCIM table |", "|---|---|---|---|"]
+        for name, res in report["levers"].items():
+            mfu = f"{res['mfu']:.1%}" if res.get("mfu") else "-"
+            lines.append(f"| {name} | {res['seconds_per_iteration']:.4f} | {mfu} | {res['ocim_table_hours']:.2f} |")
+        lines += ["", f"ocim_table_hours: {report['ocim_table_hours']:.2f} ({report['ocim_table_option']})"]
     if "ocim_preprocess_minutes" in report:
         pre = report["preprocessing"]
         per_device = ", ".join(f"align on {d}: {pre[f'ocim_minutes_align_{d}']:.1f}"
@@ -494,12 +504,14 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" / "out" / "ocim_gpu")
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    report = measure(args, size, out_dir)
-    report["wall_s"] = time.perf_counter() - t0
-    report["command"] = shlex.join([sys.executable, *sys.argv])
-    (out_dir / "ocim_gpu.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "ocim_gpu.md").write_text(markdown(report))
     (out_dir / "commands.txt").write_text(f"python bench/ocim_gpu.py {shlex.join(sys.argv[1:])}\n")
+
+    def save(report: dict[str, Any]) -> None:
+        report.update(wall_s=time.perf_counter() - t0, command=shlex.join([sys.executable, *sys.argv]))
+        (out_dir / "ocim_gpu.json").write_text(json.dumps(report, indent=2) + "\n")
+        (out_dir / "ocim_gpu.md").write_text(markdown(report))
+
+    report = measure(args, size, save)
     print(markdown(report), flush=True)
     print(f"wall {report['wall_s']:.0f} s; results in {out_dir}")
     return 0
