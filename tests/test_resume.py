@@ -27,7 +27,7 @@ from PIL import Image
 
 from helpers.faces import manifest_rows, picked_face, train_workspace
 from mpfas.core.config import load_params
-from mpfas.models.inference import FaceCache, load_face, scale_by_table, to_unit
+from mpfas.models.inference import FaceCache, cache_budget, load_face, scale_by_table, to_unit
 from mpfas.train import DomainSampler
 
 # ---------------------------------------------------------------- kill and resume
@@ -235,6 +235,13 @@ def test_a_batch_is_its_faces_decoded_and_flipped_one_by_one(workspace):
             same = [r for r, f in faces.values() if torch.equal(img, f.flip(-1) if i in (1, 4) else f)]
             assert same, (domain, i)
             assert all(r.domain == domain and r.is_live == live for r in same)
+
+
+def test_a_gpu_keeps_at_most_a_quarter_of_its_memory_for_faces():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert cache_budget(cpu) == 4 << 30
+    assert cache_budget(gpu, gpu_memory=8 << 30) == 2 << 30  # an 8 GB card keeps 6 GB to train
+    assert cache_budget(gpu, gpu_memory=80 << 30) == 4 << 30  # capped as in host memory
 
 
 def test_pixels_scale_to_the_same_floats_on_any_device():

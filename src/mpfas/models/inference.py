@@ -68,6 +68,20 @@ def _decode(path: str | Path, size: int) -> Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
+HOST_CACHE_BYTES = 4 << 30
+
+
+def cache_budget(device: torch.device, gpu_memory: int | None = None) -> int:
+    """Bytes of decoded faces a :class:`FaceCache` on ``device`` may keep: 4 GiB in host memory;
+    on a GPU, at most a quarter of its memory (``gpu_memory``: the card's total, read when None),
+    so that an 8 GB card keeps room to train; past the budget faces are decoded each time."""
+    if device.type != "cuda":
+        return HOST_CACHE_BYTES
+    if gpu_memory is None:
+        gpu_memory = torch.cuda.get_device_properties(device).total_memory
+    return min(HOST_CACHE_BYTES, gpu_memory // 4)
+
+
 class FaceCache:
     """Decoded faces kept in memory as uint8 on ``device``, up to ``max_bytes``; then decoded each time.
 
@@ -78,7 +92,7 @@ class FaceCache:
     share between threads (a face decoded twice at once is stored once, identical either way).
     """
 
-    def __init__(self, size: int, max_bytes: int = 4 << 30, device: str | torch.device = "cpu") -> None:
+    def __init__(self, size: int, max_bytes: int = HOST_CACHE_BYTES, device: str | torch.device = "cpu") -> None:
         self.size, self.max_bytes, self.device = size, max_bytes, torch.device(device)
         self._faces: dict[str, Tensor] = {}
         self.bytes = 0

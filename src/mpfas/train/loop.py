@@ -48,7 +48,7 @@ from mpfas.core.metrics import best_hter, eer, error_rates, roc_auc
 from mpfas.core.sampling import pick_evenly
 from mpfas.methods import Trainer, get_method
 from mpfas.models.checkpoint import Preprocess
-from mpfas.models.inference import FaceCache, FaceReadError, score_video_frames
+from mpfas.models.inference import FaceCache, FaceReadError, cache_budget, score_video_frames
 from mpfas.train import distributed, rng
 from mpfas.train.curves import Curves
 from mpfas.train.data import DomainSampler
@@ -293,7 +293,8 @@ def _sampler(rows: list[Any], params: Params, ctx: distributed.Context, device: 
     """Batches of ``rows``, their faces kept decoded on ``device`` (the GPU's memory when training
     there) unless ``runtime.face_cache`` is ``cpu``."""
     cfg = params.train
-    cache = FaceCache(params.model.input_size, device=device if params.runtime.face_cache == "device" else "cpu")
+    where = device if params.runtime.face_cache == "device" else torch.device("cpu")
+    cache = FaceCache(params.model.input_size, cache_budget(where), device=where)
     sampler = DomainSampler(rows, num_frames=cfg.faces_per_video, batch_live=cfg.batch_live,
                             batch_spoof=cfg.batch_spoof, size=params.model.input_size,
                             seed=distributed.rank_seed(cfg.seed, ctx), workers=params.runtime.train_workers,
