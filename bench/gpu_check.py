@@ -393,19 +393,20 @@ def weight_norm(a: State, names: Sequence[str]) -> float:
     return math.sqrt(sum(float(a[n].double().square().sum()) for n in names))
 
 
-def loss_gap(runs: dict[str, TrainRun]) -> float:
-    """Largest per-step difference of the fp32 and bf16 losses (meta-test and meta-train)."""
-    pairs = zip(runs["fp32"].losses, runs["bf16"].losses)
+def loss_gap(runs: dict[str, TrainRun], other: str = "bf16") -> float:
+    """Largest per-step difference of the fp32 and ``other`` run's losses (meta-test and meta-train)."""
+    pairs = zip(runs["fp32"].losses, runs[other].losses)
     return float(np.max([abs(a[k] - b[k]) for a, b in pairs for k in a]))  # NaN stays NaN
 
 
-def final_loss_gap(runs: dict[str, TrainRun], steps: int) -> float:
-    """Relative gap of the mean loss over the last ``steps`` steps, the worse of the two losses."""
+def final_loss_gap(runs: dict[str, TrainRun], steps: int, other: str = "bf16") -> float:
+    """Relative gap of the mean loss over the last ``steps`` steps between the fp32 and ``other``
+    run, the worse of the two losses."""
     def mean(run: TrainRun, key: str) -> float:
         return float(np.mean([step[key] for step in run.losses[-steps:]]))
 
     keys = runs["fp32"].losses[0].keys()
-    return max(abs(mean(runs["bf16"], k) - mean(runs["fp32"], k)) / abs(mean(runs["fp32"], k)) for k in keys)
+    return max(abs(mean(runs[other], k) - mean(runs["fp32"], k)) / abs(mean(runs["fp32"], k)) for k in keys)
 
 
 def auc_or_none(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -541,11 +542,10 @@ def run_check(cfg: CheckConfig, report: Report, bounds: Bounds) -> None:
 def graph_agreement(runs: dict[str, TrainRun], states: dict[str, State], plain: np.ndarray, graphed: np.ndarray,
                     names: Sequence[str], final_steps: int, backend: str) -> dict[str, Any]:
     """The CUDA-graph run against the plain fp32 run: speed-up, losses, weights and scores."""
-    pair = {"fp32": runs["fp32"], "bf16": runs[GRAPH]}  # final_loss_gap / loss_gap compare these keys
     diff = np.abs(plain - graphed)
     return {"backend": backend,
             "speedup": runs["fp32"].seconds_per_iteration / runs[GRAPH].seconds_per_iteration,
-            "final_loss_rel": final_loss_gap(pair, final_steps), "loss_max_abs": loss_gap(pair),
+            "final_loss_rel": final_loss_gap(runs, final_steps, GRAPH), "loss_max_abs": loss_gap(runs, GRAPH),
             "weights_rel_l2": weight_distance(states[GRAPH], states["fp32"], names)
             / weight_norm(states["fp32"], names),
             "score_mean_abs": float(diff.mean()), "score_max_abs": float(diff.max())}

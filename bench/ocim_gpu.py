@@ -45,6 +45,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
@@ -80,32 +80,25 @@ class Size:
 
 
 PAPER = Size()
-TINY = Size("resnet18", 64, 2, 3, 2, 3, 3, 12)
+TINY = Size("resnet18", 64, inner_loops=2, videos_per_class=3, warmup=2, iters=3, profile_videos=3,
+            profile_frames=12)
 
 LEVERS = {  # name -> params.yaml overrides, on top of the paper preset
-    "plain": {"runtime": {"face_cache": "cpu"}, "train": {"cuda_graph": False}},
-    "faces-on-device": {"runtime": {"face_cache": "device"}, "train": {"cuda_graph": False}},
-    "cuda-graph": {"runtime": {"face_cache": "device"}, "train": {"cuda_graph": True}},
+    "plain": {"runtime.face_cache": "cpu", "train.cuda_graph": False},
+    "faces-on-device": {"runtime.face_cache": "device", "train.cuda_graph": False},
+    "cuda-graph": {"runtime.face_cache": "device", "train.cuda_graph": True},
 }
 
 
 # ---------------------------------------------------------------- the face workspace
 
 
-def paper_values(size: Size, device: str) -> dict[str, dict[str, Any]]:
-    """The paper preset as params.yaml sections, with random backbones and ``size``'s network."""
-    from mpfas.core.presets import PAPER as PRESET
-
-    sections: dict[str, dict[str, Any]] = {}
-    for key, value in PRESET.values.items():
-        section, name = key.split(".")
-        sections.setdefault(section, {})[name] = value
-    sections["model"].update(pretrained="random", backbone=size.backbone, input_size=size.input_size)
-    sections["align"]["crop_size"] = size.input_size
-    sections["train"]["inner_loops"] = size.inner_loops
-    sections["data"] = {"protocols": list(PROTOCOLS)}
-    sections["runtime"].update(device=device, experiment="ocim-gpu", resume="never")
-    return sections
+def paper_overrides(size: Size, device: str) -> dict[str, Any]:
+    """What the measurement sets on top of the paper preset: random backbones (they cost the same)
+    and ``size``'s network."""
+    return {"model.pretrained": "random", "model.backbone": size.backbone, "model.input_size": size.input_size,
+            "align.crop_size": size.input_size, "train.inner_loops": size.inner_loops,
+            "runtime.device": device, "runtime.experiment": "ocim-gpu", "runtime.resume": "never"}
 
 
 def write_workspace(root: Path, size: Size) -> None:
@@ -140,12 +133,14 @@ def write_workspace(root: Path, size: Size) -> None:
         write_manifest(rows, root / f"data/manifests/{protocol}.csv")
 
 
-def write_params(root: Path, name: str, sections: dict[str, dict[str, Any]]) -> Path:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in sections.items():
-        params[section].update(values)
+def write_params(root: Path, name: str, overrides: dict[str, Any]) -> Path:
+    """params.yaml with the paper preset and ``overrides`` applied (``mpfas preset``'s own code)."""
+    from mpfas.core.presets import PAPER as PRESET
+    from mpfas.core.presets import apply_preset
+
     path = root / f"params-{name}.yaml"
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    shutil.copyfile(ROOT / "params.yaml", path)
+    apply_preset(path, PRESET, overrides)
     return path
 
 
@@ -248,13 +243,13 @@ def _evaluation_rates(params: Any, dev: Any) -> dict[str, Any]:
 
 
 def checkpoint_write_s(last_pt: str) -> float:
-    import torch
+    """One ``last.pt`` write as the loop makes it (``checkpoint.save``: atomic), of a finished run's own."""
+    from mpfas.models import checkpoint
 
-    state = torch.load(last_pt, weights_only=True)
+    ckpt = checkpoint.load(last_pt)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        torch.save(state, Path(tmp) / "last.pt")
-        os.sync()
+        checkpoint.save(ckpt, Path(tmp) / "last.pt")
         return time.perf_counter() - t0
 
 
@@ -398,19 +393,15 @@ def measure(args: argparse.Namespace, size: Size, save: Any) -> dict[str, Any]:
 
 
 def measure_training(args: argparse.Namespace, size: Size, report: dict[str, Any], cpus: int) -> None:
+    import torch
     from train_step import mfu_peak
 
     with tempfile.TemporaryDirectory(prefix="ocim-gpu-") as tmp:
         root = Path(tmp)
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{root / 'mlflow.db'}"
         write_workspace(root, size)
-        base = paper_values(size, args.device)
-        files = {}
-        for name, changes in LEVERS.items():
-            sections = {k: {**v} for k, v in base.items()}
-            for section, values in changes.items():
-                sections.setdefault(section, {}).update(values)
-            files[name] = write_params(root, name, sections)
+        base = paper_overrides(size, args.device)
+        files = {name: write_params(root, name, {**base, **changes}) for name, changes in LEVERS.items()}
         if args.device != "cuda":  # CPU: no CUDA graph; the graph logic is tested by tests/test_cuda_graph.py
             files.pop("cuda-graph")
 
@@ -419,7 +410,7 @@ def measure_training(args: argparse.Namespace, size: Size, report: dict[str, Any
                     "warmup": size.warmup, "iters": size.iters, "threads": threads}
 
         flops = flops_per_iteration(size, args.device)
-        kind, peak = mfu_peak("fp32", __import__("torch").device(args.device), None)
+        kind, peak = mfu_peak("fp32", torch.device(args.device), None)
         report["flops_per_iteration"] = flops
         report["mfu_peak"] = {"kind": kind, "tflops": peak}
         for lever in files:

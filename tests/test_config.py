@@ -64,7 +64,7 @@ def test_repo_params_load():
      "manifests.protocols.../faces/M/faces"),
     (lambda d: d["manifests"]["protocols"].update({".hidden": {"sources": ["O", "C"], "target": "M"}}),
      "manifests.protocols..hidden"),
-    (lambda d: d["data"].update(demo_root="/tmp/elsewhere"), "data.demo_root"),
+    (lambda d: d["data"].update(demo_root="/srv/elsewhere"), "data.demo_root"),
     (lambda d: d["data"].update(demo_root="../outside"), "data.demo_root"),
 ])
 def test_bad_params_name_the_key(tmp_path, mutate, key):

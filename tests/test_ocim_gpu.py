@@ -52,6 +52,7 @@ def test_cpu_self_test_measures_every_part(tmp_path):
     for res in levers.values():
         assert math.isfinite(res["seconds_per_iteration"]) and res["seconds_per_iteration"] > 0
         assert set(res["protocol_hours"]) == set(PROTOCOLS)
+        assert all(run["mlflow"] for run in res.get("runs", [res]))  # MLflow is installed here: the runs logged
     assert [r["protocol"] for r in levers[f"2 at once ({best})"]["runs"]] == ["OCI-M", "OMI-C"]
     assert report["ocim_table_hours"] == min(r["ocim_table_hours"] for r in levers.values())
     assert levers[report["ocim_table_option"]]["ocim_table_hours"] == report["ocim_table_hours"]
